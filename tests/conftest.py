@@ -1,0 +1,80 @@
+"""Shared fixtures: real projects in temporary folders, run with the real `doit` command line.
+
+`built_project` trains the example once per session (real TensorFlow on sklearn's digits, a few epochs)
+and every test that only reads artifacts shares it; a test that edits the manifest works on `project_copy`.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+FAST = {"train": {"epochs": 4}, "compression": {"calibrate": {"samples": 100}}}
+
+
+def merge(base: dict, changes: dict) -> dict:
+    """Deep-merge `changes` into a copy of `base`; a value of None removes the key."""
+    merged = dict(base)
+    for key, value in changes.items():
+        if value is None:
+            merged.pop(key, None)
+        elif isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def write_manifest(project: Path, changes: dict | None = None) -> dict:
+    """The example manifest with FAST settings and `changes` on top, written to `project`."""
+    data = merge(merge(yaml.safe_load((REPO / "tinyedge.yaml").read_text()), FAST), changes or {})
+    (project / "tinyedge.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return data
+
+
+def make_project(folder: Path, changes: dict | None = None) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO / "dodo.py", folder / "dodo.py")
+    shutil.copytree(REPO / "boards", folder / "boards", dirs_exist_ok=True)
+    write_manifest(folder, changes)
+    return folder
+
+
+def doit(project: Path, *args: str, check: bool = True, env: dict | None = None,
+         timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the real doit command line in `project`; output captured as text."""
+    full_env = {k: v for k, v in os.environ.items() if k != "TINYEDGE_CACHE"}
+    full_env.update(env or {})
+    result = subprocess.run([sys.executable, "-m", "doit", *args], cwd=project, env=full_env,
+                            capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise AssertionError(f"doit {' '.join(args)} failed ({result.returncode}):\n"
+                             f"{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def ran(result: subprocess.CompletedProcess) -> set[str]:
+    """Names of the tasks doit executed (lines '.  name'), not those up to date ('-- name')."""
+    return {line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")}
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory) -> Path:
+    """The example project, built once with plain `doit`; treat as read-only."""
+    project = make_project(tmp_path_factory.mktemp("built") / "project")
+    doit(project)
+    return project
+
+
+@pytest.fixture
+def project_copy(built_project, tmp_path) -> Path:
+    """A private copy of the built project (build/, cache/ and doit state included): free to edit."""
+    copy = tmp_path / "project"
+    shutil.copytree(built_project, copy)
+    return copy

@@ -1,0 +1,269 @@
+"""tinyedge.yaml: safe loading, a typed schema with defaults, and errors that point at file, line and key.
+
+Every stage reads the manifest through a `ConfigSlice` that holds only the keys the stage declared,
+so a stage's fingerprint cannot miss a key it actually uses.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import TinyedgeError
+
+MANIFEST_NAME = "tinyedge.yaml"
+
+
+class ManifestError(TinyedgeError):
+    """A manifest problem, already phrased for the user (file:line: key: what is wrong)."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+
+class Project(_Section):
+    """Project-wide settings."""
+
+    name: str = Field("tinyedge-project", description="Shown in reports and firmware banners.")
+    seed: int = Field(42, ge=0, description="Seeds the split, weight init, shuffling and calibration draw.")
+    build_dir: str = Field("build", description="Where artifacts are materialised (git-ignored).")
+    cache_dir: Optional[str] = Field(
+        None, description="Shared artifact store; default `cache/`, overridden by $TINYEDGE_CACHE.")
+
+
+class InputShape(_Section):
+    """The model input: every image is cropped, resized and colour-converted to this."""
+
+    width: int = Field(32, ge=4, le=1024)
+    height: int = Field(32, ge=4, le=1024)
+    channels: Literal[1, 3] = Field(1, description="1 = grayscale, 3 = RGB.")
+
+
+class Split(_Section):
+    """Fractions of the samples held out; the rest trains. Assignment hashes each sample, so adding
+    a sample never moves the others."""
+
+    val: float = Field(0.15, gt=0, lt=0.5)
+    test: float = Field(0.15, gt=0, lt=0.5)
+
+
+class Dataset(_Section):
+    source: str = Field(
+        "sklearn:digits",
+        description="`sklearn:digits`, an image folder (one sub-folder per class, jpg/png) or an `.npz` "
+                    "with `x` (N,H,W[,C] uint8) and `y` (N,) arrays; paths are relative to the manifest.")
+    input: InputShape = InputShape()
+    split: Split = Split()
+    skip_corrupt: bool = Field(False, description="Skip unreadable images (listed) instead of stopping.")
+
+
+class Train(_Section):
+    model: str = Field(
+        "tiny_cnn",
+        description="A zoo model (`tiny_cnn`, `mobilenet`), a user function `module:function` "
+                    "(input_shape, num_classes) -> Keras model, or a pre-trained `.keras`/`.h5`/SavedModel path.")
+    width_multiplier: float = Field(1.0, gt=0, le=4, description="Scales every layer's width (MobileNet alpha).")
+    epochs: int = Field(12, ge=0, le=10000)
+    batch_size: int = Field(32, ge=1, le=65536)
+    learning_rate: float = Field(0.002, gt=0, lt=1)
+
+
+class Prune(_Section):
+    kind: Literal["unstructured", "structured"] = "unstructured"
+    sparsity: float = Field(0.5, description="Fraction of weights (unstructured) or filters (structured) removed.")
+    schedule: Literal["polynomial", "constant"] = "polynomial"
+    epochs: int = Field(4, ge=1, le=1000, description="Fine-tuning epochs.")
+
+    @field_validator("sparsity")
+    @classmethod
+    def _sparsity_range(cls, value: float) -> float:
+        if not 0 <= value < 1:
+            raise ValueError(f"expected a number in [0, 1), found {value}")
+        return value
+
+
+class Quantize(_Section):
+    scheme: Literal["int8", "int8_per_tensor", "int16x8"] = Field(
+        "int8", description="int8 (per-channel weights), int8_per_tensor, or int16x8 (16-bit activations).")
+    aware: bool = Field(False, description="Quantization-aware fine-tuning before conversion.")
+    aware_epochs: int = Field(2, ge=1, le=1000)
+
+
+class Calibrate(_Section):
+    samples: int = Field(200, ge=1, le=100000, description="Representative samples drawn from the training split.")
+    stratified: bool = Field(True, description="Draw the same number of samples from every class.")
+
+
+class Compression(_Section):
+    prune: Optional[Prune] = Field(None, description="Omit to skip pruning.")
+    quantize: Quantize = Quantize()
+    calibrate: Calibrate = Calibrate()
+
+
+class Firmware(_Section):
+    backend: Literal["tflm"] = "tflm"
+    arena_margin: float = Field(0.25, ge=0, le=4, description="Extra tensor arena on top of the measured minimum.")
+    port: Optional[str] = Field(None, description="Serial port for flash/monitor; or $TINYEDGE_PORT, or --port.")
+    led_class: Optional[str] = Field(None, description="Light the board's LED when this class wins.")
+
+
+class Manifest(_Section):
+    """tinyedge.yaml"""
+
+    project: Project = Project()
+    dataset: Dataset = Dataset()
+    train: Train = Train()
+    compression: Compression = Compression()
+    board: str = Field("esp32cam", description="A board file `boards/<board>.yaml`.")
+    firmware: Firmware = Firmware()
+
+
+def json_schema() -> dict:
+    """The manifest schema as JSON Schema, for editors (yaml-language-server) and checks."""
+    schema = Manifest.model_json_schema()
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "tinyedge.yaml"
+    return schema
+
+
+def _line_map(node: yaml.Node, prefix: tuple = (), lines: dict | None = None) -> dict:
+    """Map every key path of a composed YAML document to the 1-based line it stands on."""
+    lines = {} if lines is None else lines
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            path = prefix + (str(key_node.value),)
+            lines[path] = key_node.start_mark.line + 1
+            _line_map(value_node, path, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            lines[prefix + (index,)] = item.start_mark.line + 1
+            _line_map(item, prefix + (index,), lines)
+    return lines
+
+
+def _section_model(loc: tuple) -> type[BaseModel] | None:
+    """The schema class that holds the key at `loc` (for 'did you mean')."""
+    model: Any = Manifest
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if isinstance(model, type) else None
+        if field is None:
+            return None
+        annotation = field.annotation
+        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        model = next((c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)), None)
+        if model is None:
+            return None
+    return model
+
+
+def _describe(error: dict) -> str:
+    loc = tuple(error["loc"])
+    found = error.get("input")
+    if error["type"] == "extra_forbidden":
+        section = _section_model(loc)
+        known = sorted(section.model_fields) if section else []
+        close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'? " if close else ""
+        return f"unknown key; {hint}known keys here: {', '.join(known)}"
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] in ("model_type", "model_attributes_type"):
+        return f"expected a mapping of keys, found {found!r}"
+    return f"{message}, found {json.dumps(found) if _plain(found) else type(found).__name__}"
+
+
+def _plain(value: Any) -> bool:
+    return isinstance(value, (str, int, float, bool, type(None)))
+
+
+class LoadedManifest:
+    """A validated manifest plus where each key came from, for errors raised later (e.g. a missing path)."""
+
+    def __init__(self, path: Path, model: Manifest, lines: dict):
+        self.path = path
+        self.root = path.parent
+        self.model = model
+        self.data = model.model_dump(mode="json")
+        self._lines = lines
+
+    def where(self, key: str) -> str:
+        parts = tuple(key.split("."))
+        while parts and parts not in self._lines:
+            parts = parts[:-1]
+        line = self._lines.get(parts)
+        return f"{self.path}:{line}" if line else str(self.path)
+
+    def error(self, key: str, problem: str) -> ManifestError:
+        return ManifestError(f"{self.where(key)}: {key}: {problem}")
+
+    def get(self, key: str) -> Any:
+        value: Any = self.data
+        for part in key.split("."):
+            value = value[part]
+        return value
+
+    def slice(self, keys: tuple[str, ...], stage: str) -> "ConfigSlice":
+        return ConfigSlice({key: self.get(key) for key in keys}, stage)
+
+    def path_of(self, key: str) -> Path:
+        """A manifest value that names a file, resolved against the manifest's folder."""
+        return (self.root / self.get(key)).resolve()
+
+
+class ConfigSlice:
+    """The manifest keys one stage declared; reading any other key is a bug in the stage table."""
+
+    def __init__(self, values: dict, stage: str):
+        self.values = values
+        self.stage = stage
+
+    def __getitem__(self, key: str) -> Any:
+        for declared, value in self.values.items():
+            if key == declared:
+                return value
+            if key.startswith(declared + "."):
+                for part in key[len(declared) + 1:].split("."):
+                    value = value[part]
+                return value
+        raise KeyError(f"stage '{self.stage}' reads '{key}' but its row in the stage table does not declare it")
+
+
+def load(path: str | Path = MANIFEST_NAME) -> LoadedManifest:
+    """Read, safely parse and validate the manifest; raise ManifestError with file:line on any problem."""
+    path = Path(path).absolute()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: no manifest here; create {MANIFEST_NAME} (see README, 'The manifest')") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        raw = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        raise ManifestError(
+            f"{path}:{mark.line + 1}: {exc.problem}; tinyedge.yaml holds plain data only "
+            "(mappings, lists, strings, numbers), never Python objects") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ManifestError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    raw = {} if raw is None else raw
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{path}:1: expected a mapping of sections (project, dataset, train, ...), "
+                            f"found {type(raw).__name__}")
+    lines = _line_map(node) if node is not None else {}
+    try:
+        model = Manifest.model_validate(raw)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            key = ".".join(str(part) for part in loc) or "(top level)"
+            line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
+            problems.append(f"{path}:{line or 1}: {key}: {_describe(error)}")
+        raise ManifestError("\n".join(problems)) from None
+    return LoadedManifest(path, model, lines)

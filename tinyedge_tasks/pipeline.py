@@ -1,0 +1,269 @@
+"""The stage table and the one loop that turns it into doit tasks.
+
+A stage is a row: the manifest keys it reads, the artifacts it needs, the files it makes, the tools whose
+versions matter, and a module `tinyedge_tasks.stages.<name>` with `run(ctx)` (and optionally
+`sources(manifest)`: project files it reads, such as images). Adding a stage is adding a row and a module.
+"""
+from __future__ import annotations
+
+import fcntl
+import importlib
+import importlib.metadata
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+from doit.exceptions import TaskFailed
+from doit.tools import config_changed
+
+from . import __version__, manifest as manifest_mod
+from .cache import Store, place_outputs
+from .errors import TinyedgeError
+from .hashing import STAT_CACHE, XXH3Checker, digest_bytes, digest_json
+
+PACKAGE_DIR = Path(__file__).parent
+STATE_DIR = "cache"  # doit's state, the lock and the stat cache: always the project's own folder
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    doc: str
+    reads: tuple[str, ...] = ()        # manifest keys (a section name covers every key below it)
+    needs: tuple[str, ...] = ()        # artifacts of other stages, "stage/file"
+    makes: tuple[str, ...] = ()        # files this stage writes into <build>/<name>/
+    tools: tuple[str, ...] = ()        # distributions whose versions are part of the fingerprint
+    uses: tuple[str, ...] = ()         # shared modules of tinyedge_tasks whose code is part of the fingerprint
+    default: bool = True               # part of a plain `doit`
+    enabled_by: str | None = None      # manifest key; when it is null the stage is off and ...
+    passthrough: dict = field(default_factory=dict)  # ... its files are these artifacts of earlier stages
+
+    @property
+    def module(self) -> str:
+        return f"tinyedge_tasks.stages.{self.name}"
+
+
+TF = ("tensorflow", "tf-keras", "numpy")
+
+STAGES: tuple[Stage, ...] = (
+    Stage("dataset", "Read the data set, resize it to the model input, split train/val/test by sample hash.",
+          reads=("project.seed", "dataset"), makes=("data.npz", "dataset.json"),
+          tools=("numpy", "pillow", "scikit-learn"), uses=("preprocess",)),
+    Stage("train", "Build (zoo, user function or file) and train the float model; write metrics and history.",
+          reads=("project.seed", "train"), needs=("dataset/data.npz", "dataset/dataset.json"),
+          makes=("model.h5", "metrics.json", "history.json"), tools=TF, uses=("keras_util",)),
+    Stage("prune", "Prune the float model (magnitude or filter pruning) and fine-tune it.",
+          reads=("project.seed", "train.batch_size", "train.learning_rate", "compression.prune"),
+          needs=("train/model.h5", "dataset/data.npz"), makes=("model.h5", "prune.json"),
+          tools=TF + ("tensorflow-model-optimization",), uses=("keras_util",),
+          enabled_by="compression.prune", passthrough={"model.h5": "train/model.h5"}),
+    Stage("quantize", "Convert to a full-integer TFLite model, calibrated on a representative training sample.",
+          reads=("project.seed", "compression.quantize", "compression.calibrate"),
+          needs=("prune/model.h5", "dataset/data.npz"), makes=("model.tflite", "quantize.json"),
+          tools=TF, uses=("keras_util",)),
+    Stage("calibrate", "Evaluate the int8 model on the test split in the TFLM runtime; find the smallest arena.",
+          needs=("quantize/model.tflite", "dataset/data.npz", "train/metrics.json"),
+          makes=("calibration.json",), tools=("tflite-micro", "numpy"), uses=("tflm",)),
+)
+
+STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
+
+
+@lru_cache(maxsize=None)
+def _tool_version(distribution: str) -> str:
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        return "absent"
+
+
+@lru_cache(maxsize=None)
+def _code_digest(name: str, uses: tuple[str, ...]) -> str:
+    files = [PACKAGE_DIR / "stages" / f"{name}.py"] + [PACKAGE_DIR / f"{m}.py" for m in uses]
+    return digest_bytes(b"".join(path.read_bytes() for path in files))
+
+
+@dataclass
+class StageContext:
+    """What a stage's run() gets: its config slice, its input files, and a staging folder for its outputs."""
+
+    stage: Stage
+    config: manifest_mod.ConfigSlice
+    inputs: dict[str, Path]      # "stage/file" -> path of the artifact in the build folder
+    sources: list[Path]          # project files the stage reads (images, a model file, a board file)
+    out: Path                    # write outputs here; they are moved into place only if run() succeeds
+    root: Path                   # the project folder
+
+    def log(self, message: str) -> None:
+        print(f"  {message}", flush=True)
+
+
+class Project:
+    """One manifest, its build and cache folders, and the doit task of each stage."""
+
+    def __init__(self, manifest_path: Path):
+        self.manifest = manifest_mod.load(manifest_path)
+        self.root = self.manifest.root
+        self.build = self.root / self.manifest.get("project.build_dir")
+        self.state = self.root / STATE_DIR
+        store_dir = os.environ.get("TINYEDGE_CACHE") or self.manifest.get("project.cache_dir") or STATE_DIR
+        self.store = Store(self.root / store_dir)
+        STAT_CACHE.db_path = self.state / "digests.sqlite3"
+
+    def relative(self, path: Path) -> str:
+        """Paths inside the project are kept relative, so a copied or moved project stays up to date."""
+        return str(path.relative_to(self.root)) if path.is_relative_to(self.root) else str(path)
+
+    def enabled(self, stage: Stage) -> bool:
+        return stage.enabled_by is None or self.manifest.get(stage.enabled_by) is not None
+
+    def artifact(self, name: str) -> Path:
+        """Path of an artifact 'stage/file', following the passthrough of a stage that is off."""
+        stage_name, file_name = name.split("/", 1)
+        stage = STAGE_BY_NAME[stage_name]
+        if not self.enabled(stage) and file_name in stage.passthrough:
+            return self.artifact(stage.passthrough[file_name])
+        return self.build / stage_name / file_name
+
+    def sources(self, stage: Stage) -> list[Path]:
+        finder = getattr(importlib.import_module(stage.module), "sources", None)
+        return sorted(finder(self.manifest)) if finder else []
+
+    def fingerprint(self, stage: Stage) -> dict:
+        """Everything but the input files that decides a stage's outputs."""
+        return {
+            "stage": stage.name,
+            "tinyedge": __version__,
+            "python": platform.python_version(),
+            "code": _code_digest(stage.name, stage.uses),
+            "tools": {tool: _tool_version(tool) for tool in stage.tools},
+            "config": self.manifest.slice(stage.reads, stage.name).values,
+        }
+
+    def task(self, stage: Stage) -> dict:
+        if not self.enabled(stage):
+            return {"basename": stage.name, "doc": f"{stage.doc} (off: no {stage.enabled_by})", "actions": []}
+        sources = self.sources(stage)
+        return {
+            "basename": stage.name,
+            "doc": stage.doc,
+            "actions": [(execute, [self, stage])],
+            "file_dep": [self.relative(self.artifact(n)) for n in stage.needs] + [self.relative(p) for p in sources],
+            "targets": [self.relative(self.build / stage.name / f) for f in stage.makes],
+            "uptodate": [config_changed(digest_json(self.fingerprint(stage)))],
+            "clean": True,
+            "verbosity": 2,
+        }
+
+
+_LOCK_HANDLE = None
+
+
+def _take_project_lock(state: Path) -> None:
+    """One building doit per project: the second stops with a message instead of racing the first."""
+    global _LOCK_HANDLE
+    if _LOCK_HANDLE is not None:
+        return
+    state.mkdir(parents=True, exist_ok=True)
+    handle = open(state / "build.lock", "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise TinyedgeError(
+            f"another doit run (pid {holder}) is building this project (lock {state / 'build.lock'}); "
+            "wait for it to finish and run doit again") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    _LOCK_HANDLE = handle
+
+
+def execute(project: Project, stage: Stage):
+    """doit action: restore the stage's outputs from the cache, or run it and store them."""
+    staging = None
+    try:
+        _take_project_lock(project.state)
+        fingerprint = project.fingerprint(stage)
+        inputs = {name: project.artifact(name) for name in stage.needs}
+        sources = project.sources(stage)
+        digests = {**{name: STAT_CACHE.digest(p) for name, p in inputs.items()},
+                   **{project.relative(p): STAT_CACHE.digest(p) for p in sources}}
+        key = digest_json({"fingerprint": fingerprint, "inputs": digests})
+        (project.build / ".tmp").mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f"{stage.name}-", dir=project.build / ".tmp"))
+        destination = project.build / stage.name
+
+        record = project.store.lookup(key)
+        started = time.perf_counter()
+        if record and project.store.restore(key, record, staging):
+            place_outputs(staging, destination)
+            print(f"  restored from cache in {time.perf_counter() - started:.2f} s "
+                  f"(computed in {record.get('seconds', 0):.1f} s; key {key[:12]})", flush=True)
+            return None
+        staging.mkdir(parents=True, exist_ok=True)
+        context = StageContext(stage, project.manifest.slice(stage.reads, stage.name), inputs, sources,
+                               staging, project.root)
+        importlib.import_module(stage.module).run(context)
+        seconds = time.perf_counter() - started
+        missing = [f for f in stage.makes if not (staging / f).is_file()]
+        if missing:
+            raise TinyedgeError(f"stage {stage.name} did not write {', '.join(missing)} (a bug in tinyedge)")
+        project.store.save(key, {**fingerprint, "inputs": digests, "seconds": seconds}, staging)
+        place_outputs(staging, destination)
+        print(f"  done in {seconds:.1f} s, stored in cache (key {key[:12]})", flush=True)
+        return None
+    except TinyedgeError as exc:
+        return TaskFailed(str(exc))
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+_PROJECT: Project | None = None
+
+
+def project() -> Project:
+    """The project of the current folder's tinyedge.yaml."""
+    global _PROJECT
+    if _PROJECT is None:
+        _PROJECT = Project(Path.cwd() / manifest_mod.MANIFEST_NAME)
+    return _PROJECT
+
+
+def _creator(stage: Stage):
+    def create():
+        try:
+            return project().task(stage)
+        except TinyedgeError as exc:
+            print(f"tinyedge: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+    create.__name__ = f"task_{stage.name}"
+    create.__doc__ = stage.doc
+    return create
+
+
+def stage_tasks() -> dict:
+    """`task_<stage>` functions for a dodo.py namespace; a manifest error stops doit with its message.
+
+    Called when doit imports dodo.py, in the project folder, before doit opens its state in cache/."""
+    Path(STATE_DIR).mkdir(exist_ok=True)
+    return {f"task_{stage.name}": _creator(stage) for stage in STAGES}
+
+
+DOIT_CONFIG = {
+    "dep_file": f"{STATE_DIR}/doit-state.sqlite3",
+    "backend": "sqlite3",
+    "check_file_uptodate": XXH3Checker,
+    "default_tasks": [stage.name for stage in STAGES if stage.default],
+    "verbosity": 2,
+}

@@ -1,0 +1,64 @@
+"""Image preprocessing in integer arithmetic, so the firmware's C code can repeat it byte for byte.
+
+Order (the firmware does the same): colour conversion per source pixel, centre crop to the model's aspect
+ratio, box (area) resize with rounded integer means. Grayscale uses the ITU-R 601 weights in 16.16 fixed
+point, as Pillow does. Input quantization is a 256-entry table computed here and embedded in the firmware.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+GRAY_WEIGHTS = (19595, 38470, 7471)  # R, G, B in 16.16 fixed point; they sum to 65536
+
+
+def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
+    """uint8 (H,W), (H,W,1), (H,W,3) or (H,W,4) -> uint8 (H,W,channels)."""
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.shape[2] == 4:
+        image = image[:, :, :3]
+    if image.shape[2] == channels:
+        return image
+    if channels == 3:
+        return np.repeat(image, 3, axis=2)
+    rgb = image.astype(np.uint32)
+    gray = (rgb[:, :, 0] * GRAY_WEIGHTS[0] + rgb[:, :, 1] * GRAY_WEIGHTS[1]
+            + rgb[:, :, 2] * GRAY_WEIGHTS[2] + 32768) >> 16
+    return gray.astype(np.uint8)[:, :, None]
+
+
+def crop_box(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int, int, int]:
+    """(x0, y0, crop_w, crop_h): the largest centred window with the model's aspect ratio."""
+    if src_w * height > src_h * width:
+        crop_w, crop_h = src_h * width // height, src_h
+    else:
+        crop_w, crop_h = src_w, src_w * height // width
+    return (src_w - crop_w) // 2, (src_h - crop_h) // 2, crop_w, crop_h
+
+
+def _box_edges(crop: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    index = np.arange(out)
+    start = index * crop // out
+    end = np.maximum((index + 1) * crop // out, start + 1)
+    return start, end
+
+
+def resize(image: np.ndarray, width: int, height: int, channels: int) -> np.ndarray:
+    """uint8 image of any size -> uint8 (height, width, channels), exactly as the firmware computes it."""
+    image = to_channels(image, channels)
+    x0, y0, crop_w, crop_h = crop_box(image.shape[1], image.shape[0], width, height)
+    window = image[y0:y0 + crop_h, x0:x0 + crop_w].astype(np.int64)
+    integral = np.zeros((crop_h + 1, crop_w + 1, channels), np.int64)
+    integral[1:, 1:] = window.cumsum(0).cumsum(1)
+    ys, ye = _box_edges(crop_h, height)
+    xs, xe = _box_edges(crop_w, width)
+    total = (integral[ye][:, xe] - integral[ys][:, xe] - integral[ye][:, xs] + integral[ys][:, xs])
+    count = ((ye - ys)[:, None] * (xe - xs)[None, :])[:, :, None]
+    return ((total + count // 2) // count).astype(np.uint8)
+
+
+def input_table(scale: float, zero_point: int, dtype: str) -> np.ndarray:
+    """pixel (0..255) -> quantized model input, for a model trained on pixel / 255."""
+    info = np.iinfo(dtype)
+    values = np.round(np.arange(256) / 255.0 / scale) + zero_point
+    return np.clip(values, info.min, info.max).astype(dtype)
