@@ -75,6 +75,28 @@ STAGES: tuple[Stage, ...] = (
 STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
 
 
+@dataclass(frozen=True)
+class Command:
+    """A task that always runs and is never cached: side effects (flash, monitor) or views of the cache.
+
+    Its module `tinyedge_tasks.commands.<name with _>` has `run(project, options, args)`: `options` holds
+    the values of `params` (doit params: dicts with name/long/type/default/help), `args` the positional
+    arguments when `pos_arg` is set."""
+
+    name: str
+    doc: str
+    needs: tuple[str, ...] = ()        # artifacts built first
+    params: tuple[dict, ...] = ()
+    pos_arg: bool = False
+
+    @property
+    def module(self) -> str:
+        return f"tinyedge_tasks.commands.{self.name.replace('-', '_')}"
+
+
+COMMANDS: tuple[Command, ...] = ()
+
+
 @lru_cache(maxsize=None)
 def _tool_version(distribution: str) -> str:
     try:
@@ -162,6 +184,19 @@ class Project:
         }
 
 
+    def command_task(self, command: Command) -> dict:
+        return {
+            "basename": command.name,
+            "doc": command.doc,
+            "actions": [(run_command, [self, command])],
+            "file_dep": [self.relative(self.artifact(n)) for n in command.needs],
+            "uptodate": [False],
+            "params": list(command.params),
+            "pos_arg": "args" if command.pos_arg else None,
+            "verbosity": 2,
+        }
+
+
 _LOCK_HANDLE = None
 
 
@@ -229,6 +264,15 @@ def execute(project: Project, stage: Stage):
             shutil.rmtree(staging, ignore_errors=True)
 
 
+def run_command(project: Project, command: Command, task):
+    """doit action of a Command: its errors are messages, not tracebacks."""
+    try:
+        importlib.import_module(command.module).run(project, task.options or {}, task.pos_arg_val or [])
+        return None
+    except TinyedgeError as exc:
+        return TaskFailed(str(exc))
+
+
 _PROJECT: Project | None = None
 
 
@@ -240,15 +284,16 @@ def project() -> Project:
     return _PROJECT
 
 
-def _creator(stage: Stage):
+def _creator(row: Stage | Command):
     def create():
         try:
-            return project().task(stage)
+            current = project()
+            return current.task(row) if isinstance(row, Stage) else current.command_task(row)
         except TinyedgeError as exc:
             print(f"tinyedge: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-    create.__name__ = f"task_{stage.name}"
-    create.__doc__ = stage.doc
+    create.__name__ = f"task_{row.name}"
+    create.__doc__ = row.doc
     return create
 
 
@@ -257,7 +302,7 @@ def stage_tasks() -> dict:
 
     Called when doit imports dodo.py, in the project folder, before doit opens its state in cache/."""
     Path(STATE_DIR).mkdir(exist_ok=True)
-    return {f"task_{stage.name}": _creator(stage) for stage in STAGES}
+    return {f"task_{row.name}": _creator(row) for row in STAGES + COMMANDS}
 
 
 DOIT_CONFIG = {

@@ -1,0 +1,1 @@
+"""Tasks that always run: side effects on a board, views of the cache, submissions."""
