@@ -18,9 +18,13 @@ from .errors import TinyedgeError
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import absl.logging  # noqa: E402
-import tensorflow as tf  # noqa: E402  (re-exported: stages take tf from here)
-import tf_keras as keras  # noqa: E402
+from .tflm import quiet_stderr  # noqa: E402
+
+with quiet_stderr():  # TensorFlow's C++ start-up chatter (oneDNN, no CUDA driver) says nothing to act on
+    import absl.logging
+    import tensorflow as tf  # re-exported: stages take tf from here
+    import tf_keras as keras
+    tf.config.list_physical_devices()
 
 # absl's log handler grabbed doit's captured stderr and would try to close it at exit.
 absl.logging.get_absl_handler().python_handler.stream = sys.__stderr__

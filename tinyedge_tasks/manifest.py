@@ -1,7 +1,6 @@
-"""tinyedge.yaml: safe loading, a typed schema with defaults, and errors that point at file, line and key.
+"""The schema of tinyedge.yaml: typed sections with defaults, safe parsing, errors at file, line and key.
 
-Every stage reads the manifest through a `ConfigSlice` that holds only the keys the stage declared,
-so a stage's fingerprint cannot miss a key it actually uses.
+Imported only when the manifest changed (see manifest_loader): pydantic costs more than a no-op doit may.
 """
 from __future__ import annotations
 
@@ -11,15 +10,10 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from .errors import TinyedgeError
+from .errors import ManifestError
 
-MANIFEST_NAME = "tinyedge.yaml"
-
-
-class ManifestError(TinyedgeError):
-    """A manifest problem, already phrased for the user (file:line: key: what is wrong)."""
 
 
 class _Section(BaseModel):
@@ -74,16 +68,20 @@ class Train(_Section):
 
 
 class Prune(_Section):
-    kind: Literal["unstructured", "structured"] = "unstructured"
+    kind: Literal["unstructured", "structured"] = Field(
+        "unstructured", description="unstructured: zero the smallest weights (tfmot; smaller only once zipped); "
+                                    "structured: remove the filters of least L1 norm and rebuild a smaller model.")
     sparsity: float = Field(0.5, description="Fraction of weights (unstructured) or filters (structured) removed.")
-    schedule: Literal["polynomial", "constant"] = "polynomial"
+    schedule: Literal["polynomial", "constant"] = Field(
+        "polynomial", description="unstructured only: sparsity ramps up from 0 (polynomial) or starts at the target.")
     epochs: int = Field(4, ge=1, le=1000, description="Fine-tuning epochs.")
 
     @field_validator("sparsity")
     @classmethod
     def _sparsity_range(cls, value: float) -> float:
         if not 0 <= value < 1:
-            raise ValueError(f"expected a number in [0, 1), found {value}")
+            raise ValueError("expected a fraction in [0, 1) (0.5 removes half the weights or filters; "
+                             "1 would remove them all)")
         return value
 
 
@@ -92,6 +90,17 @@ class Quantize(_Section):
         "int8", description="int8 (per-channel weights), int8_per_tensor, or int16x8 (16-bit activations).")
     aware: bool = Field(False, description="Quantization-aware fine-tuning before conversion.")
     aware_epochs: int = Field(2, ge=1, le=1000)
+
+    @field_validator("aware")
+    @classmethod
+    def _aware_scheme(cls, value: bool, info: ValidationInfo) -> bool:
+        """A combination the backend cannot do is an error here, not silently ignored later."""
+        scheme = info.data.get("scheme", "int8")
+        if value and scheme != "int8":
+            raise ValueError(f"quantization-aware training cannot make scheme {scheme}: tensorflow-model-"
+                             "optimization only simulates int8 with per-channel weights; set "
+                             "compression.quantize.scheme: int8 or aware: false")
+        return value
 
 
 class Calibrate(_Section):
@@ -180,65 +189,10 @@ def _plain(value: Any) -> bool:
     return isinstance(value, (str, int, float, bool, type(None)))
 
 
-class LoadedManifest:
-    """A validated manifest plus where each key came from, for errors raised later (e.g. a missing path)."""
+def validate(text: str, path: Path) -> tuple[dict, dict]:
+    """Safely parse and validate manifest text: (data with defaults filled in, key path -> line).
 
-    def __init__(self, path: Path, model: Manifest, lines: dict):
-        self.path = path
-        self.root = path.parent
-        self.model = model
-        self.data = model.model_dump(mode="json")
-        self._lines = lines
-
-    def where(self, key: str) -> str:
-        parts = tuple(key.split("."))
-        while parts and parts not in self._lines:
-            parts = parts[:-1]
-        line = self._lines.get(parts)
-        return f"{self.path}:{line}" if line else str(self.path)
-
-    def error(self, key: str, problem: str) -> ManifestError:
-        return ManifestError(f"{self.where(key)}: {key}: {problem}")
-
-    def get(self, key: str) -> Any:
-        value: Any = self.data
-        for part in key.split("."):
-            value = value[part]
-        return value
-
-    def slice(self, keys: tuple[str, ...], stage: str) -> "ConfigSlice":
-        return ConfigSlice({key: self.get(key) for key in keys}, stage)
-
-    def path_of(self, key: str) -> Path:
-        """A manifest value that names a file, resolved against the manifest's folder."""
-        return (self.root / self.get(key)).resolve()
-
-
-class ConfigSlice:
-    """The manifest keys one stage declared; reading any other key is a bug in the stage table."""
-
-    def __init__(self, values: dict, stage: str):
-        self.values = values
-        self.stage = stage
-
-    def __getitem__(self, key: str) -> Any:
-        for declared, value in self.values.items():
-            if key == declared:
-                return value
-            if key.startswith(declared + "."):
-                for part in key[len(declared) + 1:].split("."):
-                    value = value[part]
-                return value
-        raise KeyError(f"stage '{self.stage}' reads '{key}' but its row in the stage table does not declare it")
-
-
-def load(path: str | Path = MANIFEST_NAME) -> LoadedManifest:
-    """Read, safely parse and validate the manifest; raise ManifestError with file:line on any problem."""
-    path = Path(path).absolute()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ManifestError(f"{path}: no manifest here; create {MANIFEST_NAME} (see README, 'The manifest')") from None
+    Raises ManifestError with file:line, key path, expected and found for every problem."""
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         raw = yaml.safe_load(text)
@@ -266,4 +220,4 @@ def load(path: str | Path = MANIFEST_NAME) -> LoadedManifest:
             line = next((lines[loc[:n]] for n in range(len(loc), 0, -1) if loc[:n] in lines), None)
             problems.append(f"{path}:{line or 1}: {key}: {_describe(error)}")
         raise ManifestError("\n".join(problems)) from None
-    return LoadedManifest(path, model, lines)
+    return model.model_dump(mode="json"), lines

@@ -22,7 +22,7 @@ from pathlib import Path
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from . import __version__, manifest as manifest_mod
+from . import __version__, manifest_loader
 from .cache import Store, place_outputs
 from .errors import TinyedgeError
 from .hashing import STAT_CACHE, XXH3Checker, digest_bytes, digest_json
@@ -43,6 +43,7 @@ class Stage:
     default: bool = True               # part of a plain `doit`
     enabled_by: str | None = None      # manifest key; when it is null the stage is off and ...
     passthrough: dict = field(default_factory=dict)  # ... its files are these artifacts of earlier stages
+    optional: tuple[str, ...] = ()     # artifacts read only when their stage is on and makes or made them
 
     @property
     def module(self) -> str:
@@ -50,6 +51,10 @@ class Stage:
 
 
 TF = ("tensorflow", "tf-keras", "numpy")
+FIRMWARE_FILES = ("platformio.ini", "src/main.cpp", "src/model_data.cc", "src/model_data.h", "src/preprocess.c",
+                  "src/preprocess.h")
+PORT_PARAM = {"name": "port", "long": "port", "type": str, "default": "",
+              "help": "serial port (else $TINYEDGE_PORT, firmware.port, or the only one found)"}
 
 STAGES: tuple[Stage, ...] = (
     Stage("dataset", "Read the data set, resize it to the model input, split train/val/test by sample hash.",
@@ -61,15 +66,34 @@ STAGES: tuple[Stage, ...] = (
     Stage("prune", "Prune the float model (magnitude or filter pruning) and fine-tune it.",
           reads=("project.seed", "train.batch_size", "train.learning_rate", "compression.prune"),
           needs=("train/model.h5", "dataset/data.npz"), makes=("model.h5", "prune.json"),
-          tools=TF + ("tensorflow-model-optimization",), uses=("keras_util",),
+          tools=TF + ("tensorflow-model-optimization", "tflite-micro"),
+          uses=("keras_util", "layers", "tflm", "preprocess", "stages/quantize"),
           enabled_by="compression.prune", passthrough={"model.h5": "train/model.h5"}),
     Stage("quantize", "Convert to a full-integer TFLite model, calibrated on a representative training sample.",
-          reads=("project.seed", "compression.quantize", "compression.calibrate"),
-          needs=("prune/model.h5", "dataset/data.npz"), makes=("model.tflite", "quantize.json"),
-          tools=TF, uses=("keras_util",)),
+          reads=("project.seed", "train.batch_size", "train.learning_rate", "compression.quantize",
+                 "compression.calibrate"),
+          needs=("prune/model.h5", "dataset/data.npz"), makes=("model.tflite", "quantize.json", "layer_error.json"),
+          tools=TF + ("tensorflow-model-optimization", "tflite-micro"), uses=("keras_util", "tflm", "preprocess")),
     Stage("calibrate", "Evaluate the int8 model on the test split in the TFLM runtime; find the smallest arena.",
           needs=("quantize/model.tflite", "dataset/data.npz", "train/metrics.json"),
           makes=("calibration.json",), tools=("tflite-micro", "numpy"), uses=("tflm",)),
+    Stage("codegen", "Check the memory budget on the board; write the PlatformIO project (firmware/).",
+          reads=("project.name", "board", "firmware.backend", "firmware.arena_margin", "firmware.led_class",
+                 "dataset.input"),
+          needs=("quantize/model.tflite", "calibrate/calibration.json", "dataset/dataset.json"),
+          makes=("budget.json",) + tuple(f"firmware/{f}" for f in FIRMWARE_FILES),
+          tools=("jinja2", "tflite-micro", "numpy"), uses=("boards", "board_schema", "tflm", "preprocess")),
+    Stage("build", "Run `pio run` on the generated project; record flash and RAM use (needs PlatformIO's "
+          "ESP32 platform: network on first use).",
+          needs=tuple(f"codegen/firmware/{f}" for f in FIRMWARE_FILES), makes=("build.json", "firmware.bin"),
+          tools=("platformio",), default=False),
+    Stage("report", "A self-contained HTML report and a Markdown summary of everything built so far.",
+          reads=("project", "dataset", "train", "compression", "board", "firmware"),
+          needs=("dataset/dataset.json", "dataset/data.npz", "train/history.json", "train/metrics.json",
+                 "train/model.h5", "prune/model.h5", "quantize/model.tflite", "calibrate/calibration.json"),
+          optional=("prune/prune.json", "quantize/layer_error.json", "codegen/budget.json", "build/build.json"),
+          makes=("report.html", "report.md"), tools=TF + ("tflite-micro", "matplotlib"),
+          uses=("keras_util", "tflm", "charts", "layers", "boards", "board_schema")),
 )
 
 STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
@@ -94,7 +118,21 @@ class Command:
         return f"tinyedge_tasks.commands.{self.name.replace('-', '_')}"
 
 
-COMMANDS: tuple[Command, ...] = ()
+COMMANDS: tuple[Command, ...] = (
+    Command("experiments", "Tabulate every configuration the cache holds, with the keys that differ and a "
+            "Pareto chart; nothing is retrained."),
+    Command("submission", "Zip the manifest, boards, tool lock, digests, report, int8 model and firmware.",
+            needs=("report/report.html", "calibrate/calibration.json"),
+            params=({"name": "with_data", "long": "with-data", "type": bool, "default": False,
+                     "help": "also include the data set (by default only its digest)"},)),
+    Command("verify-submission", "Rebuild a submission zip in a fresh folder; exit non-zero if any artifact "
+            "differs.", pos_arg=True),
+    Command("flash", "Build the firmware and upload it to the board (`pio run -t upload`).",
+            needs=tuple(f"codegen/firmware/{f}" for f in FIRMWARE_FILES),
+            params=(PORT_PARAM,)),
+    Command("monitor", "Show the board's serial output (top classes, inference time) at its serial speed.",
+            params=(PORT_PARAM,)),
+)
 
 
 @lru_cache(maxsize=None)
@@ -116,7 +154,7 @@ class StageContext:
     """What a stage's run() gets: its config slice, its input files, and a staging folder for its outputs."""
 
     stage: Stage
-    config: manifest_mod.ConfigSlice
+    config: manifest_loader.ConfigSlice
     inputs: dict[str, Path]      # "stage/file" -> path of the artifact in the build folder
     sources: list[Path]          # project files the stage reads (images, a model file, a board file)
     out: Path                    # write outputs here; they are moved into place only if run() succeeds
@@ -130,7 +168,7 @@ class Project:
     """One manifest, its build and cache folders, and the doit task of each stage."""
 
     def __init__(self, manifest_path: Path):
-        self.manifest = manifest_mod.load(manifest_path)
+        self.manifest = manifest_loader.load(manifest_path, memo_dir=manifest_path.parent / STATE_DIR)
         self.root = self.manifest.root
         self.build = self.root / self.manifest.get("project.build_dir")
         self.state = self.root / STATE_DIR
@@ -153,6 +191,22 @@ class Project:
             return self.artifact(stage.passthrough[file_name])
         return self.build / stage_name / file_name
 
+    def optional_inputs(self, stage: Stage) -> tuple[list[str], list[str]]:
+        """(file_deps, present): optional artifacts a default stage makes in this run are file_deps; those of a
+        stage outside the default run (a build that needs the network) count only when they exist, so
+        reading them never forces that stage to run. Artifacts of a stage that is off or absent are left out."""
+        made, present = [], []
+        for name in stage.optional:
+            owner_name, file_name = name.split("/", 1)
+            owner = STAGE_BY_NAME.get(owner_name)
+            if owner is None or not self.enabled(owner):
+                continue
+            if owner.default and file_name in owner.makes:
+                made.append(name)
+            elif self.artifact(name).is_file():
+                present.append(name)
+        return made, present
+
     def sources(self, stage: Stage) -> list[Path]:
         finder = getattr(importlib.import_module(stage.module), "sources", None)
         return sorted(finder(self.manifest)) if finder else []
@@ -172,13 +226,18 @@ class Project:
         if not self.enabled(stage):
             return {"basename": stage.name, "doc": f"{stage.doc} (off: no {stage.enabled_by})", "actions": []}
         sources = self.sources(stage)
+        made, present = self.optional_inputs(stage)
+        fingerprint = self.fingerprint(stage)
+        if present:
+            fingerprint["optional"] = {n: STAT_CACHE.digest(self.artifact(n)) for n in present}
         return {
             "basename": stage.name,
             "doc": stage.doc,
             "actions": [(execute, [self, stage])],
-            "file_dep": [self.relative(self.artifact(n)) for n in stage.needs] + [self.relative(p) for p in sources],
+            "file_dep": [self.relative(self.artifact(n)) for n in stage.needs + tuple(made)]
+                        + [self.relative(p) for p in sources],
             "targets": [self.relative(self.build / stage.name / f) for f in stage.makes],
-            "uptodate": [config_changed(digest_json(self.fingerprint(stage)))],
+            "uptodate": [config_changed(digest_json(fingerprint))],
             "clean": True,
             "verbosity": 2,
         }
@@ -229,10 +288,14 @@ def execute(project: Project, stage: Stage):
     try:
         _take_project_lock(project.state)
         fingerprint = project.fingerprint(stage)
-        inputs = {name: project.artifact(name) for name in stage.needs}
+        made, present = project.optional_inputs(stage)
+        inputs = {name: project.artifact(name) for name in (*stage.needs, *made, *present)}
         sources = project.sources(stage)
-        digests = {**{name: STAT_CACHE.digest(p) for name, p in inputs.items()},
-                   **{project.relative(p): STAT_CACHE.digest(p) for p in sources}}
+        digests = {name: STAT_CACHE.digest(p) for name, p in inputs.items()}
+        for done, path in enumerate(sources, 1):
+            digests[project.relative(path)] = STAT_CACHE.digest(path)
+            if len(sources) >= 1000 and done % (len(sources) // 10) == 0:
+                print(f"  hashed {done}/{len(sources)} input files", flush=True)
         key = digest_json({"fingerprint": fingerprint, "inputs": digests})
         (project.build / ".tmp").mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f"{stage.name}-", dir=project.build / ".tmp"))
@@ -280,7 +343,7 @@ def project() -> Project:
     """The project of the current folder's tinyedge.yaml."""
     global _PROJECT
     if _PROJECT is None:
-        _PROJECT = Project(Path.cwd() / manifest_mod.MANIFEST_NAME)
+        _PROJECT = Project(Path.cwd() / manifest_loader.MANIFEST_NAME)
     return _PROJECT
 
 

@@ -37,8 +37,9 @@ def operators(model_bytes: bytes) -> list[dict]:
 
 
 @contextlib.contextmanager
-def _quiet_stderr():
-    """TFLM prints every failed allocation; the arena search fails on purpose many times."""
+def quiet_stderr():
+    """Silence C/C++ writes to fd 2: TFLM prints every failed allocation, and the arena search fails on
+    purpose many times."""
     saved = os.dup(2)
     with open(os.devnull, "w") as devnull:
         os.dup2(devnull.fileno(), 2)
@@ -66,7 +67,7 @@ def _runs(model_bytes: bytes, arena_size: int, sample: np.ndarray) -> bool:
 
 def smallest_arena(model_bytes: bytes, sample: np.ndarray) -> int:
     """Bisection on the arena size with the real TFLM allocator: the least size (16-byte steps) that runs."""
-    with _quiet_stderr():
+    with quiet_stderr():
         if _runs(model_bytes, ARENA_FLOOR, sample):
             return ARENA_FLOOR
         low, high = ARENA_FLOOR, max(4 * len(model_bytes), 64 * 1024)

@@ -1,0 +1,282 @@
+"""Firmware: boards as data, codegen, the budget check, `doit build`/`flash`/`monitor` without a board or network.
+
+Everything runs for real: the doit command line, PlatformIO's own config parser and `pio` binary, the host gcc
+on the generated preprocessing C code. The only stand-in is in test_monitor_reads_the_board: a pseudo-terminal
+plays the board behind the serial port.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import select
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import doit, ran, write_manifest
+from tinyedge_tasks import preprocess
+from tinyedge_tasks.errors import TinyedgeError
+from tinyedge_tasks.stages import codegen
+
+HERE = Path(__file__).parent
+FIRMWARE = Path("build/codegen/firmware")
+UPSTREAM = {"dataset", "train", "prune", "quantize", "calibrate"}
+
+
+def _calibration(project: Path) -> dict:
+    return json.loads((project / "build/calibrate/calibration.json").read_text())
+
+
+def test_platformio_ini_read_back_by_platformio(built_project):
+    from platformio.project.config import ProjectConfig
+    config = ProjectConfig(str(built_project / FIRMWARE / "platformio.ini"))
+    assert config.envs() == ["esp32cam"]
+    assert config.default_envs() == ["esp32cam"]
+    env = "env:esp32cam"
+    assert config.get(env, "platform") == "espressif32@6.9.0"
+    assert config.get(env, "board") == "esp32cam"
+    assert config.get(env, "framework") == ["arduino"]
+    assert config.get(env, "board_build.partitions") == "huge_app.csv"
+    assert config.get(env, "monitor_speed") == 115200
+    assert "-DBOARD_HAS_PSRAM" in config.get(env, "build_flags")
+    deps = config.get(env, "lib_deps")
+    assert any(d.startswith("tanakamasayuki/TensorFlowLite_ESP32") for d in deps)
+    assert any(d.startswith("espressif/esp32-camera") for d in deps)
+
+
+def test_model_array_is_the_calibrated_tflite(built_project):
+    source = (built_project / FIRMWARE / "src/model_data.cc").read_text()
+    assert "alignas(16) const unsigned char g_model_data[]" in source
+    body = source.split("g_model_data[] = {", 1)[1].split("};", 1)[0]
+    decoded = bytes(int(value, 16) for value in re.findall(r"0x([0-9a-f]{2})", body))
+    expected = (built_project / "build/quantize/model.tflite").read_bytes()
+    assert decoded == expected
+    assert f"g_model_data_len = {len(expected)};" in source
+
+
+def test_main_has_exactly_the_models_operators_and_measured_arena(built_project):
+    main = (built_project / FIRMWARE / "src/main.cpp").read_text()
+    calibration = _calibration(built_project)
+    methods = re.findall(r"g_resolver\.(Add\w+)\(\);", main)
+    assert sorted(methods) == sorted(codegen.RESOLVER[op] for op in calibration["operators"])
+    assert f"MicroMutableOpResolver<{len(methods)}>" in main
+    budget = json.loads((built_project / "build/codegen/budget.json").read_text())
+    expected_arena = -(-int(calibration["arena_bytes"] * 1.25) // 16) * 16
+    assert budget["arena"]["bytes"] == expected_arena >= calibration["arena_bytes"]
+    assert f"kArenaSize = {expected_arena};" in main
+    assert budget["arena"]["placement"] == "internal" and "alignas(16) uint8_t g_arena[kArenaSize]" in main
+    labels = json.loads((built_project / "build/dataset/dataset.json").read_text())["classes"]
+    assert all(f'"{label}",' in main for label in labels)
+    assert "config.pin_sccb_sda = 26;" in main and "config.pin_pclk = 22;" in main  # AI Thinker pin map
+
+
+# ---- the firmware's preprocessing, compiled with the host gcc, against the Python preprocessing ----------
+
+def _rgb565(rgb: np.ndarray) -> bytes:
+    """RGB888 -> RGB565, high byte first, as the camera driver stores a frame."""
+    r, g, b = (rgb[:, :, i].astype(np.uint16) for i in range(3))
+    value = ((r >> 3) << 11) | ((g >> 2) << 5) | (b >> 3)
+    return value.astype(">u2").tobytes()
+
+
+def _from_rgb565(frame: bytes, width: int, height: int) -> np.ndarray:
+    """What the firmware sees: RGB565 expanded to RGB888 by bit replication (te_rgb565_to_rgb888)."""
+    value = np.frombuffer(frame, ">u2").reshape(height, width).astype(np.uint16)
+    r, g, b = (value >> 11) & 0x1F, (value >> 5) & 0x3F, value & 0x1F
+    return np.stack([(r << 3) | (r >> 2), (g << 2) | (g >> 4), (b << 3) | (b >> 2)], axis=2).astype(np.uint8)
+
+
+def _camera_frames() -> list[np.ndarray]:
+    """Real photos (sklearn's sample images) cut to the camera's 320x240, digits scaled up to 320x240, and a
+    frame smaller than the model input (the resize then enlarges)."""
+    from sklearn.datasets import load_digits, load_sample_images
+    frames = [image[40:280, 50:370] for image in load_sample_images().images]
+    digits = np.round(load_digits().images[:3] * (255 / 16)).astype(np.uint8)
+    frames += [np.repeat(np.kron(d, np.ones((30, 40), np.uint8))[:, :, None], 3, axis=2) for d in digits]
+    frames.append(load_sample_images().images[1][100:118, 200:224])
+    return frames
+
+
+def _compile(src: Path, tmp_path: Path) -> Path:
+    exe = tmp_path / "harness"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(src),
+                    str(HERE / "firmware_harness.c"), str(src / "preprocess.c"), "-o", str(exe)], check=True)
+    return exe
+
+
+def _check_frames(exe: Path, tmp_path: Path, width: int, height: int, channels: int, quant: dict) -> int:
+    table = preprocess.input_table(quant["scale"], quant["zero_point"], quant["dtype"])
+    checked = 0
+    for index, rgb in enumerate(_camera_frames()):
+        frame = _rgb565(rgb)
+        (tmp_path / f"frame{index}").write_bytes(frame)
+        h, w = rgb.shape[:2]
+        got = subprocess.run([str(exe), str(tmp_path / f"frame{index}"), str(w), str(h)],
+                             check=True, capture_output=True).stdout
+        pixels = preprocess.resize(_from_rgb565(frame, w, h), width, height, channels)
+        expected = table[pixels].astype(quant["dtype"]).tobytes()
+        assert got == expected, f"frame {index} ({w}x{h}) differs from the Python preprocessing"
+        checked += 1
+    return checked
+
+
+def test_firmware_preprocessing_matches_python_byte_for_byte(built_project, tmp_path):
+    """The example's generated src/preprocess.c (32x32 grayscale, int8) on camera frames."""
+    exe = _compile(built_project / FIRMWARE / "src", tmp_path)
+    assert _check_frames(exe, tmp_path, 32, 32, 1, _calibration(built_project)["input"]) == 6
+
+
+@pytest.mark.parametrize("width,height,channels,quant", [
+    (48, 40, 3, {"dtype": "int8", "scale": 0.0078125, "zero_point": -1}),       # colour, crop the width
+    (64, 16, 3, {"dtype": "int16", "scale": 0.00003, "zero_point": 0}),         # int16x8, crop the height
+])
+def test_preprocessing_other_inputs_match_python(tmp_path, width, height, channels, quant):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name, text in codegen.preprocess_sources(width, height, channels, quant).items():
+        (tmp_path / name).write_text(text)
+    exe = _compile(src, tmp_path)
+    assert _check_frames(exe, tmp_path, width, height, channels, quant) == 6
+
+
+# ---- incremental behaviour, boards, budget ---------------------------------------------------------------
+
+def test_changing_board_reruns_only_codegen_and_build(project_copy):
+    """Without PlatformIO on PATH the build stops with its message, after codegen regenerated the project."""
+    write_manifest(project_copy, {"board": "xiao_esp32s3_sense"})
+    result = doit(project_copy, "build", check=False, env={"PATH": "/usr/bin:/bin"})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert {"codegen", "build"} <= ran(result)
+    assert not ran(result) & UPSTREAM
+    assert "PlatformIO is not installed" in output and "pip install platformio" in output
+    assert "Traceback" not in output
+    budget = json.loads((project_copy / "build/codegen/budget.json").read_text())
+    assert budget["board"] == "xiao_esp32s3_sense" and budget["flash"]["available_bytes"] == 3342336
+    assert "board = seeed_xiao_esp32s3" in (project_copy / FIRMWARE / "platformio.ini").read_text()
+
+
+def test_unknown_board_lists_the_known_ones(project_copy):
+    write_manifest(project_copy, {"board": "esp32cma"})
+    result = doit(project_copy, "codegen", check=False)
+    assert result.returncode != 0
+    assert re.search(r"tinyedge\.yaml:\d+: board: no board file boards/esp32cma\.yaml; "
+                     r"known boards: esp32cam, xiao_esp32s3_sense", result.stderr)
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def _board_variant(project: Path, name: str, changes: dict) -> None:
+    data = yaml.safe_load((project / "boards/esp32cam.yaml").read_text())
+    for section, values in changes.items():
+        data[section].update(values)
+    (project / "boards" / f"{name}.yaml").write_text(yaml.safe_dump(data))
+
+
+def test_budget_places_arena_in_psram_or_stops_at_codegen(project_copy):
+    """Two boards added as YAML only: one with little internal RAM (arena goes to PSRAM), one whose app
+    partition is too small (codegen stops with needed vs available)."""
+    _board_variant(project_copy, "small_sram", {"sram": {"arena_max_bytes": 4096}})
+    _board_variant(project_copy, "small_flash", {"flash": {"app_partition_bytes": 1_000_000}})
+    write_manifest(project_copy, {"board": "small_sram", "firmware": {"led_class": "3"}})
+    result = doit(project_copy, "codegen")
+    assert ran(result) == {"codegen"}
+    main = (project_copy / FIRMWARE / "src/main.cpp").read_text()
+    assert "kLedClass = 3;" in main and "kLedPin = 33;" in main and "kLedOn = LOW;" in main
+    assert "ps_malloc(kArenaSize + 16)" in main and "g_arena[kArenaSize]" not in main
+    assert json.loads((project_copy / "build/codegen/budget.json").read_text())["arena"]["placement"] == "psram"
+
+    write_manifest(project_copy, {"board": "small_flash"})
+    result = doit(project_copy, "codegen", check=False)
+    model = len((project_copy / "build/quantize/model.tflite").read_bytes())
+    assert result.returncode != 0
+    assert (f"it needs {model + 1048576} B (model {model} B + about 1048576 B of runtime), "
+            "the app partition (huge_app.csv) holds 1000000 B") in result.stdout + result.stderr
+    assert "compression.prune" in result.stdout + result.stderr
+
+
+def test_operator_the_esp32_port_cannot_run_names_op_and_layer(built_project):
+    import flatbuffers
+    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    data = (built_project / "build/quantize/model.tflite").read_bytes()
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAsModel(data, 0))
+    for code in model.operatorCodes:
+        if code.builtinCode == schema.BuiltinOperator.MAX_POOL_2D:
+            code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.UNIQUE
+    builder = flatbuffers.Builder(1024)
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    with pytest.raises(TinyedgeError, match=r"cannot run: UNIQUE \(layer '.*pool1.*'\), UNIQUE \(layer '.*pool2"):
+        codegen.resolver_ops(bytes(builder.Output()))
+    assert [op["op"] for op in codegen.resolver_ops(data)] == sorted(_calibration(built_project)["operators"])
+
+
+# ---- PlatformIO without network, flash and monitor without a board ----------------------------------------
+
+def test_build_offline_says_to_connect_once(project_copy, tmp_path):
+    """Real `pio run` with an empty PlatformIO home and a dead proxy, so it is offline on any machine: it cannot
+    download the espressif32 platform (about a minute of retries)."""
+    dead = "http://127.0.0.1:9"
+    offline = {"PLATFORMIO_CORE_DIR": str(tmp_path / "pio-home"), "HTTP_PROXY": dead, "HTTPS_PROXY": dead,
+               "http_proxy": dead, "https_proxy": dead, "NO_PROXY": "", "no_proxy": ""}
+    result = doit(project_copy, "build", check=False, env=offline)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and ran(result) == {"build"}
+    assert "PlatformIO could not download the ESP32 platform" in output
+    assert "Connect to the network once" in output and f"pio run` in {project_copy / FIRMWARE}" in output
+    assert "Traceback" not in output
+    assert not (project_copy / "build/build/build.json").exists()
+
+
+def test_flash_without_a_board_on_the_port(project_copy):
+    result = doit(project_copy, "flash", "--port", "/dev/ttyTINYEDGE404", check=False)
+    assert result.returncode != 0
+    assert "no board on serial port /dev/ttyTINYEDGE404" in result.stdout + result.stderr
+    result = doit(project_copy, "flash", check=False, env={"TINYEDGE_PORT": "/dev/ttyTINYEDGE405"})
+    assert "no board on serial port /dev/ttyTINYEDGE405" in result.stdout + result.stderr
+    write_manifest(project_copy, {"firmware": {"port": "/dev/ttyTINYEDGE406"}})
+    result = doit(project_copy, "flash", check=False)
+    assert "no board on serial port /dev/ttyTINYEDGE406" in result.stdout + result.stderr
+    assert not ran(result) & UPSTREAM  # firmware.port is not part of any stage's fingerprint
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_monitor_reads_the_board(project_copy):
+    """The one mock: a pseudo-terminal stands for the board's serial port and prints what the firmware prints.
+    `pio device monitor` needs a terminal, so doit runs on a second pseudo-terminal."""
+    board_side, port_side = os.openpty()
+    term_reader, term = os.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "doit", "monitor", "--port", os.ttyname(port_side)],
+                               cwd=project_copy, stdin=term, stdout=term, stderr=term, start_new_session=True)
+    os.close(term)
+    seen, sent, deadline = b"", False, time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline and b"0.996" not in seen:
+            if select.select([term_reader], [], [], 0.5)[0]:
+                seen += os.read(term_reader, 4096)
+            if not sent and b"Quit" in seen:
+                os.write(board_side, b"3127 us | 3 0.996 8 0.004 5 0.000\r\n")
+                sent = True
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
+        for fd in (board_side, port_side, term_reader):
+            os.close(fd)
+    text = seen.decode(errors="replace")
+    assert "at 115200 baud" in text and "115200 8-N-1" in text
+    assert "3127 us | 3 0.996" in text
+
+
+def test_board_files_load_and_pio_is_found():
+    from tinyedge_tasks import boards
+    from tinyedge_tasks.stages.build import pio_executable
+    loaded = {name: boards.load(HERE.parent / "boards" / f"{name}.yaml") for name in boards.known(HERE.parent)}
+    assert {"esp32cam", "xiao_esp32s3_sense"} <= set(loaded)
+    assert loaded["esp32cam"].psram.bytes == 4 * 1024 * 1024 and loaded["esp32cam"].flash.bytes == 4 * 1024 * 1024
+    assert loaded["xiao_esp32s3_sense"].chip == "esp32s3"
+    assert Path(pio_executable()).name in ("pio", "platformio") and shutil.which("gcc")

@@ -1,0 +1,92 @@
+"""The schema of a board file (pydantic), imported only when a board is loaded: listing tasks stays fast."""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Flash(_Strict):
+    bytes: int = Field(gt=0)
+    partitions: str
+    app_partition_bytes: int = Field(gt=0)
+    runtime_bytes: int = Field(ge=0, description="The application without the model (estimate).")
+
+
+class Sram(_Strict):
+    bytes: int = Field(gt=0)
+    arena_max_bytes: int = Field(ge=0, description="Largest arena that fits in internal RAM.")
+
+
+class Psram(_Strict):
+    bytes: int = Field(gt=0)
+    reserved_bytes: int = Field(0, ge=0)
+
+
+class PlatformIO(_Strict):
+    platform: str
+    board: str
+    framework: Literal["arduino"]
+    build_flags: list[str] = []
+    lib_deps: list[str] = []
+    options: dict[str, str | int | float] = {}
+
+
+class Frame(_Strict):
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    framesize: str
+
+
+class Pins(_Strict):
+    """GPIO numbers of the camera connector; -1 = not connected."""
+    pwdn: int
+    reset: int
+    xclk: int
+    sda: int
+    scl: int
+    d7: int
+    d6: int
+    d5: int
+    d4: int
+    d3: int
+    d2: int
+    d1: int
+    d0: int
+    vsync: int
+    href: int
+    pclk: int
+
+
+class Camera(_Strict):
+    sensor: str
+    xclk_hz: int = Field(gt=0)
+    frame: Frame
+    pins: Pins
+
+
+class Led(_Strict):
+    pin: int
+    active_low: bool = False
+
+
+class Board(_Strict):
+    name: str
+    chip: str
+    cpu_mhz: int = Field(gt=0)
+    flash: Flash
+    sram: Sram
+    psram: Optional[Psram] = None
+    platformio: PlatformIO
+    camera: Camera
+    leds: dict[str, Led] = {}
+    serial_speed: int = Field(115200, gt=0)
+
+    @property
+    def frame_bytes(self) -> int:
+        """One RGB565 frame, as the firmware captures it."""
+        return self.camera.frame.width * self.camera.frame.height * 2

@@ -1,0 +1,81 @@
+"""Boards as data: `boards/<name>.yaml` of the project, validated, and the memory budget of a model on one.
+
+Adding a board is adding a YAML file; no code here names a board. The schema lives in board_schema.py.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import TinyedgeError
+
+if TYPE_CHECKING:
+    from .board_schema import Board
+
+BOARDS_DIR = "boards"
+ARENA_ALIGN = 16  # TFLM aligns arena allocations to 16 bytes
+
+
+def known(root: Path) -> list[str]:
+    return sorted(p.stem for p in (root / BOARDS_DIR).glob("*.yaml"))
+
+
+def path_of(manifest) -> Path:
+    """The board file the manifest names; an unknown board is a manifest error listing the known ones."""
+    name = manifest.get("board")
+    path = manifest.root / BOARDS_DIR / f"{name}.yaml"
+    if not path.is_file():
+        boards = known(manifest.root)
+        listing = ", ".join(boards) if boards else f"none: {manifest.root / BOARDS_DIR} holds no .yaml files"
+        raise manifest.error("board", f"no board file {BOARDS_DIR}/{name}.yaml; known boards: {listing} "
+                             f"(add {BOARDS_DIR}/{name}.yaml to describe a new board)")
+    return path
+
+
+def load(path: Path) -> "Board":
+    import yaml
+    from pydantic import ValidationError
+
+    from .board_schema import Board
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return Board.model_validate(data)
+    except yaml.YAMLError as exc:
+        raise TinyedgeError(f"{path}: not valid YAML: {exc}") from None
+    except ValidationError as exc:
+        problems = "\n".join(f"{path}: {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
+        raise TinyedgeError(f"{problems}\ncompare with boards/esp32cam.yaml") from None
+
+
+def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, margin: float) -> dict:
+    """Flash and RAM the model needs on `board`; the arena goes to internal RAM when it fits, else PSRAM.
+
+    Raises with needed vs available numbers and what to try when the model cannot fit."""
+    arena = math.ceil(arena_min * (1 + margin) / ARENA_ALIGN) * ARENA_ALIGN
+    flash_needed = model_bytes + board.flash.runtime_bytes
+    psram_free = (board.psram.bytes - board.psram.reserved_bytes - board.frame_bytes) if board.psram else 0
+    smaller = ("try compression.prune, a smaller train.width_multiplier or dataset.input, "
+               "compression.quantize.scheme int8 rather than int16x8")
+    if flash_needed > board.flash.app_partition_bytes:
+        raise TinyedgeError(
+            f"board {board_name}: the model does not fit in flash: it needs {flash_needed} B (model {model_bytes} B "
+            f"+ about {board.flash.runtime_bytes} B of runtime), the app partition ({board.flash.partitions}) holds "
+            f"{board.flash.app_partition_bytes} B; {smaller}, or a board with a larger app partition")
+    if arena <= board.sram.arena_max_bytes:
+        placement = "internal"
+    elif arena <= psram_free:
+        placement = "psram"
+    else:
+        raise TinyedgeError(
+            f"board {board_name}: the tensor arena does not fit in RAM: it needs {arena} B (measured minimum "
+            f"{arena_min} B + {margin:.0%} firmware.arena_margin), internal RAM leaves {board.sram.arena_max_bytes} B "
+            f"and PSRAM {max(psram_free, 0)} B; {smaller}, a smaller firmware.arena_margin, or a board with PSRAM")
+    return {
+        "board": board_name,
+        "model_bytes": model_bytes,
+        "flash": {"needed_bytes": flash_needed, "available_bytes": board.flash.app_partition_bytes,
+                  "runtime_estimate_bytes": board.flash.runtime_bytes, "partitions": board.flash.partitions},
+        "arena": {"measured_min_bytes": arena_min, "margin": margin, "bytes": arena, "placement": placement,
+                  "internal_available_bytes": board.sram.arena_max_bytes, "psram_available_bytes": psram_free},
+    }

@@ -1,0 +1,41 @@
+"""doit flash: build the generated firmware and upload it to the board (`pio run -t upload`).
+
+The port comes from `doit flash --port`, else $TINYEDGE_PORT, else firmware.port in tinyedge.yaml, else the
+one serial port found; a missing device stops before PlatformIO runs, with what to do.
+"""
+from __future__ import annotations
+
+import os
+
+from ..errors import TinyedgeError
+from ..stages.build import pio
+
+
+def _detected() -> list[str]:
+    from serial.tools import list_ports  # pyserial comes with PlatformIO
+    return sorted(port.device for port in list_ports.comports())
+
+
+def serial_port(project, options: dict) -> str:
+    """The board's serial port, checked to exist."""
+    port = options.get("port") or os.environ.get("TINYEDGE_PORT") or project.manifest.get("firmware.port")
+    detected = _detected()
+    listing = ", ".join(detected) if detected else "none"
+    if not port:
+        if len(detected) == 1:
+            return detected[0]
+        raise TinyedgeError(
+            f"which serial port? found: {listing}; plug in the board (USB-serial adapter for the ESP32-CAM) and "
+            "pass --port, set $TINYEDGE_PORT, or set firmware.port in tinyedge.yaml")
+    if not os.path.exists(port) and port not in detected:
+        raise TinyedgeError(
+            f"no board on serial port {port}: the device does not exist (serial ports found: {listing}); "
+            "plug in the board, check the cable and the port name (`pio device list`), then run again")
+    return port
+
+
+def run(project, options, args) -> None:
+    port = serial_port(project, options)
+    firmware = project.build / "codegen" / "firmware"
+    print(f"  uploading {firmware} to {port}", flush=True)
+    pio(["run", "--target", "upload", "--upload-port", port], firmware, project.root, "flash", stream=True)
