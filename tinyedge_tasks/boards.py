@@ -73,6 +73,8 @@ def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, ma
             f"and PSRAM {max(psram_free, 0)} B; {smaller}, a smaller firmware.arena_margin, or a board with PSRAM")
     return {
         "board": board_name,
+        "chip": board.chip,
+        "cpu_mhz": board.cpu_mhz,
         "model_bytes": model_bytes,
         "flash": {"needed_bytes": flash_needed, "available_bytes": board.flash.app_partition_bytes,
                   "runtime_estimate_bytes": board.flash.runtime_bytes, "partitions": board.flash.partitions},

@@ -84,6 +84,14 @@ class Store:
         _write_atomic(self._action(key), json.dumps(record, indent=1, sort_keys=True).encode())
         return record
 
+    def read(self, digest: str) -> bytes | None:
+        """The bytes stored under `digest`, verified; None when missing or corrupted."""
+        try:
+            data = self._object(digest).read_bytes()
+        except FileNotFoundError:
+            return None
+        return data if xxhash.xxh3_128_hexdigest(data) == digest else None
+
     def restore(self, key: str, record: dict, staging: Path) -> bool:
         """Copy a recorded action's outputs into `staging`, verifying each digest.
 
@@ -93,15 +101,11 @@ class Store:
             source = self._object(meta["digest"])
             target = staging / rel
             target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                data = source.read_bytes()
-            except FileNotFoundError:
-                data = None
-            if data is None or xxhash.xxh3_128_hexdigest(data) != meta["digest"]:
+            data = self.read(meta["digest"])
+            if data is None:
                 print(f"tinyedge: cache object {source} for {rel} is missing or corrupted; "
                       "dropped it, recomputing", file=sys.stderr)
-                if data is not None:
-                    source.unlink(missing_ok=True)
+                source.unlink(missing_ok=True)
                 self._action(key).unlink(missing_ok=True)
                 shutil.rmtree(staging, ignore_errors=True)
                 return False

@@ -18,9 +18,9 @@ from .errors import TinyedgeError
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from .tflm import quiet_stderr  # noqa: E402
+from .tflm import captured_stderr  # noqa: E402
 
-with quiet_stderr():  # TensorFlow's C++ start-up chatter (oneDNN, no CUDA driver) says nothing to act on
+with captured_stderr():  # TensorFlow's C++ start-up chatter (oneDNN, no CUDA driver) says nothing to act on
     import absl.logging
     import tensorflow as tf  # re-exported: stages take tf from here
     import tf_keras as keras
@@ -30,6 +30,7 @@ with quiet_stderr():  # TensorFlow's C++ start-up chatter (oneDNN, no CUDA drive
 absl.logging.get_absl_handler().python_handler.stream = sys.__stderr__
 warnings.filterwarnings("ignore", message=".*HDF5 file via `model.save\\(\\)`")
 warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
+warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
 
 
 def deterministic(seed: int) -> None:
@@ -68,4 +69,9 @@ def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
 
 
 def save_model(model, path: Path) -> None:
-    model.save(path, include_optimizer=False)
+    try:
+        model.save(path, include_optimizer=False)
+    except (TypeError, ValueError, NotImplementedError) as exc:
+        raise TinyedgeError(f"train.model: the model cannot be saved as a Keras .h5 file ({exc}); a Lambda layer "
+                            "or a custom layer without get_config() cannot be stored: use built-in layers, or give "
+                            "the custom layer a get_config()") from None

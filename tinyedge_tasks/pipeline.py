@@ -1,8 +1,10 @@
 """The stage table and the one loop that turns it into doit tasks.
 
 A stage is a row: the manifest keys it reads, the artifacts it needs, the files it makes, the tools whose
-versions matter, and a module `tinyedge_tasks.stages.<name>` with `run(ctx)` (and optionally
-`sources(manifest)`: project files it reads, such as images). Adding a stage is adding a row and a module.
+versions matter, and a module `tinyedge_tasks.stages.<name>` with `run(ctx)` (and, for a row with
+`sources=True`, `sources(manifest)`: project files it reads, such as images). Adding a stage is adding a row
+and a module. Stage modules are imported only to run, or (with `sources`) to make tasks: a no-op `doit` imports
+no NumPy, TensorFlow or matplotlib.
 """
 from __future__ import annotations
 
@@ -39,7 +41,8 @@ class Stage:
     needs: tuple[str, ...] = ()        # artifacts of other stages, "stage/file"
     makes: tuple[str, ...] = ()        # files this stage writes into <build>/<name>/
     tools: tuple[str, ...] = ()        # distributions whose versions are part of the fingerprint
-    uses: tuple[str, ...] = ()         # shared modules of tinyedge_tasks whose code is part of the fingerprint
+    uses: tuple[str, ...] = ()         # shared modules (or template folders) of tinyedge_tasks in the fingerprint
+    sources: bool = False              # its module has sources(manifest); keep that module's imports light
     default: bool = True               # part of a plain `doit`
     enabled_by: str | None = None      # manifest key; when it is null the stage is off and ...
     passthrough: dict = field(default_factory=dict)  # ... its files are these artifacts of earlier stages
@@ -59,10 +62,10 @@ PORT_PARAM = {"name": "port", "long": "port", "type": str, "default": "",
 STAGES: tuple[Stage, ...] = (
     Stage("dataset", "Read the data set, resize it to the model input, split train/val/test by sample hash.",
           reads=("project.seed", "dataset"), makes=("data.npz", "dataset.json"),
-          tools=("numpy", "pillow", "scikit-learn"), uses=("preprocess",)),
+          tools=("numpy", "pillow", "scikit-learn"), uses=("preprocess",), sources=True),
     Stage("train", "Build (zoo, user function or file) and train the float model; write metrics and history.",
           reads=("project.seed", "train"), needs=("dataset/data.npz", "dataset/dataset.json"),
-          makes=("model.h5", "metrics.json", "history.json"), tools=TF, uses=("keras_util",)),
+          makes=("model.h5", "metrics.json", "history.json"), tools=TF, uses=("keras_util", "zoo"), sources=True),
     Stage("prune", "Prune the float model (magnitude or filter pruning) and fine-tune it.",
           reads=("project.seed", "train.batch_size", "train.learning_rate", "compression.prune"),
           needs=("train/model.h5", "dataset/data.npz"), makes=("model.h5", "prune.json"),
@@ -82,7 +85,8 @@ STAGES: tuple[Stage, ...] = (
                  "dataset.input"),
           needs=("quantize/model.tflite", "calibrate/calibration.json", "dataset/dataset.json"),
           makes=("budget.json",) + tuple(f"firmware/{f}" for f in FIRMWARE_FILES),
-          tools=("jinja2", "tflite-micro", "numpy"), uses=("boards", "board_schema", "tflm", "preprocess")),
+          tools=("jinja2", "tflite-micro", "numpy"),
+          uses=("boards", "board_schema", "tflm", "preprocess", "templates/esp32_arduino"), sources=True),
     Stage("build", "Run `pio run` on the generated project; record flash and RAM use (needs PlatformIO's "
           "ESP32 platform: network on first use).",
           needs=tuple(f"codegen/firmware/{f}" for f in FIRMWARE_FILES), makes=("build.json", "firmware.bin"),
@@ -93,7 +97,7 @@ STAGES: tuple[Stage, ...] = (
                  "train/model.h5", "prune/model.h5", "quantize/model.tflite", "calibrate/calibration.json"),
           optional=("prune/prune.json", "quantize/layer_error.json", "codegen/budget.json", "build/build.json"),
           makes=("report.html", "report.md"), tools=TF + ("tflite-micro", "matplotlib"),
-          uses=("keras_util", "tflm", "charts", "layers", "boards", "board_schema")),
+          uses=("keras_util", "tflm", "charts", "layers")),
 )
 
 STAGE_BY_NAME = {stage.name: stage for stage in STAGES}
@@ -145,8 +149,13 @@ def _tool_version(distribution: str) -> str:
 
 @lru_cache(maxsize=None)
 def _code_digest(name: str, uses: tuple[str, ...]) -> str:
-    files = [PACKAGE_DIR / "stages" / f"{name}.py"] + [PACKAGE_DIR / f"{m}.py" for m in uses]
-    return digest_bytes(b"".join(path.read_bytes() for path in files))
+    """The stage module, the modules it uses and every file of the template folders it uses."""
+    files = [PACKAGE_DIR / "stages" / f"{name}.py"]
+    for use in uses:
+        folder = PACKAGE_DIR / use
+        files += sorted(p for p in folder.rglob("*") if p.is_file()) if folder.is_dir() else [folder.with_suffix(".py")]
+    return digest_bytes(b"".join(path.relative_to(PACKAGE_DIR).as_posix().encode() + b"\0" + path.read_bytes()
+                                 for path in files))
 
 
 @dataclass
@@ -208,8 +217,7 @@ class Project:
         return made, present
 
     def sources(self, stage: Stage) -> list[Path]:
-        finder = getattr(importlib.import_module(stage.module), "sources", None)
-        return sorted(finder(self.manifest)) if finder else []
+        return sorted(importlib.import_module(stage.module).sources(self.manifest)) if stage.sources else []
 
     def fingerprint(self, stage: Stage) -> dict:
         """Everything but the input files that decides a stage's outputs."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 
 import numpy as np
 
@@ -37,17 +38,22 @@ def operators(model_bytes: bytes) -> list[dict]:
 
 
 @contextlib.contextmanager
-def quiet_stderr():
-    """Silence C/C++ writes to fd 2: TFLM prints every failed allocation, and the arena search fails on
-    purpose many times."""
+def captured_stderr():
+    """Collect what C/C++ code writes to fd 2; yields a list that holds those lines on exit.
+
+    TFLM prints every failed allocation (the arena search fails on purpose many times) and TensorFlow its
+    start-up and converter chatter; a caller that fails quotes the lines, one that succeeds drops them."""
+    lines: list[str] = []
     saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-    try:
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
+    with tempfile.TemporaryFile() as log:
+        os.dup2(log.fileno(), 2)
+        try:
+            yield lines
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            log.seek(0)
+            lines += [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
 
 
 def interpreter(model_bytes: bytes, arena_size: int):
@@ -67,7 +73,7 @@ def _runs(model_bytes: bytes, arena_size: int, sample: np.ndarray) -> bool:
 
 def smallest_arena(model_bytes: bytes, sample: np.ndarray) -> int:
     """Bisection on the arena size with the real TFLM allocator: the least size (16-byte steps) that runs."""
-    with quiet_stderr():
+    with captured_stderr():
         if _runs(model_bytes, ARENA_FLOOR, sample):
             return ARENA_FLOOR
         low, high = ARENA_FLOOR, max(4 * len(model_bytes), 64 * 1024)

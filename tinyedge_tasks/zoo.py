@@ -1,6 +1,10 @@
 """Small models sized for microcontrollers, all built from operators TFLM runs in int8."""
 from __future__ import annotations
 
+# Keras' default 0.99 leaves BatchNorm's moving variance far from the true (tiny) one after the few hundred
+# steps a small data set gives: the model then scores at chance outside training. 0.9 converges in ~50 steps.
+BN_MOMENTUM = 0.9
+
 
 def tiny_cnn(keras, input_shape, num_classes, width_multiplier=1.0):
     """Two conv/pool blocks and a dense head: a few thousand parameters."""
@@ -23,15 +27,15 @@ def mobilenet(keras, input_shape, num_classes, width_multiplier=0.5):
 
     layers = [keras.layers.Input(shape=input_shape),
               keras.layers.Conv2D(width(32), 3, strides=2, padding="same", use_bias=False, name="stem"),
-              keras.layers.BatchNormalization(name="stem_bn"),
+              keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name="stem_bn"),
               keras.layers.ReLU(6.0, name="stem_relu")]
     for index, (filters, stride) in enumerate([(64, 1), (128, 2), (128, 1), (256, 2)], 1):
         layers += [
             keras.layers.DepthwiseConv2D(3, strides=stride, padding="same", use_bias=False, name=f"dw{index}"),
-            keras.layers.BatchNormalization(name=f"dw{index}_bn"),
+            keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"dw{index}_bn"),
             keras.layers.ReLU(6.0, name=f"dw{index}_relu"),
             keras.layers.Conv2D(width(filters), 1, use_bias=False, name=f"pw{index}"),
-            keras.layers.BatchNormalization(name=f"pw{index}_bn"),
+            keras.layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"pw{index}_bn"),
             keras.layers.ReLU(6.0, name=f"pw{index}_relu"),
         ]
     layers += [keras.layers.GlobalAveragePooling2D(name="pool"),

@@ -40,10 +40,10 @@ def configurations(store) -> list[dict]:
             config.update(_flatten(action["config"]))
             seconds += action.get("seconds", 0.0)
             pending += [producer[d] for d in action["inputs"].values() if d in producer]
-        try:
-            metrics = json.loads(store._object(record["outputs"]["calibration.json"]["digest"]).read_bytes())
-        except (FileNotFoundError, json.JSONDecodeError):
+        stored = store.read(record["outputs"]["calibration.json"]["digest"])
+        if stored is None:
             continue  # its object was pruned from the cache: the configuration is gone
+        metrics = json.loads(stored)
         found[digest_json(config)] = {"key": key, "config": config, "metrics": metrics, "seconds": seconds}
     return list(found.values())
 

@@ -38,8 +38,8 @@ RESOLVER = {
 
 
 def sources(manifest) -> list[Path]:
-    """The board file and the templates: editing either reruns codegen."""
-    return [boards.path_of(manifest)] + sorted(p for p in TEMPLATES.rglob("*.j2"))
+    """The board file: editing it reruns codegen (the templates are part of the stage's code digest)."""
+    return [boards.path_of(manifest)]
 
 
 def resolver_ops(model_bytes: bytes) -> list[dict]:

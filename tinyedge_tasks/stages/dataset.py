@@ -2,7 +2,8 @@
 
 Each sample goes to a split by a hash of its identity (its path, or its bytes), so adding one image never
 moves the others between splits. Output bytes are deterministic (fixed zip timestamps), so a rerun gives
-the same digest and everything downstream stays cached.
+the same digest and everything downstream stays cached. `sources()` runs whenever doit makes its tasks,
+so NumPy and Pillow are imported inside the functions that read images.
 """
 from __future__ import annotations
 
@@ -11,11 +12,9 @@ import json
 import zipfile
 from pathlib import Path
 
-import numpy as np
 import xxhash
 
 from ..errors import TinyedgeError
-from ..preprocess import resize
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
 DIGITS = "sklearn:digits"
@@ -59,6 +58,7 @@ def sources(manifest) -> list[Path]:
 
 
 def _digits():
+    import numpy as np
     from sklearn.datasets import load_digits
     digits = load_digits()
     pixels = np.round(digits.images * (255 / 16)).astype(np.uint8)
@@ -67,6 +67,7 @@ def _digits():
 
 
 def _npz(path: Path):
+    import numpy as np
     try:
         with np.load(path, allow_pickle=False) as data:
             x, y = data["x"], data["y"]
@@ -84,6 +85,7 @@ def _npz(path: Path):
 
 
 def _folder(ctx):
+    import numpy as np
     from PIL import Image, UnidentifiedImageError
     folder = (ctx.root / ctx.config["dataset.source"]).resolve()
     classes = sorted({p.relative_to(folder).parts[0] for p in ctx.sources})
@@ -116,6 +118,7 @@ def _split_of(identity: bytes, seed: int, val: float, test: float) -> str:
 
 def save_npz(path: Path, arrays: dict) -> None:
     """np.savez with fixed zip timestamps: same arrays -> same bytes."""
+    import numpy as np
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, array in arrays.items():
             buffer = io.BytesIO()
@@ -125,6 +128,10 @@ def save_npz(path: Path, arrays: dict) -> None:
 
 
 def run(ctx) -> None:
+    import numpy as np
+
+    from ..preprocess import resize
+
     source = ctx.config["dataset.source"]
     shape = ctx.config["dataset.input"]
     width, height, channels = shape["width"], shape["height"], shape["channels"]

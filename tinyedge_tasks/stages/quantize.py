@@ -9,8 +9,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import tempfile
 
 import numpy as np
 
@@ -50,9 +48,11 @@ def _converter(model, representative: np.ndarray, scheme: str):
 
 
 def convert(model, representative: np.ndarray, scheme: str) -> bytes:
+    from ..tflm import captured_stderr
     converter = _converter(model, representative, scheme)
     try:
-        return converter.convert()
+        with captured_stderr():  # the MLIR converter's progress lines; its errors come in the exception
+            return converter.convert()
     except Exception as exc:  # the converter raises ConverterError, RuntimeError or ValueError
         raise TinyedgeError(f"compression.quantize.scheme: the TFLite converter cannot make a {scheme} model "
                             f"of this network: {str(exc).strip().splitlines()[-1]}") from None
@@ -62,9 +62,7 @@ def check_runs(tflite: bytes, scheme: str, image: np.ndarray) -> None:
     """Convertible is not runnable: TFLM lacks some kernels (int8 EXP, LOG, ...). Fail here, quoting TFLM's
     own words (it prints the operator and the type it refused to stderr), not at calibrate or on the board."""
     from .. import tflm
-    with tempfile.TemporaryFile() as log:
-        saved = os.dup(2)
-        os.dup2(log.fileno(), 2)
+    with tflm.captured_stderr() as said:
         try:
             engine = tflm.interpreter(tflite, 8 * 1024 * 1024)
             engine.set_input(tflm.quantize_images(engine, image), 0)
@@ -72,11 +70,6 @@ def check_runs(tflite: bytes, scheme: str, image: np.ndarray) -> None:
             problem = None
         except RuntimeError as exc:
             problem = str(exc)
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-        log.seek(0)
-        said = [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
     if problem:
         ops = sorted({op["op"] for op in tflm.operators(tflite)})
         raise TinyedgeError(f"compression.quantize.scheme: the {scheme} model converts but does not run in TFLM "
@@ -92,10 +85,12 @@ def layer_error(model, representative: np.ndarray, scheme: str) -> dict:
         return {"scheme": scheme, "layers": [],
                 "note": "TFLite's QuantizationDebugger measures int8 models only; no table for int16x8"}
     debug_samples = representative[:DEBUG_SAMPLES]
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=_converter(model, representative, scheme),
-        debug_dataset=lambda: ([sample[None]] for sample in debug_samples))
-    debugger.run()
+    from ..tflm import captured_stderr
+    with captured_stderr():  # the debugger converts twice and prints each conversion's progress
+        debugger = tf.lite.experimental.QuantizationDebugger(
+            converter=_converter(model, representative, scheme),
+            debug_dataset=lambda: ([sample[None]] for sample in debug_samples))
+        debugger.run()
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
     dump.seek(0)

@@ -18,12 +18,6 @@ DEFAULT_CLOCK_MHZ = 240        # ESP32 (the ESP32-CAM's chip) when the board fil
 MACS_PER_CYCLE = 0.25          # TFLM int8 reference kernels on a core without SIMD: a rough, stated guess
 
 
-def sources(manifest) -> list[Path]:
-    """The board file, when there is one: its clock goes into the latency estimate."""
-    board = manifest.root / "boards" / f"{manifest.get('board')}.yaml"
-    return [board] if board.is_file() else []
-
-
 def _json(ctx, name: str):
     path = ctx.inputs.get(name)
     return json.loads(path.read_text()) if path else None
@@ -76,13 +70,6 @@ def _scalars(data) -> list[list]:
     if not isinstance(data, dict):
         return []
     return [[k, v] for k, v in data.items() if isinstance(v, (int, float, str, bool))]
-
-
-def _board_clock(board_files: list[Path]) -> tuple[float, str]:
-    from .. import boards
-    for path in board_files:
-        return float(boards.load(path).cpu_mhz), f"cpu_mhz of boards/{path.name}"
-    return float(DEFAULT_CLOCK_MHZ), f"no board file; {DEFAULT_CLOCK_MHZ} MHz assumed for an ESP32"
 
 
 # ---- charts ---------------------------------------------------------------------------------------------
@@ -299,7 +286,8 @@ def run(ctx) -> None:
 
     page.section("Latency (estimate)")
     macs = sum(r["macs"] for r in layers)
-    clock_mhz, clock_from = _board_clock(ctx.sources)
+    clock_mhz, clock_from = ((budget["cpu_mhz"], f"cpu_mhz of boards/{budget['board']}.yaml") if budget
+                             else (DEFAULT_CLOCK_MHZ, f"no codegen; {DEFAULT_CLOCK_MHZ} MHz assumed for an ESP32"))
     estimate_ms = macs / (clock_mhz * 1e6 * MACS_PER_CYCLE) * 1e3
     page.text(f"Estimate, not a measurement: {macs:,} MACs / ({clock_mhz:g} MHz × {MACS_PER_CYCLE} MAC per "
               f"cycle) ≈ {estimate_ms:.1f} ms per inference on {config['board']} (clock: {clock_from}). "
