@@ -169,15 +169,30 @@ def test_image_folder_split_is_stable_when_an_image_is_added(tmp_path):
         assert all(any(np.array_equal(x, y) for y in after[split]) for x in before[split])
 
 
-def test_pretrained_h5_and_user_function_are_model_sources(built_project, tmp_path):
-    project = make_project(tmp_path / "p", {"train": {"model": "pretrained.h5", "epochs": 0}})
-    shutil.copy(built_project / "build/train/model.h5", project / "pretrained.h5")
-    result = doit(project, "train")
-    assert "0 epochs" in result.stdout
+CONVERT_MODEL = """
+import os, sys
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import tf_keras as keras
+model = keras.models.load_model(sys.argv[1], compile=False)
+model.save(sys.argv[2])                          # the native Keras format
+model.save(sys.argv[3], save_format="tf")        # a SavedModel directory
+"""
+
+
+def test_the_three_pretrained_model_kinds_and_a_user_function(built_project, tmp_path):
+    """A .h5, a .keras file and a SavedModel folder (the TFLite converter's inputs), used as they are."""
     import json
-    metrics = json.loads((project / "build/train/metrics.json").read_text())
+    project = make_project(tmp_path / "p")
+    shutil.copy(built_project / "build/train/model.h5", project / "pretrained.h5")
+    subprocess.run([sys.executable, "-c", CONVERT_MODEL, str(project / "pretrained.h5"),
+                    str(project / "pretrained.keras"), str(project / "pretrained_savedmodel")], check=True)
     reference = json.loads((built_project / "build/train/metrics.json").read_text())
-    assert metrics["test_accuracy"] == reference["test_accuracy"]
+    for model_file in ("pretrained.h5", "pretrained.keras", "pretrained_savedmodel"):
+        write_manifest(project, {"train": {"model": model_file, "epochs": 0}})
+        result = doit(project, "train")
+        assert "0 epochs" in result.stdout
+        metrics = json.loads((project / "build/train/metrics.json").read_text())
+        assert metrics["test_accuracy"] == reference["test_accuracy"], model_file
 
     (project / "mymodels.py").write_text(
         "import tf_keras as keras\n"

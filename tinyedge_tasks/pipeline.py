@@ -313,7 +313,7 @@ def execute(project: Project, stage: Stage):
         started = time.perf_counter()
         if record and project.store.restore(key, record, staging):
             place_outputs(staging, destination)
-            print(f"  restored from cache in {time.perf_counter() - started:.2f} s "
+            print(f"  restored from cache in {time.perf_counter() - started:.3f} s "
                   f"(computed in {record.get('seconds', 0):.1f} s; key {key[:12]})", flush=True)
             return None
         staging.mkdir(parents=True, exist_ok=True)
