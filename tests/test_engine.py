@@ -79,8 +79,9 @@ def test_changing_a_key_back_restores_identical_artifacts(project_copy):
 
 
 def test_two_clean_runs_give_identical_bytes(built_project, tmp_path):
+    """The second run also uses two doit worker processes: they share the project's lock."""
     again = make_project(tmp_path / "again")
-    doit(again)
+    doit(again, "-n", "2")
     first, second = artifacts(built_project), artifacts(again)
     assert first.keys() == second.keys()
     assert first["quantize/model.tflite"] == second["quantize/model.tflite"]

@@ -265,10 +265,13 @@ class Project:
 
 
 _LOCK_HANDLE = None
+RUN_ENV = "TINYEDGE_DOIT_RUN"  # pid of the doit process that loaded dodo.py; its `doit -n` workers inherit it
 
 
 def _take_project_lock(state: Path) -> None:
-    """One building doit per project: the second stops with a message instead of racing the first."""
+    """One building doit run per project: a second run stops with a message instead of racing the first.
+
+    The lock file names the run, so the worker processes of one `doit -n N` run share the lock."""
     global _LOCK_HANDLE
     if _LOCK_HANDLE is not None:
         return
@@ -280,12 +283,14 @@ def _take_project_lock(state: Path) -> None:
         handle.seek(0)
         holder = handle.read().strip() or "unknown"
         handle.close()
+        if holder == os.environ.get(RUN_ENV):
+            return
         raise TinyedgeError(
             f"another doit run (pid {holder}) is building this project (lock {state / 'build.lock'}); "
             "wait for it to finish and run doit again") from None
     handle.seek(0)
     handle.truncate()
-    handle.write(str(os.getpid()))
+    handle.write(os.environ.get(RUN_ENV, str(os.getpid())))
     handle.flush()
     _LOCK_HANDLE = handle
 
@@ -373,6 +378,7 @@ def stage_tasks() -> dict:
 
     Called when doit imports dodo.py, in the project folder, before doit opens its state in cache/."""
     Path(STATE_DIR).mkdir(exist_ok=True)
+    os.environ[RUN_ENV] = str(os.getpid())
     return {f"task_{row.name}": _creator(row) for row in STAGES + COMMANDS}
 
 
