@@ -153,6 +153,20 @@ def _image_folder(root: Path, per_class: int = 30) -> Path:
     return folder
 
 
+def test_npz_source_and_a_file_that_is_not_one(tmp_path):
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    project = make_project(tmp_path / "p", {"dataset": {"source": "digits.npz", "input": {"channels": 3}}})
+    np.savez(project / "digits.npz", x=np.round(digits.images * 255 / 16).astype(np.uint8), y=digits.target + 3)
+    doit(project, "dataset")
+    with np.load(project / "build/dataset/data.npz") as data:
+        assert data["x_train"].shape[1:] == (32, 32, 3)
+        assert sum(len(data[f"y_{s}"]) for s in ("train", "val", "test")) == len(digits.target)
+    (project / "digits.npz").write_bytes(b"not a zip")
+    result = doit(project, "dataset", check=False)
+    assert result.returncode != 0 and "digits.npz: not an .npz file" in result.stdout + result.stderr
+
+
 def test_image_folder_split_is_stable_when_an_image_is_added(tmp_path):
     project = make_project(tmp_path / "p", {"dataset": {"source": "images", "input": {"width": 16, "height": 16}}})
     folder = _image_folder(project)

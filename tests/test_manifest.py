@@ -22,6 +22,7 @@ BAD_MANIFESTS = [
      ["python/object/apply:os.system", "plain data only"]),
     ("not yaml", "train:\n  epochs: [1, 2\n", 3, ["not valid YAML"]),
     ("not a mapping at all", "- train\n- dataset\n", 1, ["expected a mapping of sections"]),
+    ("key given twice", "project:\n  seed: 1\n  seed: 2\n", 3, ["project.seed", "given twice (also on line 2)"]),
 ]
 
 

@@ -140,18 +140,24 @@ def json_schema() -> dict:
     return schema
 
 
-def _line_map(node: yaml.Node, prefix: tuple = (), lines: dict | None = None) -> dict:
-    """Map every key path of a composed YAML document to the 1-based line it stands on."""
+def _line_map(node: yaml.Node, path: Path, prefix: tuple = (), lines: dict | None = None) -> dict:
+    """Map every key path of a composed YAML document to the 1-based line it stands on.
+
+    A key given twice in one mapping is an error: YAML loaders silently keep the last one."""
     lines = {} if lines is None else lines
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
-            path = prefix + (str(key_node.value),)
-            lines[path] = key_node.start_mark.line + 1
-            _line_map(value_node, path, lines)
+            key = prefix + (str(key_node.value),)
+            line = key_node.start_mark.line + 1
+            if key in lines:
+                raise ManifestError(f"{path}:{line}: {'.'.join(key)}: given twice (also on line {lines[key]}); "
+                                    "keep one")
+            lines[key] = line
+            _line_map(value_node, path, key, lines)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[prefix + (index,)] = item.start_mark.line + 1
-            _line_map(item, prefix + (index,), lines)
+            _line_map(item, path, prefix + (index,), lines)
     return lines
 
 
@@ -209,7 +215,7 @@ def validate(text: str, path: Path) -> tuple[dict, dict]:
     if not isinstance(raw, dict):
         raise ManifestError(f"{path}:1: expected a mapping of sections (project, dataset, train, ...), "
                             f"found {type(raw).__name__}")
-    lines = _line_map(node) if node is not None else {}
+    lines = _line_map(node, path) if node is not None else {}
     try:
         model = Manifest.model_validate(raw)
     except ValidationError as exc:

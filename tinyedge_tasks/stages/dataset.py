@@ -68,6 +68,9 @@ def _digits():
 
 def _npz(path: Path):
     import numpy as np
+    if not zipfile.is_zipfile(path):
+        raise TinyedgeError(f"{path}: not an .npz file (numpy.savez writes a zip archive; this is not one); "
+                            "save it with numpy.savez(path, x=..., y=...)")
     try:
         with np.load(path, allow_pickle=False) as data:
             x, y = data["x"], data["y"]
