@@ -140,7 +140,7 @@ COMMANDS: tuple[Command, ...] = (
 
 
 @lru_cache(maxsize=None)
-def _tool_version(distribution: str) -> str:
+def tool_version(distribution: str) -> str:
     try:
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -226,7 +226,7 @@ class Project:
             "tinyedge": __version__,
             "python": platform.python_version(),
             "code": _code_digest(stage.name, stage.uses),
-            "tools": {tool: _tool_version(tool) for tool in stage.tools},
+            "tools": {tool: tool_version(tool) for tool in stage.tools},
             "config": self.manifest.slice(stage.reads, stage.name).values,
         }
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import __version__
 from ..errors import TinyedgeError
 from ..hashing import STAT_CACHE
-from ..pipeline import PACKAGE_DIR, STAGES, _tool_version
+from ..pipeline import STAGES, tool_version
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 ENGINE_TOOLS = ("doit", "xxhash", "pyyaml", "pydantic", "jinja2", "platformio")
@@ -28,7 +28,7 @@ def lock() -> dict:
     tools = sorted({tool for stage in STAGES for tool in stage.tools} | set(ENGINE_TOOLS) | {"matplotlib"})
     return {"tinyedge": __version__, "python": platform.python_version(),
             "implementation": platform.python_implementation(), "system": platform.system(),
-            "machine": platform.machine(), "packages": {tool: _tool_version(tool) for tool in tools}}
+            "machine": platform.machine(), "packages": {tool: tool_version(tool) for tool in tools}}
 
 
 def _project_file(project, path: Path, what: str) -> str:
@@ -40,17 +40,13 @@ def _project_file(project, path: Path, what: str) -> str:
 
 
 def inputs(project, with_data: bool) -> tuple[dict[str, Path], dict[str, Path]]:
-    """(carried, by digest only): project-relative name -> path of every input file."""
+    """(carried, by digest only): project-relative name -> path of every input file (the board file is
+    codegen's source)."""
     carried = {"tinyedge.yaml": project.manifest.path, "dodo.py": project.root / "dodo.py"}
-    board = project.root / "boards" / f"{project.manifest.get('board')}.yaml"
-    if board.is_file():
-        carried[f"boards/{board.name}"] = board
     data_only = {}
     for stage in STAGES:
         if project.enabled(stage) and stage.default:
             for path in project.sources(stage):
-                if path.is_relative_to(PACKAGE_DIR):
-                    continue  # tinyedge's own templates: the lock's tinyedge version stands for them
                 name = _project_file(project, path, f"a file stage {stage.name} reads")
                 (carried if stage.name != DATA_STAGE or with_data else data_only)[name] = path
     return carried, data_only

@@ -94,7 +94,7 @@ def preprocess_sources(width: int, height: int, channels: int, quant: dict) -> d
 
 def run(ctx) -> None:
     board_name = ctx.config["board"]
-    board = boards.load(next(p for p in ctx.sources if p.suffix == ".yaml"))
+    board = boards.load(ctx.sources[0])  # the board file: the only source
     calibration = json.loads(ctx.inputs["calibrate/calibration.json"].read_text())
     labels = json.loads(ctx.inputs["dataset/dataset.json"].read_text())["classes"]
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
