@@ -42,7 +42,7 @@ def test_report_shows_the_build_and_says_what_is_absent(built_project):
     images = re.findall(r'<img alt="([^"]+)" src="([^"]+)"', page)
     assert [alt for alt, _ in images] == ["class counts and sample images", "training curves",
                                           "accuracy, model bytes and arena", "confusion matrix",
-                                          "flash, SRAM and PSRAM budget"]
+                                          "memory and MACs per layer", "flash, SRAM and PSRAM budget"]
     for _, source in images:
         assert source.startswith("data:image/png;base64,")
         Image.open(io.BytesIO(base64.b64decode(source.split(",", 1)[1]))).verify()

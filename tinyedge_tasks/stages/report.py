@@ -142,6 +142,23 @@ def _confusion_chart(confusion: list[list], classes: list[str]) -> bytes:
     return charts.png(fig)
 
 
+def _layer_chart(layers: list[dict]) -> bytes:
+    """Per layer: int8 weight bytes (flash) and output activation bytes (arena), and the MACs (time)."""
+    fig, (memory, work) = charts.figure(2, width=5.0)
+    names = [row["name"] for row in layers]
+    positions = np.arange(len(layers))
+    memory.barh(positions - 0.2, [row["weight_bytes"] for row in layers], 0.4, label="int8 weights (flash)")
+    memory.barh(positions + 0.2, [row["activation_bytes"] for row in layers], 0.4, label="output activation (arena)")
+    memory.set_title("memory per layer, bytes")
+    memory.legend()
+    work.barh(positions, [row["macs"] for row in layers], color="#2ca02c")
+    work.set_title("multiply-accumulates per layer")
+    for axis in (memory, work):
+        axis.set_yticks(positions, names)
+        axis.invert_yaxis()
+    return charts.png(fig)
+
+
 def _budget_chart(rows: list[list]) -> bytes:
     """Each memory as a bar of its available bytes, filled to the share the firmware uses."""
     fig, (axis,) = charts.figure(1, width=8.0, height=2.2)
@@ -267,6 +284,7 @@ def run(ctx) -> None:
                [[r["name"], r["type"], "x".join(map(str, r["output_shape"])), r["float_params"], r["params"],
                  r["macs"], r["sparsity"], *errors.get(r["name"], (None, None)), r["weight_bytes"],
                  r["activation_bytes"]] for r in layers])
+    page.chart(_layer_chart(layers), "memory and MACs per layer")
     if not errors:
         page.text("No per-layer quantization error (quantize/layer_error.json absent).", absent=True)
 
