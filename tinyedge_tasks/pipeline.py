@@ -250,7 +250,6 @@ class Project:
             "verbosity": 2,
         }
 
-
     def command_task(self, command: Command) -> dict:
         return {
             "basename": command.name,
