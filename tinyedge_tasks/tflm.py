@@ -14,6 +14,7 @@ from .preprocess import input_table
 
 ARENA_FLOOR = 1024  # TFLM crashes (not raises) on arenas below a few hundred bytes; never try smaller
 ARENA_STEP = 16     # TFLM aligns arena allocations to 16 bytes
+PROBE_ARENA = 8 * 1024 * 1024  # ample for any model an MCU runs: for runs where the arena size does not matter
 
 
 def _schema():
@@ -56,7 +57,7 @@ def captured_stderr():
             lines += [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
 
 
-def interpreter(model_bytes: bytes, arena_size: int):
+def interpreter(model_bytes: bytes, arena_size: int = PROBE_ARENA):
     from tflite_micro.python.tflite_micro import runtime
     return runtime.Interpreter.from_bytes(model_bytes, arena_size=arena_size)
 
@@ -102,6 +103,11 @@ def quantize_images(engine, images: np.ndarray) -> np.ndarray:
     """uint8 pixels -> the model's quantized input, through the table the firmware embeds."""
     details, _ = io_details(engine)
     return input_table(details["scale"], details["zero_point"], details["dtype"])[images]
+
+
+def model_input(model_bytes: bytes, images: np.ndarray) -> np.ndarray:
+    """uint8 images -> the quantized input tensor of this model (its scale and zero point)."""
+    return quantize_images(interpreter(model_bytes), images)
 
 
 def predict(engine, images: np.ndarray, progress=None) -> np.ndarray:

@@ -15,6 +15,7 @@ import subprocess
 from pathlib import Path
 
 from ..errors import TinyedgeError
+from ..pipeline import STATE_DIR
 
 SIZE_LINE = re.compile(r"^(RAM|Flash):.*\(used (\d+) bytes from (\d+) bytes\)", re.MULTILINE)
 OFFLINE_SIGNS = ("HTTPClientError", "Could not resolve", "ConnectionError", "Max retries exceeded",
@@ -39,7 +40,7 @@ def env_name(firmware: Path) -> str:
 
 def workspace_dir(project_root: Path, firmware: Path) -> Path:
     """A persistent PlatformIO workspace per board, outside the build folder."""
-    return project_root / "cache" / "platformio" / env_name(firmware)
+    return project_root / STATE_DIR / "platformio" / env_name(firmware)
 
 
 def pio(args: list[str], firmware: Path, project_root: Path, what: str, stream: bool = False) -> str:

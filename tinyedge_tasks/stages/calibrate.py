@@ -14,9 +14,7 @@ def run(ctx) -> None:
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
     float_metrics = json.loads(ctx.inputs["train/metrics.json"].read_text())
 
-    probe = tflm.interpreter(model_bytes, 8 * 1024 * 1024)
-    first = tflm.quantize_images(probe, x_test[:1])
-    arena = tflm.smallest_arena(model_bytes, first)
+    arena = tflm.smallest_arena(model_bytes, tflm.model_input(model_bytes, x_test[:1]))
     ctx.log(f"smallest TFLM arena: {arena} bytes")
 
     engine = tflm.interpreter(model_bytes, arena)

@@ -21,13 +21,13 @@ DIGITS = "sklearn:digits"
 SPLITS = ("train", "val", "test")
 
 
-def _class_folders(manifest) -> tuple[Path, list[Path]]:
+def _class_folders(manifest) -> list[Path]:
     folder = manifest.path_of("dataset.source")
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise manifest.error("dataset.source", f"{folder} has no class sub-folders; expected one folder "
                              "per class (e.g. cat/, dog/) holding .jpg/.png images")
-    return folder, classes
+    return classes
 
 
 def _images(class_folder: Path) -> list[Path]:
@@ -48,7 +48,7 @@ def sources(manifest) -> list[Path]:
             raise manifest.error("dataset.source", f"{path} is a {path.suffix or 'plain'} file; expected {expected}")
         return [path]
     files = []
-    for class_folder in _class_folders(manifest)[1]:
+    for class_folder in _class_folders(manifest):
         images = _images(class_folder)
         if not images:
             raise manifest.error("dataset.source", f"class folder {class_folder} holds no .jpg/.png images; "

@@ -133,12 +133,11 @@ def measure(model, data: dict, seed: int) -> dict:
 
     chosen = representative_indices(data["y_train"], MEASURE_SAMPLES, True, seed)
     tflite = convert(model, as_float(data["x_train"][chosen]), "int8")
-    first = tflm.quantize_images(tflm.interpreter(tflite, 8 * 1024 * 1024), data["x_test"][:1])
     table = layer_table(model)
     return {"test_accuracy": accuracy(model, data["x_test"], data["y_test"]),
             "params": sum(row["params"] for row in table), "macs": sum(row["macs"] for row in table),
             "int8_bytes": len(tflite), "int8_zlib_bytes": len(zlib.compress(tflite, 9)),
-            "arena_bytes": tflm.smallest_arena(tflite, first)}
+            "arena_bytes": tflm.smallest_arena(tflite, tflm.model_input(tflite, data["x_test"][:1]))}
 
 
 def run(ctx) -> None:

@@ -64,7 +64,7 @@ def check_runs(tflite: bytes, scheme: str, image: np.ndarray) -> None:
     from .. import tflm
     with tflm.captured_stderr() as said:
         try:
-            engine = tflm.interpreter(tflite, 8 * 1024 * 1024)
+            engine = tflm.interpreter(tflite)
             engine.set_input(tflm.quantize_images(engine, image), 0)
             engine.invoke()
             problem = None
@@ -129,7 +129,7 @@ def _aware(model, data: dict, ctx):
 
 def _tflm_accuracy(tflite: bytes, data: dict) -> float:
     from .. import tflm
-    scores = tflm.predict(tflm.interpreter(tflite, 8 * 1024 * 1024), data["x_test"])
+    scores = tflm.predict(tflm.interpreter(tflite), data["x_test"])
     return float(np.mean(np.argmax(scores, axis=1) == data["y_test"]))
 
 
