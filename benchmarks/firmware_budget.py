@@ -8,8 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from tinyedge_tasks import boards
-from tinyedge_tasks.manifest_loader import MANIFEST_NAME, load
+from tinyedge_tasks.config import boards
+from tinyedge_tasks.config.manifest_loader import MANIFEST_NAME, load
 from tinyedge_tasks.errors import TinyedgeError
 
 

@@ -17,7 +17,8 @@ import pytest
 
 from test_firmware import FIRMWARE, _calibration, _camera_frames, _from_rgb565, _rgb565
 from tinyedge_tasks import preprocess
-from tinyedge_tasks.stages import codegen
+from tinyedge_tasks.backends.tflm import codegen
+from tinyedge_tasks.preprocess import c as preprocess_c
 
 BAREMETAL = Path(__file__).parent / "baremetal"
 PACKAGES = "gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm"
@@ -98,7 +99,7 @@ def test_example_preprocessing_on_cortex_m_matches_python(built_project, tmp_pat
     (48, 40, 3, {"dtype": "int8", "scale": 0.0078125, "zero_point": -1}),       # colour, crop the width
 ])
 def test_other_inputs_on_cortex_m_match_python(tmp_path, width, height, channels, quant):
-    for name, text in codegen.preprocess_sources(width, height, channels, quant).items():
+    for name, text in preprocess_c.sources(width, height, channels, quant).items():
         (tmp_path / name).parent.mkdir(exist_ok=True)
         (tmp_path / name).write_text(text)
     work = tmp_path / "run"

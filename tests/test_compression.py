@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from conftest import doit, merge, ran
-from tinyedge_tasks.hashing import digest_file
+from tinyedge_tasks.engine.hashing import digest_file
 
 FAST_PRUNE = {"sparsity": 0.5, "epochs": 2}
 
@@ -66,10 +66,10 @@ def _dead_half(model, keras) -> None:
 
 @pytest.mark.parametrize("name", ["tiny_cnn", "mobilenet"])
 def test_structured_shrink_keeps_what_the_model_computes(name):
-    from tinyedge_tasks.keras_util import deterministic, keras
-    from tinyedge_tasks.layers import layer_table
+    from tinyedge_tasks.ml.keras_util import deterministic, keras
+    from tinyedge_tasks.ml.layers import layer_table
     from tinyedge_tasks.stages.prune import shrink
-    from tinyedge_tasks.zoo import ZOO
+    from tinyedge_tasks.ml.zoo import ZOO
 
     deterministic(1)
     model = ZOO[name](keras, (32, 32, 1), 10, 1.0)
@@ -92,7 +92,7 @@ def test_structured_shrink_keeps_what_the_model_computes(name):
 
 def test_structured_shrink_refuses_a_model_with_nothing_to_prune():
     from tinyedge_tasks.errors import TinyedgeError
-    from tinyedge_tasks.keras_util import keras
+    from tinyedge_tasks.ml.keras_util import keras
     from tinyedge_tasks.stages.prune import shrink
 
     model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 from conftest import doit, make_project, ran, write_manifest
-from tinyedge_tasks.cache import Store
-from tinyedge_tasks.hashing import STAT_CACHE, XXH3Checker
+from tinyedge_tasks.engine.cache import Store
+from tinyedge_tasks.engine.hashing import STAT_CACHE, XXH3Checker
 
 SLICE = {"dataset", "train", "quantize", "calibrate"}
 

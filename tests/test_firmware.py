@@ -23,7 +23,8 @@ import yaml
 from conftest import doit, ran, write_manifest
 from tinyedge_tasks import preprocess
 from tinyedge_tasks.errors import TinyedgeError
-from tinyedge_tasks.stages import codegen
+from tinyedge_tasks.backends.tflm import codegen
+from tinyedge_tasks.preprocess import c as preprocess_c
 
 HERE = Path(__file__).parent
 FIRMWARE = Path("build/codegen/firmware")
@@ -140,7 +141,7 @@ def test_firmware_preprocessing_matches_python_byte_for_byte(built_project, tmp_
 def test_preprocessing_other_inputs_match_python(tmp_path, width, height, channels, quant):
     src = tmp_path / "src"
     src.mkdir()
-    for name, text in codegen.preprocess_sources(width, height, channels, quant).items():
+    for name, text in preprocess_c.sources(width, height, channels, quant).items():
         (tmp_path / name).write_text(text)
     exe = _compile(src, tmp_path)
     assert _check_frames(exe, tmp_path, width, height, channels, quant) == 6
@@ -273,8 +274,8 @@ def test_monitor_reads_the_board(project_copy):
 
 
 def test_board_files_load_and_pio_is_found():
-    from tinyedge_tasks import boards
-    from tinyedge_tasks.stages.build import pio_executable
+    from tinyedge_tasks.config import boards
+    from tinyedge_tasks.toolchains.platformio import pio_executable
     loaded = {name: boards.load(HERE.parent / "boards" / f"{name}.yaml") for name in boards.known(HERE.parent)}
     assert {"esp32cam", "xiao_esp32s3_sense"} <= set(loaded)
     assert loaded["esp32cam"].psram.bytes == 4 * 1024 * 1024 and loaded["esp32cam"].flash.bytes == 4 * 1024 * 1024

@@ -8,7 +8,7 @@ import pytest
 
 from tinyedge_tasks import cli
 from tinyedge_tasks.errors import ManifestError
-from tinyedge_tasks.manifest_loader import ConfigSlice, load
+from tinyedge_tasks.config.manifest_loader import ConfigSlice, load
 
 BAD_MANIFESTS = [
     # (what, manifest text, line the error names, words the message must hold)

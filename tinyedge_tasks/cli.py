@@ -21,7 +21,7 @@ def parse_size(text: str) -> int:
 
 
 def schema_text() -> str:
-    from .manifest import json_schema
+    from .config.manifest import json_schema
     return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
 
 
@@ -31,7 +31,7 @@ def store_dir(cache: str | None) -> Path:
         return Path(cache)
     if os.environ.get("TINYEDGE_CACHE"):
         return Path(os.environ["TINYEDGE_CACHE"])
-    from .manifest_loader import MANIFEST_NAME, load
+    from .config.manifest_loader import MANIFEST_NAME, load
     if Path(MANIFEST_NAME).exists():
         return Path(load(MANIFEST_NAME).get("project.cache_dir") or "cache")
     return Path("cache")
@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.stdout.write(schema_text())
         return 0
 
-    from .cache import Store
+    from .engine.cache import Store
     from .errors import TinyedgeError
     if args.older_than is None and args.max_size is None:
         parser.error("cache-prune needs --older-than DAYS and/or --max-size SIZE")

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 
-from .. import charts
+from ..report import charts
 from ..errors import TinyedgeError
-from ..hashing import digest_json
+from ..engine.hashing import digest_json
 
 
 def _flatten(value, prefix: str = "") -> dict:

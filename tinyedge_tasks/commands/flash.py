@@ -1,4 +1,4 @@
-"""doit flash: build the generated firmware and upload it to the board (`pio run -t upload`).
+"""doit flash: build the generated firmware and upload it to the board, through the toolchain codegen named.
 
 The port comes from `doit flash --port`, else $TINYEDGE_PORT, else firmware.port in tinyedge.yaml, else the
 one serial port found; a missing device stops before PlatformIO runs, with what to do.
@@ -8,7 +8,8 @@ from __future__ import annotations
 import os
 
 from ..errors import TinyedgeError
-from ..stages.build import pio
+from ..artifacts import ProjectIndex
+from ..toolchains import adapter
 
 
 def _detected() -> list[str]:
@@ -34,8 +35,15 @@ def serial_port(project, options: dict) -> str:
     return port
 
 
+def project_index(project) -> tuple[ProjectIndex, object]:
+    """codegen's project index and the adapter of the toolchain it names."""
+    index = ProjectIndex.from_json(project.artifact(ProjectIndex.ARTIFACT).read_text())
+    return index, adapter(index.toolchain)
+
+
 def run(project, options, args) -> None:
+    index, toolchain = project_index(project)
     port = serial_port(project, options)
-    firmware = project.build / "codegen" / "firmware"
+    firmware = project.artifact(ProjectIndex.ARTIFACT).parent / index.folder
     print(f"  uploading {firmware} to {port}", flush=True)
-    pio(["run", "--target", "upload", "--upload-port", port], firmware, project.root, "flash", stream=True)
+    toolchain.upload(firmware, project.state, port)

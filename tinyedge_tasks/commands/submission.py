@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .. import __version__
 from ..errors import TinyedgeError
-from ..hashing import STAT_CACHE
-from ..pipeline import STAGES, tool_version
+from ..engine.hashing import STAT_CACHE
+from ..engine.pipeline import tool_version
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 ENGINE_TOOLS = ("doit", "xxhash", "pyyaml", "pydantic", "jinja2", "platformio")
@@ -24,8 +24,8 @@ HANDED_IN = ("report/", "quantize/model.tflite", "codegen/")  # artifacts carrie
 DATA_STAGE = "dataset"
 
 
-def lock() -> dict:
-    tools = sorted({tool for stage in STAGES for tool in stage.tools} | set(ENGINE_TOOLS) | {"matplotlib"})
+def lock(project) -> dict:
+    tools = sorted({tool for stage in project.stages for tool in stage.tools} | set(ENGINE_TOOLS) | {"matplotlib"})
     return {"tinyedge": __version__, "python": platform.python_version(),
             "implementation": platform.python_implementation(), "system": platform.system(),
             "machine": platform.machine(), "packages": {tool: tool_version(tool) for tool in tools}}
@@ -44,7 +44,7 @@ def inputs(project, with_data: bool) -> tuple[dict[str, Path], dict[str, Path]]:
     codegen's source)."""
     carried = {"tinyedge.yaml": project.manifest.path, "dodo.py": project.root / "dodo.py"}
     data_only = {}
-    for stage in STAGES:
+    for stage in project.stages:
         if project.enabled(stage) and stage.default:
             for path in project.sources(stage):
                 name = _project_file(project, path, f"a file stage {stage.name} reads")
@@ -55,7 +55,7 @@ def inputs(project, with_data: bool) -> tuple[dict[str, Path], dict[str, Path]]:
 def artifacts(project) -> dict[str, Path]:
     """'stage/file' -> path of every file the default pipeline put under the build folder."""
     found = {}
-    for stage in STAGES:
+    for stage in project.stages:
         folder = project.build / stage.name
         if project.enabled(stage) and stage.default and folder.is_dir():
             found.update({p.relative_to(project.build).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()})
@@ -81,7 +81,7 @@ def run(project, options, args) -> None:
                "data_included": with_data}
     entries = {name: path.read_bytes() for name, path in carried.items()}
     entries.update({f"artifacts/{name}": path.read_bytes() for name, path in handed_in.items()})
-    entries["lock.json"] = json.dumps(lock(), indent=1, sort_keys=True).encode()
+    entries["lock.json"] = json.dumps(lock(project), indent=1, sort_keys=True).encode()
     entries["digests.json"] = json.dumps(digests, indent=1, sort_keys=True).encode()
 
     folder = project.build / "submission"

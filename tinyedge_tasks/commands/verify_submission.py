@@ -15,9 +15,9 @@ import time
 import zipfile
 from pathlib import Path
 
-from .. import charts
+from ..report import charts
 from ..errors import TinyedgeError
-from ..hashing import digest_bytes, digest_file
+from ..engine.hashing import digest_bytes, digest_file
 from .submission import lock
 
 
@@ -28,8 +28,8 @@ def _read(archive: zipfile.ZipFile, name: str, path: Path) -> dict:
         raise TinyedgeError(f"{path}: no {name} inside; expected a zip made by `doit submission`") from None
 
 
-def _lock_differences(recorded: dict) -> list[str]:
-    here = lock()
+def _lock_differences(project, recorded: dict) -> list[str]:
+    here = lock(project)
     differences = [f"{key}: submission {recorded.get(key)}, here {here[key]}"
                    for key in here if key != "packages" and recorded.get(key) != here[key]]
     packages = recorded.get("packages", {})
@@ -65,7 +65,7 @@ def run(project, options, args) -> None:
         raise TinyedgeError(f"{path}: not a zip file; expected a zip made by `doit submission`")
     with zipfile.ZipFile(path) as archive, tempfile.TemporaryDirectory(prefix="tinyedge-verify-") as tmp:
         digests, recorded_lock = _read(archive, "digests.json", path), _read(archive, "lock.json", path)
-        for line in _lock_differences(recorded_lock):
+        for line in _lock_differences(project, recorded_lock):
             print(f"note: version differs ({line}); artifacts may differ for that reason")
         folder = Path(tmp)
         _unpack(archive, digests, folder, path)

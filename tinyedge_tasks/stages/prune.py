@@ -94,7 +94,7 @@ def _unstructured(model, config: dict, data: dict, batch_size: int, learning_rat
     """tfmot magnitude pruning with the mask updated several times per epoch, however small the data set."""
     import tensorflow_model_optimization as tfmot
 
-    from ..keras_util import as_float, compile_model
+    from ..ml.keras_util import as_float, compile_model
     sparsity, epochs = config["sparsity"], config["epochs"]
     steps = math.ceil(len(data["y_train"]) / batch_size)
     total = steps * epochs
@@ -126,10 +126,11 @@ def _sparsity(model, names: list[str]) -> dict:
 
 def measure(model, data: dict, seed: int) -> dict:
     """Float accuracy, parameters, MACs, int8 .tflite bytes (raw and zlib) and the smallest TFLM arena."""
-    from .. import tflm
-    from ..keras_util import accuracy, as_float
-    from ..layers import layer_table
-    from .quantize import convert, representative_indices
+    from ..ml.keras_util import accuracy, as_float
+    from ..ml.layers import layer_table
+    from ..ml.sampling import representative_indices
+    from ..tflite import runtime
+    from ..tflite.convert import convert
 
     chosen = representative_indices(data["y_train"], MEASURE_SAMPLES, True, seed)
     tflite = convert(model, as_float(data["x_train"][chosen]), "int8")
@@ -137,11 +138,11 @@ def measure(model, data: dict, seed: int) -> dict:
     return {"test_accuracy": accuracy(model, data["x_test"], data["y_test"]),
             "params": sum(row["params"] for row in table), "macs": sum(row["macs"] for row in table),
             "int8_bytes": len(tflite), "int8_zlib_bytes": len(zlib.compress(tflite, 9)),
-            "arena_bytes": tflm.smallest_arena(tflite, tflm.model_input(tflite, data["x_test"][:1]))}
+            "arena_bytes": runtime.smallest_arena(tflite, runtime.model_input(tflite, data["x_test"][:1]))}
 
 
 def run(ctx) -> None:
-    from ..keras_util import as_float, compile_model, deterministic, keras, load_data, load_model, save_model
+    from ..ml.keras_util import as_float, compile_model, deterministic, keras, load_data, load_model, save_model
 
     seed, config = ctx.config["project.seed"], ctx.config["compression.prune"]
     batch_size, learning_rate = ctx.config["train.batch_size"], ctx.config["train.learning_rate"]

@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from .. import charts, tflm
+from ..report import charts
+from ..tflite import runtime as tflm
 
 DEFAULT_CLOCK_MHZ = 240        # ESP32 (the ESP32-CAM's chip) when the board file gives no clock
 MACS_PER_CYCLE = 0.25          # TFLM int8 reference kernels on a core without SIMD: a rough, stated guess
@@ -26,7 +27,7 @@ def _json(ctx, name: str):
 def layer_rows(model, pruned) -> list[dict]:
     """Per layer of the model that is quantized: parameters (float and after pruning), MACs, kernel sparsity,
     int8 weight bytes and int8 output activation bytes."""
-    from ..layers import layer_table
+    from ..ml.layers import layer_table
     before = {row["name"]: row["params"] for row in layer_table(model)}
     rows = []
     for row, layer in zip(layer_table(pruned), (l for l in pruned.layers if type(l).__name__ != "InputLayer")):
@@ -42,7 +43,7 @@ def layer_rows(model, pruned) -> list[dict]:
 
 def _float_footprint(model, sample: np.ndarray) -> tuple[int, int]:
     """(bytes, smallest TFLM arena) of the float32 TFLite model, for comparison with the int8 one."""
-    from ..keras_util import tf
+    from ..ml.keras_util import tf
     flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     return len(flatbuffer), tflm.smallest_arena(flatbuffer, sample)
 
@@ -217,7 +218,7 @@ class Page:
 
 
 def run(ctx) -> None:
-    from ..keras_util import accuracy, as_float, load_data, load_model
+    from ..ml.keras_util import accuracy, as_float, load_data, load_model
 
     config = {key: ctx.config[key] for key in ctx.stage.reads}
     dataset = _json(ctx, "dataset/dataset.json")

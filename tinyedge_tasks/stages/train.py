@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from ..errors import TinyedgeError
-from ..zoo import ZOO
+from ..ml.zoo import ZOO
 
 MODEL_FILE_KINDS = "a .keras file, a Keras .h5 file or a SavedModel directory"
 
@@ -58,7 +58,7 @@ def _build(ctx, keras, input_shape, num_classes):
     if kind == "zoo":
         return ZOO[spec](keras, input_shape, num_classes, ctx.config["train.width_multiplier"])
     if kind == "file":
-        from ..keras_util import load_model
+        from ..ml.keras_util import load_model
         model = load_model(ctx.root / spec, "train.model")
     else:
         module_name, function_name = spec.split(":", 1)
@@ -79,7 +79,7 @@ def _build(ctx, keras, input_shape, num_classes):
 
 
 def run(ctx) -> None:
-    from ..keras_util import accuracy, as_float, compile_model, deterministic, keras, load_data, save_model
+    from ..ml.keras_util import accuracy, as_float, compile_model, deterministic, keras, load_data, save_model
 
     deterministic(ctx.config["project.seed"])
     data = load_data(ctx.inputs["dataset/data.npz"])

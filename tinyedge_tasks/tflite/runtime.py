@@ -4,13 +4,10 @@ Shared by calibrate (accuracy, arena) and codegen (operator list for the MicroMu
 """
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
-
 import numpy as np
 
-from .preprocess import input_table
+from ..native import captured_stderr
+from ..preprocess import input_table
 
 ARENA_FLOOR = 1024  # TFLM crashes (not raises) on arenas below a few hundred bytes; never try smaller
 ARENA_STEP = 16     # TFLM aligns arena allocations to 16 bytes
@@ -36,25 +33,6 @@ def operators(model_bytes: bytes) -> list[dict]:
         output = graph.Tensors(op.Outputs(0)).Name().decode() if op.OutputsLength() else ""
         found.append({"op": names.get(builtin, f"BUILTIN_{builtin}"), "layer": output})
     return found
-
-
-@contextlib.contextmanager
-def captured_stderr():
-    """Collect what C/C++ code writes to fd 2; yields a list that holds those lines on exit.
-
-    TFLM prints every failed allocation (the arena search fails on purpose many times) and TensorFlow its
-    start-up and converter chatter; a caller that fails quotes the lines, one that succeeds drops them."""
-    lines: list[str] = []
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as log:
-        os.dup2(log.fileno(), 2)
-        try:
-            yield lines
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            log.seek(0)
-            lines += [line.strip() for line in log.read().decode(errors="replace").splitlines() if line.strip()]
 
 
 def interpreter(model_bytes: bytes, arena_size: int = PROBE_ARENA):

@@ -12,8 +12,7 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
-from .errors import ManifestError
-
+from ..errors import ManifestError
 
 
 class _Section(BaseModel):
@@ -115,7 +114,7 @@ class Compression(_Section):
 
 
 class Firmware(_Section):
-    backend: Literal["tflm"] = "tflm"
+    backend: str = Field("tflm", description="The firmware backend: a folder of tinyedge_tasks/backends/ (tflm).")
     arena_margin: float = Field(0.25, ge=0, le=4, description="Extra tensor arena on top of the measured minimum.")
     port: Optional[str] = Field(None, description="Serial port for flash/monitor; or $TINYEDGE_PORT, or --port.")
     led_class: Optional[str] = Field(None, description="Light the board's LED when this class wins.")
@@ -134,7 +133,9 @@ class Manifest(_Section):
 
 def json_schema() -> dict:
     """The manifest schema as JSON Schema, for editors (yaml-language-server) and checks."""
+    from ..backends import builtin
     schema = Manifest.model_json_schema()
+    schema["$defs"]["Firmware"]["properties"]["backend"]["examples"] = builtin()  # editors offer these
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "tinyedge.yaml"
     return schema
@@ -159,6 +160,11 @@ def _line_map(node: yaml.Node, path: Path, prefix: tuple = (), lines: dict | Non
             lines[prefix + (index,)] = item.start_mark.line + 1
             _line_map(item, path, prefix + (index,), lines)
     return lines
+
+
+def section_type(key: str) -> type[BaseModel] | None:
+    """The schema class of the section at a dotted key ('compression.prune' -> Prune); None for a plain value."""
+    return _section_model(tuple(key.split(".")) + ("",))
 
 
 def _section_model(loc: tuple) -> type[BaseModel] | None:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import TinyedgeError
+from ..errors import TinyedgeError
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from .tflm import captured_stderr  # noqa: E402
+from ..native import captured_stderr  # noqa: E402
 
 with captured_stderr():  # TensorFlow's C++ start-up chatter (oneDNN, no CUDA driver) says nothing to act on
     import absl.logging

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import TinyedgeError
+from ..errors import TinyedgeError
 
 if TYPE_CHECKING:
     from .board_schema import Board

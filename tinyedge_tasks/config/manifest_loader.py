@@ -11,8 +11,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from .errors import ManifestError
-from .hashing import digest_bytes
+from ..engine.hashing import digest_bytes
+from ..errors import ManifestError
 
 MANIFEST_NAME = "tinyedge.yaml"
 SCHEMA_SOURCE = Path(__file__).with_name("manifest.py")
@@ -45,7 +45,7 @@ class LoadedManifest:
         return value
 
     def slice(self, keys: tuple[str, ...], stage: str) -> "ConfigSlice":
-        return ConfigSlice({key: self.get(key) for key in keys}, stage)
+        return ConfigSlice({key: self.get(key) for key in keys}, stage, self)
 
     def path_of(self, key: str) -> Path:
         """A manifest value that names a file, resolved against the manifest's folder."""
@@ -55,9 +55,23 @@ class LoadedManifest:
 class ConfigSlice:
     """The manifest keys one stage declared; reading any other key is a bug in the stage table."""
 
-    def __init__(self, values: dict, stage: str):
+    def __init__(self, values: dict, stage: str, manifest: LoadedManifest | None = None):
         self.values = values
         self.stage = stage
+        self.manifest = manifest
+
+    def section(self, key: str):
+        """The value at `key` as its typed schema object (attributes, defaults filled in); None for a section
+        that is off. Imports the schema (pydantic): for stages, never for task creation."""
+        from .manifest import section_type
+        value = self[key]
+        kind = section_type(key)
+        return value if value is None or kind is None else kind.model_validate(value)
+
+    def error(self, key: str, problem: str) -> ManifestError:
+        """A stage's error about a manifest value, with the file:line and key path a manifest error has."""
+        self[key]  # only keys the stage declared
+        return self.manifest.error(key, problem) if self.manifest else ManifestError(f"{key}: {problem}")
 
     def __getitem__(self, key: str) -> Any:
         for declared, value in self.values.items():

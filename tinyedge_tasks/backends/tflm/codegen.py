@@ -1,18 +1,24 @@
-"""codegen: the calibrated int8 model -> a PlatformIO project for the board (build/codegen/firmware/).
+"""codegen: the calibrated int8 model -> a PlatformIO project for the board (build/codegen/firmware/) and its
+project index (codegen/project.json).
 
 Kept boring, like tflite-micro's generate_cc_arrays.py: Jinja2 templates filled with plain values. The memory
 budget and the operator check run first, so a model that cannot run on the board stops here, not in `pio run`.
+Imported to make tasks (sources()): NumPy and the TFLM runtime are imported inside run().
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from .. import boards
-from ..errors import TinyedgeError
+from ...artifacts import Budget, Calibration, DatasetSummary
+from ...config import boards
+from ...csource import ctype, environment, hex_rows
+from ...errors import TinyedgeError
+from ...toolchains import write_project
+from .. import board_section
+from . import BACKEND
 
-TEMPLATES = Path(__file__).resolve().parent.parent / "templates" / "esp32_arduino"
-CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t"}
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 PLACES = {"internal": "internal RAM", "psram": "PSRAM"}
 
 # Builtin operator -> MicroMutableOpResolver method of the ESP32 TFLM port (ESP-NN kernels where they exist).
@@ -45,9 +51,9 @@ def sources(manifest) -> list[Path]:
 def resolver_ops(model_bytes: bytes) -> list[dict]:
     """The distinct operators of the model with their resolver method; an operator the ESP32 TFLM port
     cannot run stops here, naming it and the layer that uses it."""
-    from .. import tflm
+    from ...tflite import runtime
     found, unknown = {}, []
-    for entry in tflm.operators(model_bytes):
+    for entry in runtime.operators(model_bytes):
         method = RESOLVER.get(entry["op"])
         if method is None:
             unknown.append(f"{entry['op']} (layer '{entry['layer'].split(';')[0]}')")
@@ -60,75 +66,43 @@ def resolver_ops(model_bytes: bytes) -> list[dict]:
     return sorted(found.values(), key=lambda entry: entry["op"])
 
 
-def _hex_rows(values, per_row: int, fmt: str) -> list[str]:
-    items = [fmt.format(v) for v in values]
-    return [", ".join(items[i:i + per_row]) + "," for i in range(0, len(items), per_row)]
-
-
-def _ctype(dtype: str, what: str) -> str:
-    if dtype not in CTYPES:
-        raise TinyedgeError(f"the model's {what} is {dtype}; the firmware expects an integer model "
-                            f"({', '.join(CTYPES)}): set compression.quantize.scheme to int8 or int16x8")
-    return CTYPES[dtype]
-
-
-def _environment():
-    import jinja2
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), undefined=jinja2.StrictUndefined,
-                             keep_trailing_newline=True, trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    env.filters["c_string"] = lambda text: json.dumps(text, ensure_ascii=False)  # JSON escapes are valid C
-    return env
-
-
-def preprocess_sources(width: int, height: int, channels: int, quant: dict) -> dict[str, str]:
-    """src/preprocess.h and .c for a model input and its quantization {dtype, scale, zero_point}."""
-    from ..preprocess import input_table
-    table = input_table(quant["scale"], quant["zero_point"], quant["dtype"])
-    values = {"width": width, "height": height, "channels": channels, "ctype": _ctype(quant["dtype"], "input"),
-              "scale": quant["scale"], "zero_point": quant["zero_point"],
-              "table_rows": _hex_rows(table.tolist(), 16, "{:d}")}
-    env = _environment()
-    return {f"src/preprocess.{ext}": env.get_template(f"src/preprocess.{ext}.j2").render(values)
-            for ext in ("h", "c")}
-
-
 def run(ctx) -> None:
+    from ...preprocess import c as preprocess_c
+
     board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])  # the board file: the only source
-    calibration = json.loads(ctx.inputs["calibrate/calibration.json"].read_text())
-    labels = json.loads(ctx.inputs["dataset/dataset.json"].read_text())["classes"]
+    toolchain = board_section(BACKEND, board, board_name)
+    calibration = ctx.read(Calibration)
+    labels = ctx.read(DatasetSummary).classes
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
     operators = resolver_ops(model_bytes)
-    budget = boards.budget(board, board_name, len(model_bytes), calibration["arena_bytes"],
-                           ctx.config["firmware.arena_margin"])
-    (ctx.out / "budget.json").write_text(json.dumps(budget, indent=1))
-    ctx.log(f"{board_name}: model {len(model_bytes)} B (flash {budget['flash']['needed_bytes']} of "
-            f"{budget['flash']['available_bytes']} B with the runtime), arena {budget['arena']['bytes']} B in "
-            f"{PLACES[budget['arena']['placement']]}")
+    budget = Budget(**boards.budget(board, board_name, len(model_bytes), calibration.arena_bytes,
+                                    ctx.config["firmware.arena_margin"]))
+    ctx.write(budget)
+    ctx.log(f"{board_name}: model {len(model_bytes)} B (flash {budget.flash['needed_bytes']} of "
+            f"{budget.flash['available_bytes']} B with the runtime), arena {budget.arena['bytes']} B in "
+            f"{PLACES[budget.arena['placement']]}")
 
     led_class = ctx.config["firmware.led_class"]
     led = board.leds.get("status")
     if led_class is not None and led_class not in labels:
-        raise TinyedgeError(f"tinyedge.yaml: firmware.led_class: '{led_class}' is not a class of the data set; "
-                            f"expected one of {', '.join(labels)}")
+        raise ctx.config.error("firmware.led_class", f"'{led_class}' is not a class of the data set; "
+                               f"expected one of {', '.join(labels)}")
     if led_class is not None and led is None:
         raise TinyedgeError(f"boards/{board_name}.yaml: leds: no 'status' LED to light for firmware.led_class; "
                             "add leds.status {pin, active_low} or remove firmware.led_class")
-    shape = ctx.config["dataset.input"]
+    shape = ctx.config.section("dataset.input")
     values = {
-        "board": board, "board_name": board_name, "project": ctx.config["project.name"], "budget": budget,
+        "board": board, "board_name": board_name, "project": ctx.config["project.name"], "budget": budget.__dict__,
         "labels": labels, "operators": operators, "pins": board.camera.pins, "source": "quantize/model.tflite",
         "led": led if led_class is not None else None, "led_class": led_class,
         "led_index": labels.index(led_class) if led_class is not None else -1,
-        "place": PLACES[budget["arena"]["placement"]], "output": calibration["output"],
-        "output_ctype": _ctype(calibration["output"]["dtype"], "output"),
-        "model_bytes": len(model_bytes), "rows": _hex_rows(model_bytes, 12, "0x{:02x}"),
+        "place": PLACES[budget.arena["placement"]], "output": calibration.output,
+        "output_ctype": ctype(calibration.output["dtype"], "output"),
+        "model_bytes": len(model_bytes), "rows": hex_rows(model_bytes, 12, "0x{:02x}"),
     }
-    env = _environment()
+    env = environment(TEMPLATES)
     files = {name: env.get_template(f"{name}.j2").render(values)
              for name in ("platformio.ini", "src/main.cpp", "src/model_data.h", "src/model_data.cc")}
-    files.update(preprocess_sources(shape["width"], shape["height"], shape["channels"], calibration["input"]))
-    for name, text in files.items():
-        target = ctx.out / "firmware" / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text)
+    files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, calibration.input))
+    ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed))

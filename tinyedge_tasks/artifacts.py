@@ -1,0 +1,135 @@
+"""The typed records stages hand each other: one class per JSON artifact, its file named once.
+
+Every backend writes the same Calibration record, so the report, experiments, submissions, benchmarks and tests
+read any backend's results the same way. Records are written as indented JSON in field order, so their bytes are
+as deterministic as their values; optional fields that are None are left out (older artifacts stay readable).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+OMIT_NONE = {"omit_none": True}
+
+
+def _optional(default=None):
+    return field(default=default, metadata=OMIT_NONE)
+
+
+@dataclass
+class Record:
+    ARTIFACT: ClassVar[str]  # "stage/file"
+
+    def to_json(self) -> str:
+        plain = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                 if not (f.metadata.get("omit_none") and getattr(self, f.name) is None)}
+        return json.dumps(plain, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str):
+        data = json.loads(text)
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+    @classmethod
+    def file_name(cls) -> str:
+        return cls.ARTIFACT.split("/", 1)[1]
+
+
+@dataclass
+class DatasetSummary(Record):
+    ARTIFACT: ClassVar[str] = "dataset/dataset.json"
+    source: str
+    classes: list[str]
+    input: dict            # {width, height, channels}
+    counts: dict           # split -> samples per class
+    samples: int
+    skipped: list[str]     # project-relative paths of unreadable images left out
+
+
+@dataclass
+class Metrics(Record):
+    ARTIFACT: ClassVar[str] = "train/metrics.json"
+    model: str
+    parameters: int
+    epochs: int
+    val_accuracy: float
+    test_accuracy: float
+
+
+@dataclass
+class QuantizeSummary(Record):
+    ARTIFACT: ClassVar[str] = "quantize/quantize.json"
+    scheme: str
+    aware: bool
+    representative_samples: int
+    per_class: list[int]
+    ptq_test_accuracy: float | None = _optional()
+    qat_test_accuracy: float | None = _optional()
+    bytes: int = 0
+    worst_layer: str | None = None
+
+
+@dataclass
+class Calibration(Record):
+    """The quantized model measured with the arithmetic the firmware runs (TFLM, compiled C, a simulator)."""
+    ARTIFACT: ClassVar[str] = "calibrate/calibration.json"
+    quantized_test_accuracy: float
+    float_test_accuracy: float
+    accuracy_drop_points: float
+    test_samples: int
+    model_bytes: int
+    arena_bytes: int
+    input: dict            # {dtype, shape, scale, zero_point}
+    output: dict
+    operators: list[str]
+    confusion: list[list[int]]
+    runtime: str | None = _optional()                  # what computed the outputs, when not the TFLM runtime
+    differing_samples: int | None = _optional()        # outputs that differ from the TFLM runtime's
+    instructions_per_inference: int | None = _optional()
+
+    @classmethod
+    def measured(cls, predicted, labels, classes: int, float_accuracy: float, **values) -> "Calibration":
+        """The record of a backend's predictions on the test split: accuracy, drop and confusion computed the
+        same way for every backend. `values`: model_bytes, arena_bytes, input, output, operators, ..."""
+        import numpy as np
+        accuracy = float(np.mean(predicted == labels))
+        confusion = np.bincount(labels * classes + predicted, minlength=classes ** 2).reshape(classes, -1)
+        return cls(quantized_test_accuracy=accuracy, float_test_accuracy=float_accuracy,
+                   accuracy_drop_points=round(100 * (float_accuracy - accuracy), 3), test_samples=int(len(labels)),
+                   confusion=confusion.tolist(), **values)
+
+
+@dataclass
+class Budget(Record):
+    ARTIFACT: ClassVar[str] = "codegen/budget.json"
+    board: str
+    chip: str
+    cpu_mhz: int
+    model_bytes: int
+    flash: dict
+    arena: dict
+
+
+@dataclass
+class ProjectIndex(Record):
+    """codegen's firmware project: which toolchain builds it, and every file with its digest (like a DVC `.dir`
+    entry). build, flash and monitor depend on this one file."""
+    ARTIFACT: ClassVar[str] = "codegen/project.json"
+    toolchain: str
+    folder: str            # relative to the codegen stage folder
+    board: str
+    serial_speed: int
+    files: dict[str, str]  # relative path -> XXH3-128 digest
+
+
+@dataclass
+class BuildInfo(Record):
+    ARTIFACT: ClassVar[str] = "build/build.json"
+    env: str
+    flash_used_bytes: int
+    flash_available_bytes: int
+    ram_used_bytes: int
+    ram_available_bytes: int

@@ -1,0 +1,59 @@
+"""Firmware backends, one folder each (`backends/<name>/`), found by folder name as PlatformIO finds platforms.
+
+A backend's `__init__.py` defines `BACKEND`: the stage rows it puts between prune and report (conversion,
+evaluation in the runtime it targets, codegen with its templates, build through a toolchain) and the board file
+sections its toolchains need. The folder owns everything that differs between backends; backends never import
+each other. A backend of another package registers under the entry-point group `tinyedge.backends`.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import TinyedgeError
+
+ENTRY_POINTS = "tinyedge.backends"
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    doc: str
+    stages: tuple                      # engine Stage rows, between prune and report
+    board_sections: tuple[str, ...]    # toolchain sections of the board file it can build with, preferred first
+
+
+def builtin() -> list[str]:
+    return sorted(p.parent.name for p in Path(__file__).parent.glob("*/__init__.py"))
+
+
+def _entry_points() -> dict:
+    from importlib.metadata import entry_points
+    return {entry.name: entry for entry in entry_points(group=ENTRY_POINTS)}
+
+
+def load(manifest) -> Backend:
+    """The backend `firmware.backend` names; an unknown name is a manifest error listing the known ones."""
+    name = manifest.get("firmware.backend")
+    if name in builtin():
+        return importlib.import_module(f"{__name__}.{name}").BACKEND
+    plugins = _entry_points()  # looked up only for a name that is not built in: it costs a scan of site-packages
+    if name in plugins:
+        backend = plugins[name].load()
+        if not isinstance(backend, Backend):
+            raise TinyedgeError(f"entry point {plugins[name].value} ({ENTRY_POINTS}) is not a tinyedge Backend")
+        return backend
+    known = ", ".join(sorted(set(builtin()) | set(plugins)))
+    raise manifest.error("firmware.backend", f"unknown backend '{name}'; known backends: {known}")
+
+
+def board_section(backend: Backend, board, board_name: str) -> str:
+    """The first toolchain section of the board file that the backend can build with."""
+    for section in backend.board_sections:
+        if getattr(board, section, None) is not None:
+            return section
+    wanted = " or ".join(f"'{s}:'" for s in backend.board_sections)
+    raise TinyedgeError(f"boards/{board_name}.yaml: firmware.backend {backend.name} builds with {wanted}, and this "
+                        f"board file has no such section; add one (see README, 'Boards') or pick a backend this "
+                        "board has a section for")

@@ -1,0 +1,26 @@
+"""TensorFlow Lite Micro on the ESP32: the int8 flatbuffer, evaluated in the real TFLM runtime, in a PlatformIO
+project with the model as a C array and a MicroMutableOpResolver of exactly its operators."""
+from ...engine.pipeline import Stage
+from ...table import QUANTIZE_TFLITE, build_row
+from .. import Backend
+
+BACKEND = Backend(
+    name="tflm",
+    doc="TensorFlow Lite Micro on the ESP32 (PlatformIO)",
+    board_sections=("platformio",),
+    stages=(
+        QUANTIZE_TFLITE,
+        Stage("calibrate", "Evaluate the int8 model on the test split in the TFLM runtime; find the smallest arena.",
+              module=f"{__name__}.calibrate",
+              needs=("quantize/model.tflite", "dataset/data.npz", "train/metrics.json"),
+              makes=("calibration.json",), tools=("tflite-micro", "numpy")),
+        Stage("codegen", "Check the memory budget on the board; write the PlatformIO project (firmware/).",
+              module=f"{__name__}.codegen", templates=("backends/tflm/templates", "preprocess/templates"),
+              reads=("project.name", "board", "firmware.backend", "firmware.arena_margin", "firmware.led_class",
+                     "dataset.input"),
+              needs=("quantize/model.tflite", "calibrate/calibration.json", "dataset/dataset.json"),
+              makes=("budget.json", "project.json"), tools=("jinja2", "tflite-micro", "numpy"), sources=True),
+        build_row("Run `pio run` on the generated project; record flash and RAM use (needs PlatformIO's ESP32 "
+                  "platform: network on first use).", tools=("platformio",), default=False),
+    ),
+)

@@ -1,0 +1,28 @@
+"""calibrate: run the quantized model in the real TFLM runtime on the test split; measure what the board needs."""
+from __future__ import annotations
+
+import numpy as np
+
+from ...artifacts import Calibration, Metrics
+from ...tflite import runtime as tflm
+
+
+def run(ctx) -> None:
+    with np.load(ctx.inputs["dataset/data.npz"]) as data:
+        x_test, y_test = data["x_test"], data["y_test"]
+    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
+    float_accuracy = ctx.read(Metrics).test_accuracy
+
+    arena = tflm.smallest_arena(model_bytes, tflm.model_input(model_bytes, x_test[:1]))
+    ctx.log(f"smallest TFLM arena: {arena} bytes")
+
+    engine = tflm.interpreter(model_bytes, arena)
+    scores = tflm.predict(engine, x_test, progress=ctx.log)
+    input_details, output_details = tflm.io_details(engine)
+    result = Calibration.measured(np.argmax(scores, axis=1), y_test, scores.shape[1], float_accuracy,
+                                  model_bytes=len(model_bytes), arena_bytes=arena, input=input_details,
+                                  output=output_details,
+                                  operators=sorted({op["op"] for op in tflm.operators(model_bytes)}))
+    ctx.write(result)
+    ctx.log(f"TFLM accuracy {result.quantized_test_accuracy:.4f} (float {float_accuracy:.4f}, "
+            f"drop {result.accuracy_drop_points:.2f} points), model {len(model_bytes)} B, arena {arena} B")

@@ -1,0 +1,70 @@
+"""The stage table: the rows every project has, around the rows of its firmware backend.
+
+dataset → train → prune come first and report last; between them the backend's own rows (conversion, evaluation
+in its reference runtime, codegen, build) in the order its DAG needs. Rows are data: adding a stage is adding a
+row and a module, adding a backend is adding a folder under backends/.
+"""
+from __future__ import annotations
+
+from .engine.pipeline import Command, Stage
+
+TF = ("tensorflow", "tf-keras", "numpy")
+TFLITE = TF + ("tensorflow-model-optimization", "tflite-micro")
+PORT_PARAM = {"name": "port", "long": "port", "type": str, "default": "",
+              "help": "serial port (else $TINYEDGE_PORT, firmware.port, or the only one found)"}
+PROJECT_INDEX = "codegen/project.json"  # what build, flash and monitor read of codegen's output
+
+DATASET = Stage(
+    "dataset", "Read the data set, resize it to the model input, split train/val/test by sample hash.",
+    reads=("project.seed", "dataset"), makes=("data.npz", "dataset.json"), tools=("numpy", "pillow", "scikit-learn"),
+    sources=True)
+TRAIN = Stage(
+    "train", "Build (zoo, user function or file) and train the float model; write metrics and history.",
+    reads=("project.seed", "train"), needs=("dataset/data.npz", "dataset/dataset.json"),
+    makes=("model.h5", "metrics.json", "history.json"), tools=TF, sources=True)
+PRUNE = Stage(
+    "prune", "Prune the float model (magnitude or filter pruning) and fine-tune it.",
+    reads=("project.seed", "train.batch_size", "train.learning_rate", "compression.prune"),
+    needs=("train/model.h5", "dataset/data.npz"), makes=("model.h5", "prune.json"), tools=TFLITE,
+    enabled_by="compression.prune", passthrough={"model.h5": "train/model.h5"})
+REPORT = Stage(
+    "report", "A self-contained HTML report and a Markdown summary of everything built so far.",
+    reads=("project", "dataset", "train", "compression", "board", "firmware"),
+    needs=("dataset/dataset.json", "dataset/data.npz", "train/history.json", "train/metrics.json",
+           "train/model.h5", "prune/model.h5", "quantize/model.tflite", "calibrate/calibration.json"),
+    optional=("prune/prune.json", "quantize/layer_error.json", "codegen/budget.json", "build/build.json"),
+    makes=("report.html", "report.md"), tools=TF + ("tflite-micro", "matplotlib"))
+
+# Rows shared by the backends that run a TFLite flatbuffer (TFLM, and the code generators that start from it).
+QUANTIZE_TFLITE = Stage(
+    "quantize", "Convert to a full-integer TFLite model, calibrated on a representative training sample.",
+    reads=("project.seed", "train.batch_size", "train.learning_rate", "compression.quantize", "compression.calibrate"),
+    needs=("prune/model.h5", "dataset/data.npz"), makes=("model.tflite", "quantize.json", "layer_error.json"),
+    tools=TFLITE)
+
+
+def build_row(doc: str, tools: tuple[str, ...], default: bool) -> Stage:
+    """`doit build`: the toolchain named in codegen's project index compiles the project folder."""
+    return Stage("build", doc, needs=(PROJECT_INDEX,), makes=("build.json", "firmware.bin"), tools=tools,
+                 default=default)
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("experiments", "Tabulate every configuration the cache holds, with the keys that differ and a "
+            "Pareto chart; nothing is retrained."),
+    Command("submission", "Zip the manifest, boards, tool lock, digests, report, int8 model and firmware.",
+            needs=("report/report.html", "calibrate/calibration.json"),
+            params=({"name": "with_data", "long": "with-data", "type": bool, "default": False,
+                     "help": "also include the data set (by default only its digest)"},)),
+    Command("verify-submission", "Rebuild a submission zip in a fresh folder; exit non-zero if any artifact "
+            "differs.", pos_arg=True),
+    Command("flash", "Build the firmware and upload it to the board (or run it, for an emulated board).",
+            needs=(PROJECT_INDEX,), params=(PORT_PARAM,)),
+    Command("monitor", "Show the board's serial output (top classes, inference time) at its serial speed.",
+            needs=(PROJECT_INDEX,), params=(PORT_PARAM,)),
+)
+
+
+def stages(backend) -> tuple[Stage, ...]:
+    """The project's table: the common rows, the backend's rows, the report."""
+    return (DATASET, TRAIN, PRUNE, *backend.stages, REPORT)
