@@ -24,7 +24,7 @@ TRAIN = Stage(
     makes=("model.h5", "metrics.json", "history.json"), tools=TF, sources=True)
 PRUNE = Stage(
     "prune", "Prune the float model (magnitude or filter pruning) and fine-tune it.",
-    reads=("project.seed", "train.batch_size", "train.learning_rate", "compression.prune"),
+    reads=("project.seed", "train.batch_size", "train.learning_rate", "train.trust_model_code", "compression.prune"),
     needs=("train/model.h5", "dataset/data.npz"), makes=("model.h5", "prune.json"), tools=TFLITE,
     enabled_by="compression.prune", passthrough={"model.h5": "train/model.h5"})
 REPORT = Stage(
@@ -38,7 +38,8 @@ REPORT = Stage(
 # Rows shared by the backends that run a TFLite flatbuffer (TFLM, and the code generators that start from it).
 QUANTIZE_TFLITE = Stage(
     "quantize", "Convert to a full-integer TFLite model, calibrated on a representative training sample.",
-    reads=("project.seed", "train.batch_size", "train.learning_rate", "compression.quantize", "compression.calibrate"),
+    reads=("project.seed", "train.batch_size", "train.learning_rate", "train.trust_model_code", "compression.quantize",
+           "compression.calibrate"),
     needs=("prune/model.h5", "dataset/data.npz"), makes=("model.tflite", "quantize.json", "layer_error.json"),
     tools=TFLITE)
 
@@ -56,8 +57,12 @@ COMMANDS: tuple[Command, ...] = (
             needs=("report/report.html", "calibrate/calibration.json"),
             params=({"name": "with_data", "long": "with-data", "type": bool, "default": False,
                      "help": "also include the data set (by default only its digest)"},)),
-    Command("verify-submission", "Rebuild a submission zip in a fresh folder; exit non-zero if any artifact "
-            "differs.", pos_arg=True),
+    Command("verify-submission", "Rebuild a submission zip in a fresh folder, in a sandbox; exit non-zero if any "
+            "artifact differs.", pos_arg=True,
+            params=({"name": "trust", "long": "trust", "type": bool, "default": False,
+                     "help": "allow a submission that runs its own Python (module:function, a model with code)"},
+                    {"name": "no_sandbox", "long": "no-sandbox", "type": bool, "default": False,
+                     "help": "rebuild without bubblewrap (only for submissions you trust)"})),
     Command("flash", "Build the firmware and upload it to the board (or run it, for an emulated board).",
             needs=(PROJECT_INDEX,), params=(PORT_PARAM,)),
     Command("monitor", "Show the board's serial output (top classes, inference time) at its serial speed.",

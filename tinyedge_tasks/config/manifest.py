@@ -64,6 +64,9 @@ class Train(_Section):
     epochs: int = Field(12, ge=0, le=10000)
     batch_size: int = Field(32, ge=1, le=65536)
     learning_rate: float = Field(0.002, gt=0, lt=1)
+    trust_model_code: bool = Field(
+        False, description="Allow a model file whose layers carry Python code (a Lambda's bytecode, custom "
+                           "classes) to be loaded, which runs that code; only for files you made or trust.")
 
 
 class Prune(_Section):
