@@ -3,10 +3,9 @@
 A project's dodo.py needs only:  from tinyedge_tasks import DOIT_CONFIG, stage_tasks
 (stage_tasks() returns the project's DOIT_CONFIG too, with the default tasks of its backend's table.)
 """
-__version__ = "0.1.0"
-
-from .engine.pipeline import doit_config  # noqa: E402
-from .plugin import stage_tasks  # noqa: E402
+from ._version import __version__
+from .engine.pipeline import doit_config
+from .plugin import stage_tasks
 
 DOIT_CONFIG = doit_config([])
 

@@ -60,6 +60,18 @@ class Metrics(Record):
 
 
 @dataclass
+class ModelSummary(Record):
+    """A float model as the report shows it, written by the stage that has it loaded: train for the trained
+    model (train/model_summary.json), prune for the pruned one (this name; train's when pruning is off)."""
+    ARTIFACT: ClassVar[str] = "prune/model_summary.json"
+    test_accuracy: float
+    nonzero_weights: int
+    float_tflite_bytes: int
+    float_arena_bytes: int
+    layers: list[dict]     # ml.layers.weight_rows
+
+
+@dataclass
 class QuantizeSummary(Record):
     ARTIFACT: ClassVar[str] = "quantize/quantize.json"
     scheme: str

@@ -10,14 +10,18 @@ from pathlib import Path
 
 from . import backends, table
 from .config import manifest_loader
-from .engine.pipeline import RUN_ENV, STATE_DIR, Command, Project, Stage, doit_config
+from .engine.pipeline import RUN_ENV, STATE_DIR, Project, doit_config
+from .rows import Command, Stage
 from .errors import TinyedgeError
 
 
 def load_project(root: Path) -> Project:
     """The project whose tinyedge.yaml is in `root`, with the stage table of its backend."""
     manifest = manifest_loader.load(root / manifest_loader.MANIFEST_NAME, memo_dir=root / STATE_DIR)
-    return Project(manifest, table.stages(backends.load(manifest)), table.COMMANDS)
+    stages = table.stages(backends.load(manifest))
+    names = {stage.name for stage in stages}
+    commands = tuple(c for c in table.COMMANDS if all(need.split("/")[0] in names for need in c.needs))
+    return Project(manifest, stages, commands)
 
 
 def _fail(exc: TinyedgeError):

@@ -6,7 +6,9 @@ row and a module, adding a backend is adding a folder under backends/.
 """
 from __future__ import annotations
 
-from .engine.pipeline import Command, Stage
+from dataclasses import replace
+
+from .rows import Command, Stage
 
 TF = ("tensorflow", "tf-keras", "numpy")
 TFLITE = TF + ("tensorflow-model-optimization", "tflite-micro")
@@ -21,19 +23,24 @@ DATASET = Stage(
 TRAIN = Stage(
     "train", "Build (zoo, user function or file) and train the float model; write metrics and history.",
     reads=("project.seed", "train"), needs=("dataset/data.npz", "dataset/dataset.json"),
-    makes=("model.h5", "metrics.json", "history.json"), tools=TF, sources=True)
+    makes=("model.h5", "metrics.json", "history.json", "model_summary.json"), tools=TFLITE, sources=True)
+CHECK = Stage(
+    "check", "Preflight in seconds: the untrained model's operators on the backend, its bytes and arena on the board.",
+    reads=("project.seed", "dataset.input", "train", "compression.quantize.scheme", "board", "firmware"),
+    needs=("dataset/data.npz", "dataset/dataset.json"), makes=("check.json",), tools=TFLITE, sources=True)
 PRUNE = Stage(
     "prune", "Prune the float model (magnitude or filter pruning) and fine-tune it.",
     reads=("project.seed", "train.batch_size", "train.learning_rate", "train.trust_model_code", "compression.prune"),
-    needs=("train/model.h5", "dataset/data.npz"), makes=("model.h5", "prune.json"), tools=TFLITE,
-    enabled_by="compression.prune", passthrough={"model.h5": "train/model.h5"})
+    needs=("train/model.h5", "dataset/data.npz"), makes=("model.h5", "prune.json", "model_summary.json"),
+    tools=TFLITE, enabled_by="compression.prune",
+    passthrough={"model.h5": "train/model.h5", "model_summary.json": "train/model_summary.json"})
 REPORT = Stage(
     "report", "A self-contained HTML report and a Markdown summary of everything built so far.",
     reads=("project", "dataset", "train", "compression", "board", "firmware"),
     needs=("dataset/dataset.json", "dataset/data.npz", "train/history.json", "train/metrics.json",
-           "train/model.h5", "prune/model.h5", "quantize/model.tflite", "calibrate/calibration.json"),
+           "train/model_summary.json", "prune/model_summary.json", "calibrate/calibration.json"),
     optional=("prune/prune.json", "quantize/layer_error.json", "codegen/budget.json", "build/build.json"),
-    makes=("report.html", "report.md"), tools=TF + ("tflite-micro", "matplotlib"))
+    makes=("report.html", "report.md"), tools=("numpy", "matplotlib", "pyyaml"))
 
 # Rows shared by the backends that run a TFLite flatbuffer (TFLM, and the code generators that start from it).
 QUANTIZE_TFLITE = Stage(
@@ -71,5 +78,8 @@ COMMANDS: tuple[Command, ...] = (
 
 
 def stages(backend) -> tuple[Stage, ...]:
-    """The project's table: the common rows, the backend's rows, the report."""
-    return (DATASET, TRAIN, PRUNE, *backend.stages, REPORT)
+    """The project's table: the common rows, the backend's rows, and the report when the backend writes the
+    calibration record the report is drawn from (every firmware backend does; a toy need not)."""
+    rows = (DATASET, CHECK, replace(TRAIN, after=("check",)), PRUNE, *backend.stages)
+    calibrates = any(row.name == "calibrate" and "calibration.json" in row.makes for row in rows)
+    return rows + (REPORT,) if calibrates else rows

@@ -22,6 +22,7 @@ class Backend:
     doc: str
     stages: tuple                      # engine Stage rows, between prune and report
     board_sections: tuple[str, ...]    # toolchain sections of the board file it can build with, preferred first
+    preflight: str = ""                # module with check_operators(model_bytes, where) and check(ctx)
 
 
 def builtin() -> list[str]:

@@ -32,17 +32,22 @@ def lock(project) -> dict:
 
 
 def _project_file(project, path: Path, what: str) -> str:
+    """The name a file travels under; the file must really be inside the project: no '..' in its name, and
+    no symbolic link on the way that leads out (a board named '../../x' or a linked dodo.py would otherwise
+    carry a file from elsewhere on the disk into the zip)."""
     relative = project.relative(path)
-    if Path(relative).is_absolute():
-        raise TinyedgeError(f"{path}: {what} lies outside the project folder {project.root}, so a submission "
-                            "cannot carry it; move it into the project and point the manifest at it")
-    return relative
+    root = project.root.resolve()
+    if Path(relative).is_absolute() or ".." in Path(relative).parts or not path.resolve().is_relative_to(root):
+        raise TinyedgeError(f"{path}: {what} lies outside the project folder {root} (resolved: {path.resolve()}), "
+                            "so a submission cannot carry it; move it into the project and point the manifest at it")
+    return Path(relative).as_posix()
 
 
 def inputs(project, with_data: bool) -> tuple[dict[str, Path], dict[str, Path]]:
     """(carried, by digest only): project-relative name -> path of every input file (the board file is
     codegen's source)."""
-    carried = {"tinyedge.yaml": project.manifest.path, "dodo.py": project.root / "dodo.py"}
+    carried = {_project_file(project, path, "a project file"): path
+               for path in (project.manifest.path, project.root / "dodo.py")}
     data_only = {}
     for stage in project.stages:
         if project.enabled(stage) and stage.default:
@@ -58,7 +63,12 @@ def artifacts(project) -> dict[str, Path]:
     for stage in project.stages:
         folder = project.build / stage.name
         if project.enabled(stage) and stage.default and folder.is_dir():
-            found.update({p.relative_to(project.build).as_posix(): p for p in sorted(folder.rglob("*")) if p.is_file()})
+            for path in sorted(folder.rglob("*")):
+                if path.is_file() and not path.resolve().is_relative_to(folder.resolve()):
+                    raise TinyedgeError(f"{path}: a link out of the build folder; artifacts are files the "
+                                        f"stages wrote; remove it (`doit clean {stage.name}`) and rebuild")
+                if path.is_file():
+                    found[path.relative_to(project.build).as_posix()] = path
     return found
 
 

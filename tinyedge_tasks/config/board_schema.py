@@ -28,12 +28,25 @@ class Psram(_Strict):
 
 
 class PlatformIO(_Strict):
+    """Toolchain section: the project is built by PlatformIO (`pio run`)."""
     platform: str
     board: str
-    framework: Literal["arduino"]
+    framework: Literal["arduino", "espidf"]
     build_flags: list[str] = []
     lib_deps: list[str] = []
     options: dict[str, str | int | float] = {}
+
+
+class EspIdf(_Strict):
+    """Toolchain section: an ESP-IDF project (`idf.py build`, or PlatformIO with framework = espidf)."""
+    target: str = Field(description="IDF_TARGET: esp32, esp32s3, ...")
+    sdkconfig: dict[str, str | int | bool] = Field({}, description="Board lines of sdkconfig.defaults.")
+
+
+class Qemu(_Strict):
+    """Toolchain section: an emulated board, `qemu-system-arm -M <machine> -cpu <cpu>`."""
+    machine: str
+    cpu: str
 
 
 class Frame(_Strict):
@@ -81,12 +94,15 @@ class Board(_Strict):
     flash: Flash
     sram: Sram
     psram: Optional[Psram] = None
-    platformio: PlatformIO
-    camera: Camera
+    camera: Optional[Camera] = None
     leds: dict[str, Led] = {}
     serial_speed: int = Field(115200, gt=0)
+    # Toolchain sections: a backend builds with the first of its toolchains the board has a section for.
+    platformio: Optional[PlatformIO] = None
+    esp_idf: Optional[EspIdf] = None
+    qemu: Optional[Qemu] = None
 
     @property
     def frame_bytes(self) -> int:
-        """One RGB565 frame, as the firmware captures it."""
-        return self.camera.frame.width * self.camera.frame.height * 2
+        """One RGB565 frame, as the firmware captures it (none without a camera)."""
+        return self.camera.frame.width * self.camera.frame.height * 2 if self.camera else 0

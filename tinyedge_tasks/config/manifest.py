@@ -197,6 +197,8 @@ def _describe(error: dict) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if error["type"] in ("model_type", "model_attributes_type"):
         return f"expected a mapping of keys, found {found!r}"
+    if loc[-1] == "channels":
+        return f"expected 1 (grayscale) or 3 (RGB), found {json.dumps(found) if _plain(found) else type(found).__name__}"
     return f"{message}, found {json.dumps(found) if _plain(found) else type(found).__name__}"
 
 
@@ -219,7 +221,11 @@ def validate(text: str, path: Path) -> tuple[dict, dict]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ManifestError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        problem = getattr(exc, "problem", exc)
+        line = text.splitlines()[mark.line] if mark and mark.line < len(text.splitlines()) else ""
+        tab = "\t" in line or "'\\t'" in str(problem)
+        hint = "; YAML indents with spaces, never tabs: replace the tab with spaces" if tab else ""
+        raise ManifestError(f"{where}: not valid YAML: {problem}{hint}") from None
     raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ManifestError(f"{path}:1: expected a mapping of sections (project, dataset, train, ...), "

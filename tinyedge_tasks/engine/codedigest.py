@@ -26,10 +26,9 @@ def _file_of(module: str, root: Path) -> Path | None:
     """The source file of a module of the package (a module file or a package's __init__.py)."""
     parts = module.split(".")[1:]
     base = root.joinpath(*parts)
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
+    candidates = [base.with_suffix(".py"), base / "__init__.py"] if parts else [
+        root / "__init__.py", Path(getattr(sys.modules.get(module), "__file__", None) or root / "-")]
+    return next((candidate for candidate in candidates if candidate.is_file()), None)
 
 
 def _absolute(name: str, importer: str, is_package: bool) -> str:

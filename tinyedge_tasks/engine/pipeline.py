@@ -18,7 +18,7 @@ import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -26,54 +26,14 @@ from typing import Any
 from doit.exceptions import TaskFailed
 from doit.tools import config_changed
 
-from .. import __version__
+from .._version import __version__
 from ..errors import TinyedgeError
+from ..rows import Command, Stage
 from .cache import Store, place_outputs
 from .codedigest import code_digest
 from .hashing import STAT_CACHE, XXH3Checker, digest_json
 
 STATE_DIR = "cache"  # doit's state, the lock and the stat cache: always the project's own folder
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    doc: str
-    reads: tuple[str, ...] = ()        # manifest keys (a section name covers every key below it)
-    needs: tuple[str, ...] = ()        # artifacts of other stages, "stage/file"
-    makes: tuple[str, ...] = ()        # files this stage writes into <build>/<name>/
-    tools: tuple[str, ...] = ()        # distributions whose versions are part of the fingerprint
-    module: str = ""                   # the module with run(ctx); default tinyedge_tasks.stages.<name>
-    templates: tuple[str, ...] = ()    # package-relative folders of non-Python files the stage reads (code too)
-    sources: bool = False              # its module has sources(manifest); keep that module's imports light
-    default: bool = True               # part of a plain `doit`
-    enabled_by: str | None = None      # manifest key; when it is null the stage is off and ...
-    passthrough: dict = field(default_factory=dict)  # ... its files are these artifacts of earlier stages
-    optional: tuple[str, ...] = ()     # artifacts read only when their stage is on and makes or made them
-
-    def __post_init__(self):
-        if not self.module:
-            object.__setattr__(self, "module", f"tinyedge_tasks.stages.{self.name}")
-
-
-@dataclass(frozen=True)
-class Command:
-    """A task that always runs and is never cached: side effects (flash, monitor) or views of the cache.
-
-    Its module (default `tinyedge_tasks.commands.<name with _>`) has `run(project, options, args)`: `options`
-    holds the values of `params` (doit params: dicts with name/long/type/default/help), `args` the positional
-    arguments when `pos_arg` is set."""
-
-    name: str
-    doc: str
-    needs: tuple[str, ...] = ()        # artifacts built first
-    params: tuple[dict, ...] = ()
-    pos_arg: bool = False
-    module: str = ""
-
-    def __post_init__(self):
-        if not self.module:
-            object.__setattr__(self, "module", f"tinyedge_tasks.commands.{self.name.replace('-', '_')}")
 
 
 @lru_cache(maxsize=None)
@@ -117,6 +77,12 @@ class Project:
         self.stages = stages
         self.commands = commands
         self.stage_by_name = {stage.name: stage for stage in stages}
+        made = {f"{s.name}/{f}" for s in stages for f in (*s.makes, *s.passthrough)}
+        for stage in stages:
+            missing = [need for need in stage.needs if need not in made]
+            if missing:
+                raise TinyedgeError(f"stage {stage.name} needs {', '.join(missing)}, which no stage of this "
+                                    "project's table makes (a bug in the firmware backend's rows)")
         self.root = self.manifest.root
         self.build = self.root / self.manifest.get("project.build_dir")
         self.state = self.root / STATE_DIR
@@ -184,6 +150,7 @@ class Project:
             "file_dep": [self.relative(self.artifact(n)) for n in stage.needs + tuple(made)]
                         + [self.relative(p) for p in sources],
             "targets": [self.relative(self.build / stage.name / f) for f in stage.makes],
+            "task_dep": list(stage.after),
             "uptodate": [config_changed(digest_json(fingerprint))],
             "clean": True,
             "verbosity": 2,
@@ -249,6 +216,8 @@ def execute(project: Project, stage: Stage):
                 print(f"  hashed {done}/{len(sources)} input files", flush=True)
         key = digest_json({"fingerprint": fingerprint, "inputs": digests})
         (project.build / ".tmp").mkdir(parents=True, exist_ok=True)
+        for stale in (project.build / ".tmp").glob(f"{stage.name}-*"):  # left by a run that was killed
+            shutil.rmtree(stale, ignore_errors=True)
         staging = Path(tempfile.mkdtemp(prefix=f"{stage.name}-", dir=project.build / ".tmp"))
         destination = project.build / stage.name
 
@@ -273,6 +242,9 @@ def execute(project: Project, stage: Stage):
         return None
     except TinyedgeError as exc:
         return TaskFailed(str(exc))
+    except KeyboardInterrupt:  # doit would print the traceback; outputs are placed only after a finished run
+        print(f"interrupted during {stage.name}; the last good artifacts are kept", file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)

@@ -6,14 +6,17 @@ only from inside a stage's run(), so `doit list` and a no-op `doit` never load T
 """
 from __future__ import annotations
 
+import json
 import os
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import TinyedgeError
+from .model_safety import check_model_file
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -31,6 +34,7 @@ absl.logging.get_absl_handler().python_handler.stream = sys.__stderr__
 warnings.filterwarnings("ignore", message=".*HDF5 file via `model.save\\(\\)`")
 warnings.filterwarnings("ignore", message="Statistics for quantized inputs were expected")
 warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated")
+MAX_ERROR_CHARS = 600
 
 
 def deterministic(seed: int) -> None:
@@ -49,13 +53,49 @@ def as_float(x: np.ndarray) -> np.ndarray:
     return x.astype(np.float32) / 255.0
 
 
-def load_model(path: Path, what: str):
-    """A `.keras`, Keras `.h5` or SavedModel directory, the three input kinds of the TFLite converter."""
+def _keras_version(path: Path) -> str | None:
+    """The Keras version a model file records (.keras: metadata.json or config.json; .h5: an attribute)."""
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            for name in ("metadata.json", "config.json"):
+                try:
+                    version = json.loads(archive.read(name)).get("keras_version")
+                except (KeyError, ValueError, AttributeError, zipfile.BadZipFile):
+                    continue
+                if isinstance(version, str):
+                    return version
+        return None
+    import h5py
     try:
-        return keras.models.load_model(path, compile=False)
+        with h5py.File(path, "r") as h5:
+            version = h5.attrs.get("keras_version")
+    except OSError:
+        return None
+    return version.decode() if isinstance(version, bytes) else version if isinstance(version, str) else None
+
+
+def _short(message: str) -> str:
+    """First and last line of a loader error: some quote the whole model configuration on one line."""
+    lines = [line.strip() for line in message.strip().splitlines() if line.strip()] or [""]
+    kept = lines[0] if len(lines) == 1 else f"{lines[0]} ... {lines[-1]}"
+    return kept if len(kept) <= MAX_ERROR_CHARS else f"{kept[:MAX_ERROR_CHARS // 2]} ... {kept[-MAX_ERROR_CHARS // 2:]}"
+
+
+def load_model(path: Path, what: str, trust: bool = False):
+    """A `.keras`, Keras `.h5` or SavedModel directory, the three input kinds of the TFLite converter. The
+    file's configuration is checked first: a model that would run Python on load needs `trust`."""
+    path = Path(path)
+    version = _keras_version(path) if path.is_file() else None
+    if version and version.split(".")[0] not in ("1", "2"):
+        raise TinyedgeError(f"{what}: {path} was saved by Keras {version}; tinyedge uses tf_keras (Keras 2), which "
+                            "cannot read Keras 3 files: re-save the model from tf_keras (`import tf_keras; "
+                            "model.save(\"model.h5\")`) or give its SavedModel directory")
+    check_model_file(path, trust)
+    try:
+        return keras.models.load_model(path, compile=False, safe_mode=not trust)
     except (OSError, ValueError, ImportError, TypeError) as exc:
-        raise TinyedgeError(f"{what}: cannot load {path} as a Keras model ({exc}); expected a .keras file, "
-                            "a Keras .h5 file or a SavedModel directory") from None
+        raise TinyedgeError(f"{what}: cannot load {path} as a Keras model ({_short(str(exc))}); expected a "
+                            ".keras file, a Keras .h5 file or a SavedModel directory") from None
 
 
 def compile_model(model, learning_rate: float) -> None:

@@ -29,3 +29,17 @@ def layer_table(model) -> list[dict]:
              "output_shape": [int(v) for v in layer.output_shape[1:]],
              "params": int(layer.count_params()), "macs": int(_macs(layer))}
             for layer in model.layers if type(layer).__name__ != "InputLayer"]
+
+
+def weight_rows(model) -> list[dict]:
+    """layer_table plus what the report shows per layer: kernel sparsity, int8 weight bytes (int32 biases, as
+    TFLM stores them) and int8 output activation bytes."""
+    import numpy as np
+    rows = []
+    for row, layer in zip(layer_table(model), (l for l in model.layers if type(l).__name__ != "InputLayer")):
+        weights = layer.get_weights()
+        kernel = weights[0] if weights else None
+        rows.append({**row, "sparsity": None if kernel is None or kernel.ndim < 2 else float(np.mean(kernel == 0)),
+                     "weight_bytes": int(sum(w.size * (4 if w.ndim == 1 else 1) for w in weights)),
+                     "activation_bytes": int(np.prod(row["output_shape"]))})
+    return rows

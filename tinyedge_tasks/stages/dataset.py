@@ -24,9 +24,11 @@ SPLITS = ("train", "val", "test")
 def _class_folders(manifest) -> list[Path]:
     folder = manifest.path_of("dataset.source")
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if not classes:
-        raise manifest.error("dataset.source", f"{folder} has no class sub-folders; expected one folder "
-                             "per class (e.g. cat/, dog/) holding .jpg/.png images")
+    if len(classes) < 2:
+        found = f"only {classes[0].name}/" if classes else "none"
+        raise manifest.error("dataset.source", f"{folder} needs at least two class sub-folders, found {found}; "
+                             "expected one folder per class (e.g. cat/, dog/) holding .jpg/.png images: a "
+                             "classifier of one class has nothing to decide")
     return classes
 
 
@@ -100,7 +102,7 @@ def _folder(ctx):
             with Image.open(path) as image:
                 pixels = np.asarray(image.convert("RGB"))
         except (UnidentifiedImageError, OSError, ValueError) as exc:
-            bad.append(f"{path}: {exc}")
+            bad.append(f"{ctx.config['dataset.source']}/{rel}: {exc}")  # relative to the project
             continue
         samples.append((rel.encode(), pixels, label_of[rel.split("/")[0]]))
         if len(ctx.sources) >= 200 and done % max(1, len(ctx.sources) // 10) == 0:
@@ -150,6 +152,9 @@ def run(ctx) -> None:
         xs, ys = parts[_split_of(identity, seed, split["val"], split["test"])]
         xs.append(resize(pixels, width, height, channels))
         ys.append(label)
+    if len(classes) < 2:
+        raise TinyedgeError(f"dataset {source}: {len(classes)} class ({', '.join(map(str, classes)) or 'none'}); "
+                            "a classifier needs at least two classes: add samples of another class")
     for name, (xs, _) in parts.items():
         if not xs:
             advice = ("add samples or lower dataset.split.val and dataset.split.test" if name == "train"
@@ -165,5 +170,5 @@ def run(ctx) -> None:
     summary = {"source": source, "classes": classes, "input": shape, "counts": counts,
                "samples": len(samples), "skipped": skipped}
     (ctx.out / "dataset.json").write_text(json.dumps(summary, indent=1))
-    ctx.log(f"{len(samples)} samples, {len(classes)} classes -> "
+    ctx.log(f"{len(samples)} samples, {len(classes)} class{'es' if len(classes) != 1 else ''} -> "
             + ", ".join(f"{name} {len(parts[name][1])}" for name in SPLITS))

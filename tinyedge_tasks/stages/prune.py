@@ -142,13 +142,15 @@ def measure(model, data: dict, seed: int) -> dict:
 
 
 def run(ctx) -> None:
-    from ..ml.keras_util import as_float, compile_model, deterministic, keras, load_data, load_model, save_model
+    from ..ml.keras_util import (accuracy, as_float, compile_model, deterministic, keras, load_data, load_model,
+                                 save_model)
+    from ..ml.summary import model_summary
 
     seed, config = ctx.config["project.seed"], ctx.config["compression.prune"]
     batch_size, learning_rate = ctx.config["train.batch_size"], ctx.config["train.learning_rate"]
     deterministic(seed)
     data = load_data(ctx.inputs["dataset/data.npz"])
-    model = load_model(ctx.inputs["train/model.h5"], "the trained model")
+    model = load_model(ctx.inputs["train/model.h5"], "the trained model", ctx.config["train.trust_model_code"])
     before = measure(model, data, seed)  # first: tfmot prunes the layers it wraps in place
     result = {"kind": config["kind"], "target_sparsity": config["sparsity"], "schedule": config["schedule"],
               "epochs": config["epochs"]}
@@ -168,6 +170,9 @@ def run(ctx) -> None:
                   accuracy_drop_points=round(100 * (before["test_accuracy"] - after["test_accuracy"]), 3),
                   ratios={key: round(after[key] / before[key], 4) for key in before if key != "test_accuracy"})
     save_model(pruned, ctx.out / "model.h5")
+    # tfmot's wrappers are gone from the saved one
+    saved = load_model(ctx.out / "model.h5", "the pruned model", ctx.config["train.trust_model_code"])
+    ctx.write(model_summary(saved, accuracy(saved, data["x_test"], data["y_test"]), data))
     (ctx.out / "prune.json").write_text(json.dumps(result, indent=1))
     ctx.log(f"float test accuracy {before['test_accuracy']:.4f} -> {after['test_accuracy']:.4f}; "
             f"int8 {before['int8_bytes']} -> {after['int8_bytes']} B (zlib {before['int8_zlib_bytes']} -> "

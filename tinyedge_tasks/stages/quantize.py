@@ -40,7 +40,7 @@ def run(ctx) -> None:
     seed = ctx.config["project.seed"]
     deterministic(seed)
     data = load_data(ctx.inputs["dataset/data.npz"])
-    float_model = load_model(ctx.inputs["prune/model.h5"], "the float model")
+    float_model = load_model(ctx.inputs["prune/model.h5"], "the float model", ctx.config["train.trust_model_code"])
     calibrate, scheme = ctx.config["compression.calibrate"], ctx.config["compression.quantize.scheme"]
     chosen = representative_indices(data["y_train"], calibrate["samples"], calibrate["stratified"], seed)
     ctx.log(f"calibrating {scheme} ranges on {len(chosen)} training samples")

@@ -59,7 +59,7 @@ def _build(ctx, keras, input_shape, num_classes):
         return ZOO[spec](keras, input_shape, num_classes, ctx.config["train.width_multiplier"])
     if kind == "file":
         from ..ml.keras_util import load_model
-        model = load_model(ctx.root / spec, "train.model")
+        model = load_model(ctx.root / spec, "train.model", ctx.config["train.trust_model_code"])
     else:
         module_name, function_name = spec.split(":", 1)
         sys.path.insert(0, str(ctx.root))
@@ -80,6 +80,7 @@ def _build(ctx, keras, input_shape, num_classes):
 
 def run(ctx) -> None:
     from ..ml.keras_util import accuracy, as_float, compile_model, deterministic, keras, load_data, save_model
+    from ..ml.summary import model_summary
 
     deterministic(ctx.config["project.seed"])
     data = load_data(ctx.inputs["dataset/data.npz"])
@@ -98,6 +99,7 @@ def run(ctx) -> None:
                "val_accuracy": accuracy(model, data["x_val"], data["y_val"]),
                "test_accuracy": accuracy(model, data["x_test"], data["y_test"])}
     save_model(model, ctx.out / "model.h5")
+    ctx.write(model_summary(model, metrics["test_accuracy"], data))
     (ctx.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     (ctx.out / "history.json").write_text(json.dumps(
         {name: [float(v) for v in values] for name, values in history.items()}, indent=1))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 
 import numpy as np
 
@@ -39,26 +40,58 @@ def convert(model, representative: np.ndarray, scheme: str) -> bytes:
         with captured_stderr():  # the MLIR converter's progress lines; its errors come in the exception
             return converter.convert()
     except Exception as exc:  # the converter raises ConverterError, RuntimeError or ValueError
-        raise TinyedgeError(f"compression.quantize.scheme: the TFLite converter cannot make a {scheme} model "
-                            f"of this network: {str(exc).strip().splitlines()[-1]}") from None
+        raise TinyedgeError(_converter_error(str(exc), scheme)) from None
 
 
-def check_runs(tflite: bytes, scheme: str, image: np.ndarray) -> None:
-    """Convertible is not runnable: TFLM lacks some kernels (int8 EXP, LOG, ...). Fail here, quoting TFLM's
-    own words (it prints the operator and the type it refused to stderr), not at calibrate or on the board."""
-    with captured_stderr() as said:
-        try:
-            engine = runtime.interpreter(tflite)
-            engine.set_input(runtime.quantize_images(engine, image), 0)
-            engine.invoke()
-            problem = None
-        except RuntimeError as exc:
-            problem = str(exc)
+def _article(scheme: str) -> str:
+    return "an" if scheme[0] in "aeiou" else "a"
+
+
+def _converter_error(text: str, scheme: str) -> str:
+    """The converter's own words without its desktop-only advice (SELECT_TF_OPS, Flex delegates cannot run on
+    a microcontroller): the TensorFlow operations it could not lower and the Keras layers they come from."""
+    text = text.replace("\\n", "\n")
+    ops = sorted(set(re.findall(r"'(tf\.\w+)' op", text)) | set(re.findall(r"\b(tf\.\w+)\(", text)))
+    layers = sorted({_keras_layer(name) for name in re.findall(r'loc\(\w*\(?"([^"]+)"', text)} - {""})
+    head = f"compression.quantize.scheme: the TFLite converter cannot make {_article(scheme)} {scheme} model of this network"
+    if ops:
+        where = f" in layer {', '.join(layers)}" if layers else ""
+        return (f"{head}: TensorFlow operations {', '.join(ops)}{where} have no TFLite builtin operator, so no "
+                "microcontroller runtime can run them (the converter's SELECT_TF_OPS would need full TensorFlow on "
+                "the device). Replace that layer with one made of builtin operators (an LSTM needs a fixed batch "
+                "size: keras.Input(..., batch_size=1), or use Conv1D/Dense layers) or choose another backend")
+    lines = [line.strip() for line in text.splitlines() if line.strip() and "SELECT_TF_OPS" not in line
+             and "tf.lite.OpsSet" not in line and "https://" not in line]
+    return f"{head}: {lines[-1] if lines else text.strip()}"
+
+
+def _keras_layer(tensor: str) -> str:
+    """The Keras layer of a converter tensor or location name ("model/layer/op..." -> "layer")."""
+    parts = tensor.split(";")[0].split("/")
+    return parts[1] if len(parts) > 2 else parts[0]
+
+
+def check_runs(tflite: bytes, scheme: str, image: np.ndarray, backend: str = "tflm") -> None:
+    """Convertible is not runnable: the operators must be ones the backend's firmware registers, the output
+    range must not be degenerate (an untrained model: TFLM's SOFTMAX aborts on it), and TFLM must set it up and
+    run it (it lacks some kernels: int8 EXP, LOG, ...). All in a child process: a TFLM crash is a message."""
+    import importlib
+
+    from . import worker
+    from ..backends import Backend
+    where = "quantize: build/quantize/model.tflite"
+    found: Backend = importlib.import_module(f"tinyedge_tasks.backends.{backend}").BACKEND
+    if found.preflight:
+        importlib.import_module(found.preflight).check_operators(tflite, where)
+    worker.check_output_range(tflite, where)
+    problem = worker.probe(tflite, runtime.model_input(tflite, image), f"{where} (TFLM run of one test image)")
+    if problem and worker.arena_refused(problem):
+        raise worker.over_ceiling(where, problem)
     if problem:
         ops = sorted({op["op"] for op in runtime.operators(tflite)})
         raise TinyedgeError(f"compression.quantize.scheme: the {scheme} model converts but does not run in TFLM "
-                            f"({problem}: {'; '.join(said[-3:])}); its operators: {', '.join(ops)}. Choose another "
-                            "scheme or replace the layer TFLM names with one it runs in that type")
+                            f"({problem}); its operators: {', '.join(ops)}. Choose another scheme or replace the "
+                            "layer TFLM names with one it runs in that type")
 
 
 def layer_error(model, representative: np.ndarray, scheme: str) -> dict:
@@ -74,6 +107,7 @@ def layer_error(model, representative: np.ndarray, scheme: str) -> dict:
             converter=_converter(model, representative, scheme),
             debug_dataset=lambda: ([sample[None]] for sample in debug_samples))
         debugger.run()
+    layers = [layer.name for layer in model.layers]
     dump = io.StringIO()
     debugger.layer_statistics_dump(dump)
     dump.seek(0)
@@ -82,8 +116,7 @@ def layer_error(model, representative: np.ndarray, scheme: str) -> dict:
         rmse = float(row["mean_squared_error"]) ** 0.5
         scale = float(row["scale"])
         tensor = row["tensor_name"].split(";")[0]
-        parts = tensor.split("/")  # "model/layer/op": the Keras layer is the middle part
-        rows.append({"layer": parts[1] if len(parts) > 2 else tensor, "tensor": tensor, "op": row["op_name"],
+        rows.append({"layer": _layer_name(row["tensor_name"], layers), "tensor": tensor, "op": row["op_name"],
                      "elements": int(float(row["num_elements"])), "scale": _round(scale),
                      "mean_error": _round(float(row["mean_error"])),
                      "max_abs_error": _round(float(row["max_abs_error"])),
@@ -91,6 +124,24 @@ def layer_error(model, representative: np.ndarray, scheme: str) -> dict:
     return {"scheme": scheme, "debug_samples": len(debug_samples), "layers": rows}
 
 
+def _layer_name(tensor_name: str, layers: list[str]) -> str:
+    """The Keras layer a converter tensor comes from: "model/layer/op" -> "layer"; an output tensor named only
+    "StatefulPartitionedCall:0" (the softmax) is the model's last layer."""
+    for name in tensor_name.split(";"):
+        parts = name.split("/")
+        if len(parts) > 2:
+            return parts[1]
+    return layers[-1] if layers and tensor_name.startswith("StatefulPartitionedCall") else tensor_name.split(";")[0]
+
+
 def _round(value: float) -> float:
     """Six significant digits: the table stays byte-stable across runs of the float reference."""
     return float(f"{value:.6g}")
+
+
+def float_footprint(model, sample: np.ndarray) -> dict:
+    """Bytes and smallest TFLM arena of the float32 TFLite model, to set the int8 one against."""
+    from ..ml.keras_util import tf
+    with captured_stderr():
+        flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    return {"float_tflite_bytes": len(flatbuffer), "float_arena_bytes": runtime.smallest_arena(flatbuffer, sample)}

@@ -1,6 +1,6 @@
 """TensorFlow Lite Micro on the ESP32: the int8 flatbuffer, evaluated in the real TFLM runtime, in a PlatformIO
 project with the model as a C array and a MicroMutableOpResolver of exactly its operators."""
-from ...engine.pipeline import Stage
+from ...rows import Stage
 from ...table import QUANTIZE_TFLITE, build_row
 from .. import Backend
 
@@ -8,6 +8,7 @@ BACKEND = Backend(
     name="tflm",
     doc="TensorFlow Lite Micro on the ESP32 (PlatformIO)",
     board_sections=("platformio",),
+    preflight=f"{__name__}.check",
     stages=(
         QUANTIZE_TFLITE,
         Stage("calibrate", "Evaluate the int8 model on the test split in the TFLM runtime; find the smallest arena.",

@@ -1,10 +1,13 @@
-"""calibrate: run the quantized model in the real TFLM runtime on the test split; measure what the board needs."""
+"""calibrate: run the quantized model in the real TFLM runtime on the test split; measure what the board needs.
+
+TFLM runs in child processes (tflite/worker.py): a crash is a message naming the stage, the model and the signal."""
 from __future__ import annotations
 
 import numpy as np
 
 from ...artifacts import Calibration, Metrics
 from ...tflite import runtime as tflm
+from ...tflite import worker
 
 
 def run(ctx) -> None:
@@ -13,11 +16,15 @@ def run(ctx) -> None:
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
     float_accuracy = ctx.read(Metrics).test_accuracy
 
-    arena = tflm.smallest_arena(model_bytes, tflm.model_input(model_bytes, x_test[:1]))
+    what = "calibrate: build/quantize/model.tflite"
+    arena, notes = worker.smallest_arena(model_bytes, tflm.model_input(model_bytes, x_test[:1]),
+                                         f"{what} (arena search)")
+    for note in notes:
+        ctx.log(note)
     ctx.log(f"smallest TFLM arena: {arena} bytes")
 
     engine = tflm.interpreter(model_bytes, arena)
-    scores = tflm.predict(engine, x_test, progress=ctx.log)
+    scores = tflm.predict(engine, x_test, progress=ctx.log, what=f"{what} (inference on the test split)")
     input_details, output_details = tflm.io_details(engine)
     result = Calibration.measured(np.argmax(scores, axis=1), y_test, scores.shape[1], float_accuracy,
                                   model_bytes=len(model_bytes), arena_bytes=arena, input=input_details,

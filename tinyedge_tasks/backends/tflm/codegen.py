@@ -72,6 +72,10 @@ def run(ctx) -> None:
     board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])  # the board file: the only source
     toolchain = board_section(BACKEND, board, board_name)
+    if board.camera is None:
+        raise TinyedgeError(f"boards/{board_name}.yaml: no camera section; the {BACKEND.name} firmware's super-loop "
+                            "classifies camera frames: add camera (sensor, xclk_hz, frame, pins) or pick a board "
+                            "with a camera")
     calibration = ctx.read(Calibration)
     labels = ctx.read(DatasetSummary).classes
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()

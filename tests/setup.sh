@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Everything the test suite needs on a fresh Debian machine with Python: the package with its test extras, and
+# the Debian packages the tests run for real (README: `bash tests/setup.sh && pytest`; .ci/run does the same).
+#   chromium                                   renders the report page (tests/test_report.py)
+#   gcc-arm-none-eabi libnewlib-arm-none-eabi  cross-compile generated C for a Cortex-M (tests/test_baremetal.py)
+#   qemu-system-arm                            run it on an emulated Cortex-M
+#   bubblewrap                                 the sandbox of verify-submission
+# apt-get runs only for what is missing, as root or through sudo; a machine that has them all needs neither.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
+DEBIAN_PACKAGES="chromium gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm bubblewrap"
+missing=$(for p in $DEBIAN_PACKAGES; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
+if [ -n "$missing" ]; then
+    as_root=""
+    [ "$(id -u)" = 0 ] || as_root="sudo"
+    for attempt in 1 2 3; do  # a mirror hiccup should not fail the set-up
+        $as_root apt-get update -qq && $as_root apt-get install -y -qq --no-install-recommends $missing && break
+        [ "$attempt" = 3 ] && { echo "tests/setup.sh: could not install $missing with apt-get" >&2; exit 1; }
+        sleep 10
+    done
+fi
+pip install -q -e '.[test]'

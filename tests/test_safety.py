@@ -1,0 +1,333 @@
+"""Issue 14: untrusted model files and submissions run no code. Every test feeds a real hostile input and
+checks that the places it aims at, outside the test's working folder, were not written."""
+from __future__ import annotations
+
+import json
+import socket
+import stat
+import struct
+import sys
+import threading
+import uuid
+import zipfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+import tf_keras as keras
+
+from conftest import doit, make_project, write_manifest
+from tinyedge_tasks.commands.submission import _project_file
+from tinyedge_tasks.commands.untrusted import requires_trust, safe_extract, sandboxed
+from tinyedge_tasks.engine.hashing import digest_file
+from tinyedge_tasks.engine.pipeline import Project
+from tinyedge_tasks.errors import TinyedgeError
+from tinyedge_tasks.ml.keras_util import load_model
+
+LIMITS = {"max_member_bytes": 1 << 20, "max_total_bytes": 4 << 20, "max_members": 100}
+
+
+# --- model files ---------------------------------------------------------------------------------------
+
+def _hostile_model(path: Path, mark: Path, input_shape=(4,), classes=2) -> Path:
+    """A model whose Lambda writes `mark` whenever it is built, which loading does."""
+    payload = eval(f"lambda t: (__import__('pathlib').Path({str(mark)!r}).write_text('ran'), t)[1]")
+    inputs = keras.Input(input_shape)
+    hidden = keras.layers.Flatten()(keras.layers.Lambda(payload)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(classes, activation="softmax")(hidden))
+    model.save(path) if path.suffix else model.save(path, save_format="tf")
+    mark.unlink()  # building it above ran the payload
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".h5", ".keras", ""])
+def test_lambda_model_is_refused_and_really_runs_when_trusted(tmp_path, suffix):
+    mark = tmp_path / "outside" / "written-by-the-model"
+    mark.parent.mkdir()
+    path = _hostile_model(tmp_path / f"hostile{suffix}", mark)
+    with pytest.raises(TinyedgeError) as refused:
+        load_model(path, "train.model")
+    message = str(refused.value)
+    assert str(path) in message and "(Lambda): a Lambda layer holds Python" in message
+    assert "train.trust_model_code: true" in message
+    assert not any(mark.parent.iterdir())
+
+    load_model(path, "train.model", trust=True)
+    assert mark.read_text() == "ran"  # the check is what stood between the file and its code
+
+
+def test_builtin_layers_load(tmp_path):
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, activation="relu",
+                              kernel_regularizer="l2"), keras.layers.Rescaling(0.5), keras.layers.Flatten(),
+                              keras.layers.Dense(3, activation="softmax")])
+    for name in ("ok.h5", "ok.keras"):
+        model.save(tmp_path / name)
+        assert load_model(tmp_path / name, "train.model").output_shape == (None, 3)
+
+
+def test_custom_class_and_foreign_module_are_refused(tmp_path):
+    import h5py
+    keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]).save(tmp_path / "m.h5")
+    with h5py.File(tmp_path / "m.h5", "r+") as h5:
+        config = json.loads(h5.attrs["model_config"])
+        dense = config["config"]["layers"][-1]
+        dense["class_name"] = "StudentLayer"
+        dense["config"]["kernel_initializer"]["module"] = "student_code"
+        h5.attrs["model_config"] = json.dumps(config)
+    with pytest.raises(TinyedgeError) as refused:
+        load_model(tmp_path / "m.h5", "train.model")
+    assert "custom class 'StudentLayer'" in str(refused.value) and "module 'student_code'" in str(refused.value)
+
+
+def test_keras3_file_gets_one_short_message(tmp_path):
+    """A real Keras 3 file (the `keras` package TensorFlow 2.21 installs), not a hand-made zip."""
+    keras3 = pytest.importorskip("keras")
+    assert keras3.__version__.startswith("3.")
+    inputs = keras3.Input((32, 32, 1))
+    hidden = keras3.layers.Flatten()(keras3.layers.MaxPooling2D()(keras3.layers.Conv2D(8, 3)(inputs)))
+    keras3.Model(inputs, keras3.layers.Dense(10)(hidden)).save(tmp_path / "k3.keras")
+    with pytest.raises(TinyedgeError) as refused:
+        load_model(tmp_path / "k3.keras", "train.model")
+    message = str(refused.value)
+    assert f"saved by Keras {keras3.__version__}" in message and 'model.save("model.h5")' in message
+    assert len(message) < 300 and "\n" not in message
+
+    # Without its metadata.json the file is not recognised and tf_keras' own error quotes the whole
+    # configuration on one line (about 4,000 characters here, 88,515 for a real model): it is cut.
+    stripped = tmp_path / "no-metadata.keras"
+    with zipfile.ZipFile(tmp_path / "k3.keras") as source, zipfile.ZipFile(stripped, "w") as target:
+        for name in source.namelist():
+            if name != "metadata.json":
+                target.writestr(name, source.read(name))
+    with pytest.raises(TinyedgeError) as failed:
+        load_model(stripped, "train.model", trust=True)
+    assert "cannot load" in str(failed.value) and " ... " in str(failed.value) and len(str(failed.value)) < 800
+
+
+def test_lambda_h5_in_a_project_needs_the_key(project_copy, tmp_path):
+    """A real `doit train`: refused by default, and the Lambda really runs once the manifest trusts it."""
+    mark = tmp_path / "outside" / "written-by-the-model"
+    mark.parent.mkdir()
+    _hostile_model(project_copy / "student.h5", mark, input_shape=(32, 32, 1), classes=10)
+    write_manifest(project_copy, {"train": {"model": "student.h5", "epochs": 1}})
+    refused = doit(project_copy, "train", check=False)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode != 0 and "Traceback" not in output
+    assert "student.h5" in output and "(Lambda): a Lambda layer holds Python" in output
+    assert "train.trust_model_code: true" in output
+    assert not any(mark.parent.iterdir())
+
+    write_manifest(project_copy, {"train": {"model": "student.h5", "epochs": 1, "trust_model_code": True}})
+    doit(project_copy, "train")
+    assert mark.read_text() == "ran"
+
+
+# --- hostile zips --------------------------------------------------------------------------------------
+
+def _zip(path: Path, members: list[tuple[zipfile.ZipInfo | str, bytes]]) -> Path:
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for info, data in members:
+            archive.writestr(info, data)
+    return path
+
+
+def _refused(zip_path: Path, dest: Path, expected: str) -> None:
+    with pytest.raises(TinyedgeError, match=expected):
+        safe_extract(zip_path, dest, **LIMITS)
+    assert not dest.exists()  # checked before writing, or removed
+
+
+def test_parent_path_member(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    hostile = _zip(tmp_path / "up.zip", [("ok.txt", b"fine"), ("../../outside/escaped", b"x")])
+    _refused(hostile, tmp_path / "work" / "dest", "'..' component")
+    assert not any(outside.iterdir())
+
+
+def test_absolute_member(tmp_path):
+    target = Path("/tmp") / f"tinyedge-absolute-{uuid.uuid4().hex}"
+    hostile = _zip(tmp_path / "abs.zip", [(str(target), b"x")])
+    _refused(hostile, tmp_path / "dest", "absolute path")
+    assert not target.exists()
+
+
+def test_symlink_member(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    link = zipfile.ZipInfo("link")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    hostile = _zip(tmp_path / "link.zip", [(link, str(outside).encode()), ("link/planted", b"x")])
+    _refused(hostile, tmp_path / "dest", "symbolic link")
+    assert not any(outside.iterdir())
+
+
+def test_zip_bomb_is_refused_by_its_declared_size(tmp_path):
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as archive, \
+            archive.open("zeros.bin", "w", force_zip64=True) as member:
+        block = bytes(1 << 20)
+        for _ in range(200):
+            member.write(block)
+    assert bomb.stat().st_size < 1 << 20  # 200 MB in under 1 MB
+    _refused(bomb, tmp_path / "dest", "expands to 209,715,200 bytes")
+
+
+def test_zip_lying_about_its_size_is_refused_while_extracting(tmp_path):
+    liar = _zip(tmp_path / "liar.zip", [("small.txt", b"hello"), ("zeros.bin", bytes(20 << 20))])
+    data = bytearray(liar.read_bytes())
+    for signature, offset in ((b"PK\x03\x04", 22), (b"PK\x01\x02", 24)):  # local and central headers
+        start = 0
+        while (start := data.find(signature, start)) >= 0:
+            if struct.unpack_from("<I", data, start + offset)[0] == 20 << 20:
+                struct.pack_into("<I", data, start + offset, 1000)
+            start += 4
+    liar.write_bytes(bytes(data))
+    assert [i.file_size for i in zipfile.ZipFile(liar).infolist()] == [5, 1000]  # the header now lies
+    _refused(liar, tmp_path / "dest", "damaged entry|expands past")
+
+
+def test_plain_zip_extracts(tmp_path):
+    good = _zip(tmp_path / "good.zip", [("tinyedge.yaml", b"board: esp32cam\n"), ("boards/x.yaml", b"a: 1\n")])
+    assert safe_extract(good, tmp_path / "dest", **LIMITS) == ["tinyedge.yaml", "boards/x.yaml"]
+    assert (tmp_path / "dest/boards/x.yaml").read_bytes() == b"a: 1\n"
+
+
+def test_verify_submission_refuses_a_parent_path_member(tmp_path):
+    """The same check through the command line, before anything is unpacked."""
+    teacher, outside = make_project(tmp_path / "teacher"), tmp_path / "outside"
+    outside.mkdir()
+    hostile = _zip(tmp_path / "up.zip", [("digests.json", b"{}"), ("../outside/escaped", b"x")])
+    result = doit(teacher, "verify-submission", str(hostile), check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and "'..' component" in output and "Traceback" not in output
+    assert not any(outside.iterdir())
+
+
+def test_submission_never_carries_a_file_from_outside(tmp_path):
+    root, secret = tmp_path / "project", tmp_path / "secret.yaml"
+    (root / "boards").mkdir(parents=True)
+    secret.write_text("private: 1\n")
+    (root / "boards/linked.yaml").symlink_to(secret)
+    (root / "boards/esp32cam.yaml").write_text("name: esp32cam\n")
+    project = SimpleNamespace(root=root)
+    project.relative = lambda path: Project.relative(project, path)  # the engine's own rule
+    assert _project_file(project, root / "boards/esp32cam.yaml", "board") == "boards/esp32cam.yaml"
+    for path in (root / "boards" / "../../secret.yaml", root / "boards/linked.yaml", secret):
+        with pytest.raises(TinyedgeError, match="lies outside the project folder"):
+            _project_file(project, path, "board")
+
+
+# --- user code and the sandbox -------------------------------------------------------------------------
+
+def test_requires_trust_names_what_runs_code(tmp_path):
+    (tmp_path / "mymodels.py").write_text("def build(shape, classes): ...\n")
+    (tmp_path / "dodo.py").write_text('"""Doc."""\nfrom tinyedge_tasks import DOIT_CONFIG, stage_tasks\n\n'
+                                      "globals().update(stage_tasks())\n")
+    found = requires_trust({"train": {"model": "mymodels:build"}}, tmp_path)
+    assert any("train.model 'mymodels:build'" in line for line in found)
+    assert any(line.startswith("mymodels.py:") for line in found) and not any("dodo.py" in x for x in found)
+    (tmp_path / "dodo.py").write_text("import os\nfrom tinyedge_tasks import DOIT_CONFIG, stage_tasks\n")
+    assert any(line.startswith("dodo.py:") for line in requires_trust({}, tmp_path))
+    (tmp_path / "dodo.py").unlink()
+    (tmp_path / "mymodels.py").unlink()
+    assert requires_trust({"train": {"model": "tiny_cnn"}}, tmp_path) == []
+
+
+@pytest.fixture
+def listener():
+    """A TCP server on loopback, outside any sandbox, recording who connects."""
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    seen, stop = [], threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                seen.append(server.accept()[0].recv(16))
+            except TimeoutError:
+                pass
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], seen
+    stop.set()
+    thread.join()
+    server.close()
+
+
+HOSTILE_MODULE = '''
+import socket
+from pathlib import Path
+
+
+def build(input_shape, num_classes):
+    tried = []
+    for target in {targets!r}:
+        try:
+            Path(target).write_text("escaped")
+            tried.append(f"write {{target}} ok")
+        except OSError as exc:
+            tried.append(f"write {{target}} refused: {{exc.strerror}}")
+    try:
+        socket.create_connection(("127.0.0.1", {port}), timeout=2).sendall(b"leak")
+        tried.append("connect ok")
+    except OSError as exc:
+        tried.append(f"connect refused: {{exc.strerror}}")
+    raise RuntimeError("hostile: " + "; ".join(tried))
+'''
+
+
+def _hostile_submission(folder: Path, targets: list[Path], port: int) -> Path:
+    """A zip in the layout of `doit submission` whose train.model runs the author's module."""
+    project = make_project(folder / "student", {"train": {"model": "student:build"}})
+    (project / "student.py").write_text(HOSTILE_MODULE.format(targets=[str(t) for t in targets], port=port))
+    files = {path.relative_to(project).as_posix(): path for path in sorted(project.rglob("*")) if path.is_file()}
+    digests = {"build_dir": "build", "inputs": {name: digest_file(path) for name, path in files.items()},
+               "artifacts": {}, "data_included": False}
+    return _zip(folder / "student.zip", [*((name, path.read_bytes()) for name, path in files.items()),
+                                         ("lock.json", b"{}"), ("digests.json", json.dumps(digests).encode())])
+
+
+def test_hostile_submission_is_refused_then_contained_by_the_sandbox(tmp_path, listener):
+    port, seen = listener
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    system = Path(sys.prefix) / f"tinyedge-escaped-{uuid.uuid4().hex}"  # visible, read-only in the sandbox
+    submission = _hostile_submission(tmp_path, [outside / "escaped.txt", system], port)
+    teacher = make_project(tmp_path / "teacher")
+    try:
+        refused = doit(teacher, "verify-submission", str(submission), check=False)
+        output = refused.stdout + refused.stderr
+        assert refused.returncode != 0 and "would run its author's Python" in output
+        assert "train.model 'student:build'" in output and "student.py: a Python file" in output
+
+        trusted = doit(teacher, "verify-submission", "--trust", str(submission), check=False)
+        output = trusted.stdout + trusted.stderr
+        assert trusted.returncode != 0 and "inside a bubblewrap sandbox" in output
+        assert "the rebuild failed" in output and "hostile: " in output  # reported by the verification
+        assert f"write {outside / 'escaped.txt'} refused: No such file or directory" in output  # not mounted
+        assert f"write {system} refused: Read-only file system" in output
+        assert "connect refused: Network is unreachable" in output
+        assert not any(outside.iterdir()) and not system.exists() and seen == []
+    finally:
+        system.unlink(missing_ok=True)
+
+
+def test_sandbox_system_is_read_only(tmp_path):
+    target = Path(sys.prefix) / f"tinyedge-escape-{uuid.uuid4().hex}"
+    try:
+        result = sandboxed(["touch", str(target)], tmp_path, timeout=30)
+        assert result.returncode != 0 and "Read-only file system" in result.stderr and not target.exists()
+    finally:
+        target.unlink(missing_ok=True)
+
+
+def test_sandbox_time_limit(tmp_path):
+    with pytest.raises(TinyedgeError, match="time limit"):
+        sandboxed([sys.executable, "-c", "import time; time.sleep(30)"], tmp_path, timeout=2)
+
+
+def test_without_bwrap_the_message_says_how_to_install(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(TinyedgeError, match="apt-get install bubblewrap"):
+        sandboxed(["true"], tmp_path, timeout=5)

@@ -1,0 +1,34 @@
+"""The TFLM backend's preflight: the operators its firmware registers, and the model bytes and arena on the board.
+
+`check_operators` is what the shared quantize stage asks of the project's backend right after conversion
+(through Backend.preflight); `measure` is what `doit check` asks of it for an untrained model of the manifest.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import TinyedgeError
+from ...tflite import runtime, worker
+from .codegen import RESOLVER
+
+
+def check_operators(model_bytes: bytes, where: str) -> None:
+    """Refuse an operator the ESP32 firmware's MicroMutableOpResolver cannot register, naming its Keras layer."""
+    unknown = sorted({f"{op['op']} (layer '{_layer(op['layer'])}')" for op in runtime.operators(model_bytes)
+                      if op["op"] not in RESOLVER})
+    if unknown:
+        raise TinyedgeError(
+            f"{where}: the model uses operators TFLM on the ESP32 cannot run: {', '.join(unknown)}; replace those "
+            "layers in train.model with ones made of operators it runs (or choose another firmware.backend); "
+            f"TFLM runs: {', '.join(sorted(RESOLVER))}")
+
+
+def _layer(tensor: str) -> str:
+    parts = tensor.split(";")[0].split("/")
+    return parts[1] if len(parts) > 2 else parts[0]
+
+
+def measure(model_bytes: bytes, images: np.ndarray, where: str) -> int:
+    """The smallest TFLM arena of the model (scales made sane first: the arena does not depend on them)."""
+    sample = runtime.model_input(model_bytes, images[:1])
+    return worker.smallest_arena(worker.measurable(model_bytes), sample, f"{where} (arena search)")[0]

@@ -1,0 +1,84 @@
+"""check: the preflight, in seconds, before hours of training. The untrained model of the manifest, converted
+with a few calibration samples, is checked against the project's backend (its operators) and board (model bytes
+and arena, with the same messages as codegen). Weights do not change bytes or arena: a trained model of the same
+architecture gets the same verdict. `train` runs after it.
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+SAMPLES = 8  # calibration samples of the conversion: ranges do not change the bytes or the arena
+
+
+def sources(manifest) -> list[Path]:
+    """The model's files (as train reads them) and the board file."""
+    from ..config import boards
+    from . import train
+    return [*train.sources(manifest), boards.path_of(manifest)]
+
+
+def run(ctx) -> None:
+    from ..config import boards
+    from ..ml.keras_util import as_float, deterministic, keras, load_data
+    from ..tflite.convert import convert
+    from .train import _build
+
+    started = time.perf_counter()
+    deterministic(ctx.config["project.seed"])
+    data = load_data(ctx.inputs["dataset/data.npz"])
+    classes = json.loads(ctx.inputs["dataset/dataset.json"].read_text())["classes"]
+    model = _build(SimpleNamespace(config=ctx.config, root=ctx.root), keras, data["x_train"].shape[1:], len(classes))
+    _unzero(model, ctx.config["project.seed"])
+    scheme = ctx.config["compression.quantize.scheme"]
+    tflite = convert(model, as_float(data["x_train"][:SAMPLES]), scheme)
+    backend_name = ctx.config["firmware.backend"]
+    backend = importlib.import_module(f"tinyedge_tasks.backends.{backend_name}").BACKEND
+    where = f"check: the untrained {ctx.config['train.model']} model"
+    if not backend.preflight:
+        ctx.log(f"backend {backend_name} has no preflight; only the conversion was checked")
+        (ctx.out / "check.json").write_text(json.dumps({"backend": backend_name, "model_bytes": len(tflite)}))
+        return
+    preflight = importlib.import_module(backend.preflight)
+    preflight.check_operators(tflite, where)
+    arena = preflight.measure(tflite, data["x_test"], where)
+    board_name = ctx.config["board"]
+    shape = ctx.config["dataset.input"]
+    knobs = {"width_multiplier": ctx.config["train.width_multiplier"], "input": (shape["width"], shape["height"]),
+             "scheme": scheme}
+    board = boards.load(ctx.sources[-1])
+    try:
+        budget = boards.budget(board, board_name, len(tflite), arena, ctx.config["firmware.arena_margin"], knobs)
+    finally:
+        _table(ctx, board_name, board, len(tflite), arena, ctx.config["firmware.arena_margin"])
+    (ctx.out / "check.json").write_text(json.dumps({"backend": backend_name, "scheme": scheme, **budget}, indent=1))
+    ctx.log(f"fits {board_name}: arena in {budget['arena']['placement']} RAM ({time.perf_counter() - started:.1f} s)")
+
+
+def _unzero(model, seed: int) -> None:
+    """Small random values in the all-zero vectors of a fresh model (biases, batch-norm shifts): the converter
+    stores identical constants once, so zeros would make the file smaller than the trained model's."""
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        weights = layer.get_weights()
+        if any(w.ndim == 1 and not w.any() for w in weights):
+            layer.set_weights([rng.normal(0, 1e-3, w.shape).astype(w.dtype) if w.ndim == 1 and not w.any() else w
+                               for w in weights])
+
+
+def _table(ctx, board_name: str, board, model_bytes: int, arena_min: int, margin: float) -> None:
+    """The budget table, printed whether or not it fits."""
+    arena = math.ceil(arena_min * (1 + margin) / 16) * 16  # as boards.budget
+    psram = (board.psram.bytes - board.psram.reserved_bytes - board.frame_bytes) if board.psram else 0
+    rows = [("flash (model + runtime)", model_bytes + board.flash.runtime_bytes, board.flash.app_partition_bytes),
+            (f"arena (+{margin:.0%} margin), internal RAM", arena, board.sram.arena_max_bytes),
+            ("arena, PSRAM", arena, psram)]
+    ctx.log(f"budget on {board_name} ({board.chip}), model {model_bytes} B, measured arena {arena_min} B:")
+    ctx.log(f"{'':32} {'needed B':>10} {'available B':>12}  verdict")
+    for name, needed, available in rows:
+        ctx.log(f"{name:32} {needed:>10} {available:>12}  {'fits' if needed <= available else 'too big'}")
