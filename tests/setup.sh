@@ -20,4 +20,5 @@ if [ -n "$missing" ]; then
         sleep 10
     done
 fi
-pip install -q -e '.[test]'
+pip install -q torch==2.13.0   # the CPU build first: a bare `torch` in the extra would pull a CUDA build
+pip install -q -e '.[test,espdl]'

@@ -37,6 +37,7 @@ def test_submission_verifies_and_catches_an_altered_model(project_copy, tmp_path
 
     verified = doit(project_copy, "verify-submission", str(made))
     print(verified.stdout)
+    assert "inside a bubblewrap sandbox" in verified.stdout and "rebuilt in" in verified.stdout  # no --trust needed
     rows = _rows(verified.stdout)
     assert set(rows.values()) == {"yes"} and len(rows) == len(digests["artifacts"]) + len(
         [n for n in names if n.startswith("artifacts/")])

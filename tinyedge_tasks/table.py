@@ -14,6 +14,8 @@ TF = ("tensorflow", "tf-keras", "numpy")
 TFLITE = TF + ("tensorflow-model-optimization", "tflite-micro")
 PORT_PARAM = {"name": "port", "long": "port", "type": str, "default": "",
               "help": "serial port (else $TINYEDGE_PORT, firmware.port, or the only one found)"}
+WORKERS_PARAM = {"name": "workers", "long": "workers", "type": int, "default": 0,
+                 "help": "variants built at once (default: the number of cores)"}
 PROJECT_INDEX = "codegen/project.json"  # what build, flash and monitor read of codegen's output
 
 DATASET = Stage(
@@ -70,6 +72,20 @@ COMMANDS: tuple[Command, ...] = (
                      "help": "allow a submission that runs its own Python (module:function, a model with code)"},
                     {"name": "no_sandbox", "long": "no-sandbox", "type": bool, "default": False,
                      "help": "rebuild without bubblewrap (only for submissions you trust)"})),
+    Command("sweep", "Build every combination of some manifest values (-S key=v1,v2, or the sweep: section), each "
+            "variant in its own folder from the one cache, in parallel; a table of the results.",
+            params=({"name": "set", "short": "S", "long": "set", "type": bool, "default": False,
+                     "help": "-S KEY=V1,V2: a dotted manifest key and its values (repeat for more keys)"},
+                    WORKERS_PARAM)),
+    Command("tune", "Search the tune: space with Optuna (needs the `tune` extra): the manifest's objectives, the "
+            "board's budget as a constraint, the preflight rejecting what cannot fit before it trains.",
+            params=(WORKERS_PARAM,
+                    {"name": "storage", "long": "storage", "type": str, "default": "",
+                     "help": "Optuna storage URL (postgresql://...), else tune.storage, else cache/tune.sqlite3"},
+                    {"name": "trials", "long": "trials", "type": int, "default": 0,
+                     "help": "trials the study should hold (default tune.trials); finished ones are kept"},
+                    {"name": "apply", "long": "apply", "type": int, "default": -1,
+                     "help": "write trial N's values into tinyedge.yaml (comments and order kept) and stop"})),
     Command("flash", "Build the firmware and upload it to the board (or run it, for an emulated board).",
             needs=(PROJECT_INDEX,), params=(PORT_PARAM,)),
     Command("monitor", "Show the board's serial output (top classes, inference time) at its serial speed.",

@@ -110,10 +110,41 @@ class Calibrate(_Section):
     stratified: bool = Field(True, description="Draw the same number of samples from every class.")
 
 
+class EspDl(_Section):
+    """Quantization for `firmware.backend: espdl` (esp-ppq); the other backends ignore it."""
+
+    bits: Literal["8", "16", "w8a16"] = Field(
+        "8", description="8: int8 weights and activations; 16: int16 both; w8a16: int8 weights, int16 activations.")
+    method: Literal["minmax", "percentile", "kl", "mse"] = Field(
+        "minmax", description="How activation ranges are calibrated. minmax is the safe default: esp-ppq's own "
+                              "8-bit default, kl, clipped ranges and lost most of the accuracy of the example.")
+    sixteen_bit_layers: list[str] = Field(
+        [], description="Keras layer names kept at 16 bits while the rest is `bits` (mixed precision); an "
+                        "activation fused into a convolution goes with it.")
+
+    @field_validator("bits", mode="before")
+    @classmethod
+    def _bits_text(cls, value: Any) -> Any:
+        """`bits: 8` and `bits: "8"` mean the same."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("sixteen_bit_layers")
+    @classmethod
+    def _mixed_needs_eight(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        if value and info.data.get("bits") == "16":
+            raise ValueError("every layer is already 16-bit with bits: 16; set bits: 8 to keep only these "
+                             "layers at 16 bits, or remove sixteen_bit_layers")
+        if len(set(value)) != len(value):
+            raise ValueError("a layer is named twice; name each layer once")
+        return value
+
+
 class Compression(_Section):
     prune: Optional[Prune] = Field(None, description="Omit to skip pruning.")
     quantize: Quantize = Quantize()
     calibrate: Calibrate = Calibrate()
+    espdl: Optional[EspDl] = Field(
+        None, description="ESP-DL quantization (firmware.backend: espdl); omit for 8 bits, minmax, no 16-bit layers.")
 
 
 class Firmware(_Section):
@@ -121,6 +152,41 @@ class Firmware(_Section):
     arena_margin: float = Field(0.25, ge=0, le=4, description="Extra tensor arena on top of the measured minimum.")
     port: Optional[str] = Field(None, description="Serial port for flash/monitor; or $TINYEDGE_PORT, or --port.")
     led_class: Optional[str] = Field(None, description="Light the board's LED when this class wins.")
+
+
+class TuneRange(_Section):
+    """A numeric range searched by `doit tune`: integers when low and high are both integers."""
+
+    low: float
+    high: float
+    step: Optional[float] = Field(None, gt=0, description="Grid step inside the range; omit for a continuous range.")
+    log: bool = Field(False, description="Sample on a log scale (learning rates).")
+
+    @field_validator("high")
+    @classmethod
+    def _ordered(cls, value: float, info: ValidationInfo) -> float:
+        if "low" in info.data and value < info.data["low"]:
+            raise ValueError(f"expected high >= low ({info.data['low']})")
+        return value
+
+
+class Tune(_Section):
+    """`doit tune`: a search over manifest keys with the board's budget as a hard constraint (needs the `tune`
+    extra: pip install 'tinyedge[tune]')."""
+
+    space: dict[str, list[Any] | TuneRange] = Field(
+        {}, description="Dotted manifest key -> a list of choices, or {low, high, step, log}.")
+    objectives: dict[str, Literal["maximize", "minimize"]] = Field(
+        {"quantized_test_accuracy": "maximize", "model_bytes": "minimize"},
+        description="Figures of calibration.json (quantized_test_accuracy, model_bytes, arena_bytes, ...) or of the "
+                    "board budget as budget.<key> (budget.flash.needed_bytes, budget.arena.bytes): maximize or minimize.")
+    trials: int = Field(20, ge=1, le=100000, description="Trials the study should hold; a rerun adds only the missing.")
+    sampler: Literal["tpe", "nsga2", "random", "grid"] = Field(
+        "tpe", description="grid: every combination of the choices (as doit sweep); tpe/nsga2 multi-objective.")
+    study: Optional[str] = Field(None, description="Study name; default the project name.")
+    storage: Optional[str] = Field(
+        None, description="Optuna storage URL (postgresql://...) shared by workers on several machines; default a "
+                          "SQLite file under cache/. Overridden by --storage.")
 
 
 class Manifest(_Section):
@@ -132,6 +198,9 @@ class Manifest(_Section):
     compression: Compression = Compression()
     board: str = Field("esp32cam", description="A board file `boards/<board>.yaml`.")
     firmware: Firmware = Firmware()
+    sweep: Optional[dict[str, list[Any]]] = Field(
+        None, description="`doit sweep`: dotted manifest key -> the values to try; every combination is built.")
+    tune: Optional[Tune] = Field(None, description="`doit tune`: the search space, objectives and study.")
 
 
 def json_schema() -> dict:

@@ -155,7 +155,11 @@ def _child_main(channel: Connection, log_path: str, target: str, args: tuple, kw
     """Child: stdout and stderr (file descriptors, so C++ output too) go to the log; run; send the outcome."""
     global _channel, _log_path
     _channel, _log_path = channel, log_path
-    log = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; it kills the child
+    try:
+        log = os.open(log_path, os.O_WRONLY | os.O_APPEND)
+    except FileNotFoundError:  # the parent was interrupted while this child started
+        os._exit(1)
     os.dup2(log, 1)
     os.dup2(log, 2)
     sys.stdout.reconfigure(line_buffering=True)  # Python's own lines reach the log before a native crash

@@ -50,7 +50,7 @@ def run(ctx) -> None:
     shape = ctx.config["dataset.input"]
     knobs = {"width_multiplier": ctx.config["train.width_multiplier"], "input": (shape["width"], shape["height"]),
              "scheme": scheme}
-    board = boards.load(ctx.sources[-1])
+    board = boards.load(ctx.root / boards.BOARDS_DIR / f"{board_name}.yaml")
     try:
         budget = boards.budget(board, board_name, len(tflite), arena, ctx.config["firmware.arena_margin"], knobs)
     finally:

@@ -36,8 +36,10 @@ def _images(class_folder: Path) -> list[Path]:
     return sorted(p for p in class_folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def sources(manifest) -> list[Path]:
-    """The data files the split depends on; checked here so a bad path fails before anything runs."""
+def sources(manifest, tree: bool = False) -> list[Path]:
+    """The data files the split depends on; checked here so a bad path fails before anything runs. With `tree`
+    (the doit dependency of a no-op run) an image folder is one path, scanned by the engine's tree state, and
+    only its class folders are checked: listing 100,000 images here would cost more than the whole run."""
     source = manifest.get("dataset.source")
     if source == DIGITS:
         return []
@@ -48,6 +50,9 @@ def sources(manifest) -> list[Path]:
     if path.is_file():
         if path.suffix != ".npz":
             raise manifest.error("dataset.source", f"{path} is a {path.suffix or 'plain'} file; expected {expected}")
+        return [path]
+    if tree:
+        _class_folders(manifest)
         return [path]
     files = []
     for class_folder in _class_folders(manifest):
@@ -102,7 +107,8 @@ def _folder(ctx):
             with Image.open(path) as image:
                 pixels = np.asarray(image.convert("RGB"))
         except (UnidentifiedImageError, OSError, ValueError) as exc:
-            bad.append(f"{ctx.config['dataset.source']}/{rel}: {exc}")  # relative to the project
+            shown = f"{ctx.config['dataset.source']}/{rel}"  # relative: artifacts never name where the project is
+            bad.append(f"{shown}: {str(exc).replace(str(path), shown)}")
             continue
         samples.append((rel.encode(), pixels, label_of[rel.split("/")[0]]))
         if len(ctx.sources) >= 200 and done % max(1, len(ctx.sources) // 10) == 0:

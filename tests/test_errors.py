@@ -1,0 +1,248 @@
+"""Issue 10: every failure a message, every crash contained, a preflight in seconds; nothing built ever changes.
+
+One test (or more) per numbered finding; crashes are real TFLM crashes of the fixtures (tests/fixtures/)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+import subprocess
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from conftest import doit, write_manifest
+
+from tinyedge_tasks.config import boards
+from tinyedge_tasks.config.manifest import validate
+from tinyedge_tasks.errors import TinyedgeError
+from tinyedge_tasks.tflite import runtime, worker
+
+FIXTURES = Path(__file__).parent / "fixtures"
+MOBILENET = (FIXTURES / "mobilenet_untrained.tflite").read_bytes()  # untrained: TFLM's SOFTMAX aborts
+LSTM = (FIXTURES / "lstm_batch1.tflite").read_bytes()                # TFLM's LSTM segfaults in small arenas
+IMAGE = np.full((1, 96, 96, 3), 128, np.uint8)
+SERIES = np.full((1, 8, 4), 100, np.int8)
+
+
+def digests(project: Path) -> dict:
+    build = project / "build"
+    return {str(p.relative_to(build)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(build.rglob("*")) if p.is_file() and ".tmp" not in p.parts}
+
+
+def _manifest(project: Path, changes: dict) -> None:
+    write_manifest(project, {**yaml.safe_load((project / "tinyedge.yaml").read_text()), **changes})
+
+
+# 1. TFLM crashes are contained: a real abort, a real segfault, stale staging folders removed
+def test_1_real_abort_names_signal_operator_and_stage():
+    started = time.monotonic()
+    with pytest.raises(TinyedgeError) as caught:
+        worker.probe(MOBILENET, runtime.model_input(MOBILENET, IMAGE), "quantize: mobilenet_untrained.tflite")
+    message = str(caught.value)
+    assert message.startswith("quantize: mobilenet_untrained.tflite")
+    assert "SIGABRT" in message and "SOFTMAX" in message
+    assert time.monotonic() - started < 10
+
+
+def test_1_real_segfault_quotes_tflm_and_names_no_wrong_operator():
+    started = time.monotonic()
+    with pytest.raises(TinyedgeError) as caught:
+        worker.probe(LSTM, SERIES, "calibrate: lstm_batch1.tflite", arena=4096)
+    message = str(caught.value)
+    assert "SIGSEGV" in message and "4096-byte arena" in message and "lstm_eval.cc" in message
+    assert "Set up one by one" not in message  # an arena-size-dependent crash: no guessed operator
+    assert time.monotonic() - started < 10
+
+
+def test_1_arena_search_counts_segfaults_as_too_small():
+    arena, notes = worker.smallest_arena(LSTM, SERIES, "calibrate: arena")
+    assert notes and all("SIGSEGV" in note for note in notes)
+    assert worker.probe(LSTM, SERIES, "check", arena=arena) is None
+
+
+def test_1_untrained_model_is_a_degenerate_range_error_not_an_abort():
+    from tinyedge_tasks.tflite.convert import check_runs
+    with pytest.raises(TinyedgeError, match=r"output range is degenerate .* Train it first \(train.epochs > 0\)"):
+        check_runs(MOBILENET, "int8", IMAGE)
+
+
+def test_1_stale_staging_folders_are_removed(project_copy):
+    before = digests(project_copy)
+    stale = project_copy / "build" / ".tmp" / "calibrate-dead1234"
+    stale.mkdir(parents=True)
+    (stale / "half.json").write_text("{")
+    doit(project_copy, "-a", "calibrate")  # restored from the cache: execute runs, the folder goes
+    assert not stale.exists() and digests(project_copy) == before
+
+
+# 2. a Keras 3 file says so and how to re-save it
+def test_2_keras3_file_is_named_as_such(tmp_path):
+    from tinyedge_tasks.ml.keras_util import load_model
+    path = tmp_path / "model.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("metadata.json", json.dumps({"keras_version": "3.6.0"}))
+        archive.writestr("config.json", json.dumps({"class_name": "Sequential", "config": {"x": "y" * 80000}}))
+    with pytest.raises(TinyedgeError) as caught:
+        load_model(path, "train.model")
+    message = str(caught.value)
+    assert "Keras 3.6.0" in message and "tf_keras" in message and len(message) < 500
+
+
+# 3. a data set of one class is refused, naming the folder
+def test_3_single_class_folder_is_refused(project_copy):
+    before = digests(project_copy)
+    only = project_copy / "images" / "cat"
+    only.mkdir(parents=True)
+    _manifest(project_copy, {"dataset": {"source": "images", "input": {"width": 32, "height": 32, "channels": 1},
+                                         "split": {"val": 0.15, "test": 0.15}}})
+    result = doit(project_copy, "dataset", check=False)
+    assert result.returncode != 0
+    assert "needs at least two class sub-folders, found only cat/" in result.stdout + result.stderr
+    assert "images" in result.stdout + result.stderr
+    assert digests(project_copy) == before
+
+
+def test_3_single_class_npz_is_refused(project_copy):
+    before = digests(project_copy)
+    np.savez(project_copy / "one.npz", x=np.zeros((30, 8, 8), np.uint8), y=np.zeros(30, np.int64))
+    _manifest(project_copy, {"dataset": {"source": "one.npz", "input": {"width": 32, "height": 32, "channels": 1},
+                                         "split": {"val": 0.15, "test": 0.15}}})
+    result = doit(project_copy, "dataset", check=False)
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "1 class (0)" in out and "at least two classes" in out
+    assert "1 classes" not in out and digests(project_copy) == before
+
+
+# 4. skip_corrupt writes paths relative to the project
+def test_4_skipped_images_are_named_relative_to_the_project(tmp_path):
+    from conftest import make_project
+    from PIL import Image
+    project = make_project(tmp_path / "p", {"dataset": {"source": "images", "skip_corrupt": True}})
+    for name in ("a", "b"):
+        folder = project / "images" / name
+        folder.mkdir(parents=True)
+        for i in range(12):
+            Image.fromarray(np.full((8, 8), i * 20, np.uint8)).save(folder / f"{i}.png")
+    (project / "images" / "a" / "broken.png").write_bytes(b"not a png")
+    doit(project, "dataset")
+    summary = json.loads((project / "build" / "dataset" / "dataset.json").read_text())
+    assert summary["skipped"] and summary["skipped"][0].startswith("images/a/broken.png: ")
+    assert str(tmp_path) not in (project / "build" / "dataset" / "dataset.json").read_text()
+
+
+# 5. an arena over the probe ceiling is a budget error with numbers
+def test_5_arena_over_probe_ceiling_is_a_budget_error():
+    message = str(worker.over_ceiling("calibrate: model.tflite", "Failed to allocate tail memory. Requested: "
+                                      "9830400, available 8388000, missing: 1442400"))
+    assert "more than 8388608 bytes" in message and "missing: 1442400" in message
+    assert "scheme" not in message and "width_multiplier" in message
+    assert worker.arena_refused("Failed to allocate tail memory. Requested: 1") and not worker.arena_refused(
+        "Didn't find op for builtin opcode 'EXP'")
+
+
+# 6. an operator no MCU runs: named with its layer, no SELECT_TF_OPS advice, no literal \n, "an int8"
+def test_6_converter_flex_ops_name_the_layer_without_select_tf_ops():
+    from tinyedge_tasks.tflite.convert import _converter_error
+    text = ("Could not translate MLIR to FlatBuffer.\\nloc(callsite(\"sequential/lstm/TensorListReserve@__inference\" "
+            "at fused[\"sequential/lstm/x\"])): error: 'tf.TensorListReserve' op is neither a custom op nor a flex op"
+            "\\nerror: failed while converting: 'main': \\nSome ops are not supported by the native TFLite runtime, "
+            "you can enable TF kernels fallback using TF Select. See instructions: https://www.tensorflow.org/lite/"
+            "guide/ops_select \\nTF Select ops: TensorListReserve\\n converter.target_spec.supported_ops = "
+            "[tf.lite.OpsSet.SELECT_TF_OPS]")
+    message = _converter_error(text, "int8")
+    assert "tf.TensorListReserve" in message and "layer lstm" in message and "an int8 model" in message
+    assert "SELECT_TF_OPS" not in message.replace("converter's SELECT_TF_OPS", "") and "\\n" not in message
+
+
+def test_6_operator_the_backend_lacks_is_refused_with_its_layer(monkeypatch):
+    from tinyedge_tasks.backends.tflm import check, codegen
+    monkeypatch.delitem(codegen.RESOLVER, "SOFTMAX")
+    with pytest.raises(TinyedgeError, match=r"quantize: m: .*SOFTMAX \(layer 'StatefulPartitionedCall:0'\).*"
+                                            r"firmware.backend"):
+        check.check_operators(MOBILENET, "quantize: m")
+
+
+# 7. Ctrl-C: one line, exit 130, nothing built changes
+def test_7_ctrl_c_is_one_line_and_exit_130(project_copy, tmp_path):
+    before = digests(project_copy)
+    env = {**__import__("os").environ, "TINYEDGE_CACHE": str(tmp_path / "empty")}  # calibrate computes
+    process = subprocess.Popen([sys.executable, "-m", "doit", "-a", "-s", "calibrate"], cwd=project_copy, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    for line in process.stdout:
+        if line.startswith(".  calibrate"):
+            break
+    time.sleep(0.3)  # inside the action: loading NumPy, then TFLM in a child
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, out + err
+    assert err.strip().splitlines()[-1] == "interrupted during calibrate; the last good artifacts are kept"
+    assert "Traceback" not in err and digests(project_copy) == before
+
+
+# 8. smaller findings
+def test_8_budget_advice_is_computed_from_the_miss(project_copy):
+    board = boards.load(project_copy / "boards" / "esp32cam.yaml")
+    with pytest.raises(TinyedgeError) as caught:
+        boards.budget(board, "esp32cam", 20000, 4_000_000, 0.25,
+                      {"width_multiplier": 1.0, "input": (160, 160), "scheme": "int8"})
+    message = str(caught.value)
+    assert "1221440 B too many" in message and "dataset.input 139x139 or smaller (now 160x160)" in message
+    assert "int16x8" not in message and "a board with PSRAM" not in message
+    with pytest.raises(TinyedgeError) as caught:
+        boards.budget(board, "esp32cam", 4_000_000, 10_000, 0.25, {"width_multiplier": 1.0})
+    message = str(caught.value)
+    assert "structured pruning" in message and "sparsity 0.48 or more" in message and "0.72 or less" in message
+
+
+def test_8_worst_layer_is_a_layer_name():
+    from tinyedge_tasks.tflite.convert import _layer_name
+    assert _layer_name("StatefulPartitionedCall:0", ["conv1", "logits"]) == "logits"
+    assert _layer_name("tiny_cnn/conv1/Relu;tiny_cnn/conv1/BiasAdd", ["conv1"]) == "conv1"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("project:\n\tname: x\n", "use spaces|replace the tab with spaces"),
+    ("dataset:\n  input: {width: 32, height: 32, channels: 2}\n", r"1 \(grayscale\) or 3 \(RGB\), found 2"),
+])
+def test_8_manifest_messages(text, expected):
+    with pytest.raises(TinyedgeError, match=expected):
+        validate(text, Path("tinyedge.yaml"))
+
+
+# the preflight: seconds, its table, the same verdict as the pipeline
+def test_check_preflight_passes_on_the_example_with_the_trained_bytes(project_copy, tmp_path):
+    before = digests(project_copy)
+    started = time.monotonic()
+    result = doit(project_copy, "-a", "-s", "check", env={"TINYEDGE_CACHE": str(tmp_path / "empty")})
+    assert time.monotonic() - started < 60
+    calibration = json.loads((project_copy / "build/calibrate/calibration.json").read_text())
+    assert f"model {calibration['model_bytes']} B, measured arena {calibration['arena_bytes']} B" in result.stdout
+    assert "fits esp32cam" in result.stdout and digests(project_copy) == before
+
+
+def test_check_preflight_refuses_a_model_too_large_for_the_board(project_copy):
+    (project_copy / "wide.py").write_text(
+        "import tf_keras as keras\n\n"
+        "def build(input_shape, classes):\n"
+        "    inputs = keras.Input(shape=input_shape)\n"
+        "    x = keras.layers.Conv2D(64, 3, padding='same', activation='relu', name='wide1')(inputs)\n"
+        "    x = keras.layers.Conv2D(64, 3, padding='same', activation='relu', name='wide2')(x)\n"
+        "    x = keras.layers.GlobalAveragePooling2D(name='pool')(x)\n"
+        "    return keras.Model(inputs, keras.layers.Dense(classes, activation='softmax', name='logits')(x))\n")
+    _manifest(project_copy, {"train": {**yaml.safe_load((project_copy / "tinyedge.yaml").read_text())["train"],
+                                       "model": "wide:build"},
+                             "dataset": {"source": "sklearn:digits", "input": {"width": 160, "height": 160,
+                                                                                "channels": 1},
+                                         "split": {"val": 0.15, "test": 0.15}}})
+    trained = {k: v for k, v in digests(project_copy).items() if not k.startswith("dataset/")}
+    result = doit(project_copy, "check", check=False, env={"TINYEDGE_CACHE": str(project_copy / "fresh")})
+    out = result.stdout + result.stderr
+    assert result.returncode != 0 and "tensor arena does not fit in RAM" in out and "B too many" in out
+    assert "too big" in out and "dataset.input" in out
+    assert {k: v for k, v in digests(project_copy).items() if not k.startswith("dataset/")} == trained

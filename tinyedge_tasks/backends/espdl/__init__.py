@@ -1,0 +1,47 @@
+"""ESP-DL on the ESP32 family: the Keras model -> ONNX (tf2onnx) -> esp-ppq (8-bit, 16-bit or mixed) -> a
+`.espdl` file, scored in esp-ppq's simulator, in an ESP-IDF project built by PlatformIO (framework = espidf).
+
+Needs the `espdl` install extra (PyTorch, esp-ppq, the ONNX tools); esp-ppq runs in a child process."""
+from ...rows import Stage
+from ...table import TF, build_row
+from .. import Backend
+
+ESPPPQ = TF + ("torch", "esp-ppq", "tf2onnx", "onnx", "onnxruntime", "onnxsim")
+
+
+def settings(config):
+    """compression.espdl as its typed section; its defaults when the manifest leaves it out."""
+    from ...config.manifest import EspDl
+    return config.section("compression.espdl") or EspDl()
+
+
+BACKEND = Backend(
+    name="espdl",
+    doc="ESP-DL on the ESP32, ESP32-S3, ESP32-P4 (esp-ppq, ESP-IDF through PlatformIO)",
+    board_sections=("esp_idf",),
+    stages=(
+        Stage("quantize", "Export to ONNX (checked against Keras); quantize with esp-ppq for the board's chip into "
+              "model.espdl.",
+              module=f"{__name__}.quantize",
+              reads=("project.seed", "train.model", "train.trust_model_code", "compression.calibrate",
+                     "compression.espdl", "board"),
+              needs=("prune/model.h5", "dataset/data.npz"),
+              makes=("model.onnx", "model.espdl", "model.native", "ppq.json", "errors.json"), tools=ESPPPQ,
+              sources=True),
+        Stage("calibrate", "Simulate the quantized graph on the test split (esp-ppq TorchExecutor); estimate "
+              "ESP-DL's activation memory.",
+              module=f"{__name__}.calibrate",
+              needs=("quantize/model.espdl", "quantize/model.native", "quantize/ppq.json", "quantize/errors.json",
+                     "dataset/data.npz", "train/metrics.json"),
+              makes=("calibration.json", "espdl.json"), tools=ESPPPQ),
+        Stage("codegen", "Check the memory budget on the board; write the ESP-IDF project (firmware/).",
+              module=f"{__name__}.codegen", templates=("backends/espdl/templates", "preprocess/templates"),
+              reads=("project.name", "board", "firmware.arena_margin", "dataset.input"),
+              needs=("quantize/model.espdl", "quantize/ppq.json", "calibrate/calibration.json",
+                     "dataset/dataset.json"),
+              makes=("budget.json", "project.json"), tools=("jinja2",), sources=True),
+        build_row("Run `pio run` on the generated ESP-IDF project (framework = espidf); record flash and RAM use "
+                  "(needs PlatformIO's ESP32 platform and ESP-IDF: network on first use).", tools=("platformio",),
+                  default=False),
+    ),
+)

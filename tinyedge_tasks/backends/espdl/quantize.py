@@ -1,0 +1,93 @@
+"""quantize (espdl): the float (or pruned) Keras model -> ONNX (checked against Keras with onnxruntime) ->
+model.espdl with esp-ppq, for the chip the board file names (`esp_idf.target`).
+
+esp-ppq runs in a child process (child.py). Unsupported operators stop here, naming the Keras layer: esp-ppq
+would export them as float and the chip would refuse the model at load time. Imported to make tasks (sources()):
+TensorFlow, ONNX and esp-ppq are imported inside run().
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from ...config import boards
+from ...errors import TinyedgeError
+from .. import board_section
+from . import BACKEND, settings
+
+CHECK_SAMPLES = 64   # test samples the ONNX graph is compared with Keras on
+EXTRA = ("torch", "esp_ppq", "tf2onnx", "onnx", "onnxruntime", "onnxsim")
+
+
+def sources(manifest) -> list[Path]:
+    """The board file: its `esp_idf.target` picks esp-ppq's kernels."""
+    return [boards.path_of(manifest)]
+
+
+def require_extra() -> None:
+    """esp-ppq needs PyTorch and the ONNX tools, which only the `espdl` extra installs."""
+    import importlib.util
+    missing = [name for name in EXTRA if importlib.util.find_spec(name) is None]
+    if missing:
+        raise TinyedgeError(
+            f"firmware.backend espdl needs {', '.join(missing)}, which are not installed; install the extra: "
+            "`pip install torch==2.13.0` first (a CPU build; see README, 'ESP-DL backend'), then "
+            "`pip install 'tinyedge[espdl]'`")
+
+
+def target(ctx) -> str:
+    board_name = ctx.config["board"]
+    board = boards.load(ctx.sources[0])
+    board_section(BACKEND, board, board_name)
+    return board.esp_idf.target
+
+
+def run(ctx) -> None:
+    import onnx
+
+    from ...ml.keras_util import deterministic, load_data, load_model
+    from ...ml.sampling import representative_indices
+    from .child import run_child
+    from .onnx_export import check, export
+    from .operators import check_onnx
+    from .ppq import QUANT_TYPES
+
+    require_extra()
+    chip = target(ctx)
+    knobs = settings(ctx.config)
+    seed = ctx.config["project.seed"]
+    deterministic(seed)
+    data = load_data(ctx.inputs["dataset/data.npz"])
+    model = load_model(ctx.inputs["prune/model.h5"], "the float model", ctx.config["train.trust_model_code"])
+    layer_names = [layer.name for layer in model.layers]
+    where = f"quantize: the {ctx.config['train.model']} model"
+
+    onnx_path = ctx.out / "model.onnx"
+    exported, seconds = export(model, onnx_path, where)
+    check_onnx(onnx.load(str(onnx_path)), layer_names, where)
+    checked = check(model, onnx_path, data["x_test"][:CHECK_SAMPLES])
+    ctx.log(f"ONNX opset {exported['opset']} in {seconds:.1f} s: max |ONNX - Keras| "
+            f"{checked['max_abs_diff']:.2e}, argmax agreement {checked['argmax_agreement']:.3f} on "
+            f"{checked['samples']} test samples")
+    if checked["argmax_agreement"] < 1.0:
+        raise TinyedgeError(f"{where}: the ONNX graph disagrees with Keras on {1 - checked['argmax_agreement']:.1%} "
+                            "of the test samples checked (tf2onnx mis-exported a layer); report it as a tinyedge "
+                            "bug with the model, or use firmware.backend: tflm")
+
+    calibrate = ctx.config["compression.calibrate"]
+    indices = representative_indices(data["y_train"], calibrate["samples"], calibrate["stratified"], seed)
+    quant_type = QUANT_TYPES[knobs.bits]
+    ctx.log(f"esp-ppq: {chip}, {quant_type}, {knobs.method} on {len(indices)} training samples"
+            + (f", 16-bit layers {', '.join(knobs.sixteen_bit_layers)}" if knobs.sixteen_bit_layers else ""))
+    job = {"task": "quantize", "onnx": str(onnx_path), "out": str(ctx.out), "work": str(ctx.state / "espdl" / "work"),
+           "data": str(ctx.inputs["dataset/data.npz"]), "indices": indices.tolist(), "target": chip,
+           "quant_type": quant_type, "method": knobs.method, "sixteen_bit_layers": knobs.sixteen_bit_layers,
+           "layer_names": layer_names, "where": where}
+    started = time.perf_counter()
+    run_child(job, ctx.state / "espdl" / "quantize.json", "quantize: esp-ppq on build/quantize/model.onnx")
+    record = json.loads((ctx.out / "ppq.json").read_text())
+    record.update(layer_names=layer_names, onnx={**exported, **checked})
+    (ctx.out / "ppq.json").write_text(json.dumps(record, indent=1))
+    ctx.log(f"model.espdl: {record['espdl_bytes']} bytes ({time.perf_counter() - started:.1f} s in the child); "
+            f"input {record['input']['dtype']} 2^{record['input'].get('exponent')}")

@@ -1,0 +1,6 @@
+"""Experiments over manifest values: sweeps and tuning trials share one mechanism.
+
+A variant is a set of manifest overrides built in its own project folder (its own tinyedge.yaml, boards/ and
+dodo.py, under build/sweep/ or build/tune/) by a real `python -m doit` process, with $TINYEDGE_CACHE pointing at
+the project's store: a stage any earlier variant (or the project itself) computed is restored, not rebuilt.
+"""
