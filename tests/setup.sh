@@ -5,11 +5,12 @@
 #   gcc-arm-none-eabi libnewlib-arm-none-eabi  cross-compile generated C for a Cortex-M (tests/test_baremetal.py)
 #   qemu-system-arm                            run it on an emulated Cortex-M
 #   bubblewrap                                 the sandbox of verify-submission
+#   postgresql                                 a real study server for two tune workers (tests/test_sweep.py)
 # apt-get runs only for what is missing, as root or through sudo; a machine that has them all needs neither.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_ROOT_USER_ACTION=ignore
-DEBIAN_PACKAGES="chromium gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm bubblewrap"
+DEBIAN_PACKAGES="chromium gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm bubblewrap postgresql"
 missing=$(for p in $DEBIAN_PACKAGES; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || echo "$p"; done)
 if [ -n "$missing" ]; then
     as_root=""
@@ -21,4 +22,4 @@ if [ -n "$missing" ]; then
     done
 fi
 pip install -q torch==2.13.0   # the CPU build first: a bare `torch` in the extra would pull a CUDA build
-pip install -q -e '.[test,espdl]'
+pip install -q -e '.[test,espdl,tune]'

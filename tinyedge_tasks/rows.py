@@ -20,7 +20,7 @@ class Stage:
     enabled_by: str | None = None      # manifest key; when it is null the stage is off and ...
     passthrough: dict = field(default_factory=dict)  # ... its files are these artifacts of earlier stages
     optional: tuple[str, ...] = ()     # artifacts read only when their stage is on and makes or made them
-    after: tuple[str, ...] = ()        # stages that must succeed first, without a file dependency (doit task_dep)
+    setup: tuple[str, ...] = ()        # stages run first, and only when this one runs (doit `setup`): a preflight
 
     def __post_init__(self):
         if not self.module:

@@ -6,8 +6,6 @@ row and a module, adding a backend is adding a folder under backends/.
 """
 from __future__ import annotations
 
-from dataclasses import replace
-
 from .rows import Command, Stage
 
 TF = ("tensorflow", "tf-keras", "numpy")
@@ -22,14 +20,17 @@ DATASET = Stage(
     "dataset", "Read the data set, resize it to the model input, split train/val/test by sample hash.",
     reads=("project.seed", "dataset"), makes=("data.npz", "dataset.json"), tools=("numpy", "pillow", "scikit-learn"),
     sources=True)
+CHECK = Stage(
+    "check", "Preflight in seconds: the untrained model's operators on the backend, its bytes and arena on the board.",
+    reads=("project.seed", "dataset.input", "train", "compression.quantize.scheme", "board", "firmware.backend",
+           "firmware.arena_margin"),
+    needs=("dataset/data.npz", "dataset/dataset.json"), makes=("check.json",), tools=TFLITE, sources=True,
+    default=False)
 TRAIN = Stage(
     "train", "Build (zoo, user function or file) and train the float model; write metrics and history.",
     reads=("project.seed", "train"), needs=("dataset/data.npz", "dataset/dataset.json"),
-    makes=("model.h5", "metrics.json", "history.json", "model_summary.json"), tools=TFLITE, sources=True)
-CHECK = Stage(
-    "check", "Preflight in seconds: the untrained model's operators on the backend, its bytes and arena on the board.",
-    reads=("project.seed", "dataset.input", "train", "compression.quantize.scheme", "board", "firmware"),
-    needs=("dataset/data.npz", "dataset/dataset.json"), makes=("check.json",), tools=TFLITE, sources=True)
+    makes=("model.h5", "metrics.json", "history.json", "model_summary.json"), tools=TFLITE, sources=True,
+    setup=("check",))  # the preflight runs first whenever training does; a board change alone reruns neither
 PRUNE = Stage(
     "prune", "Prune the float model (magnitude or filter pruning) and fine-tune it.",
     reads=("project.seed", "train.batch_size", "train.learning_rate", "train.trust_model_code", "compression.prune"),
@@ -96,6 +97,6 @@ COMMANDS: tuple[Command, ...] = (
 def stages(backend) -> tuple[Stage, ...]:
     """The project's table: the common rows, the backend's rows, and the report when the backend writes the
     calibration record the report is drawn from (every firmware backend does; a toy need not)."""
-    rows = (DATASET, CHECK, replace(TRAIN, after=("check",)), PRUNE, *backend.stages)
+    rows = (DATASET, CHECK, TRAIN, PRUNE, *backend.stages)
     calibrates = any(row.name == "calibrate" and "calibration.json" in row.makes for row in rows)
     return rows + (REPORT,) if calibrates else rows

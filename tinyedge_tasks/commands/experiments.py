@@ -11,6 +11,7 @@ import json
 from ..report import charts
 from ..errors import TinyedgeError
 from ..engine.hashing import digest_json
+from ..experiment import variants
 
 
 def _flatten(value, prefix: str = "") -> dict:
@@ -24,9 +25,16 @@ def _flatten(value, prefix: str = "") -> dict:
 
 
 def configurations(store) -> list[dict]:
-    """One entry per distinct configuration: {key, config (flat manifest keys), metrics, seconds}."""
+    """One entry per distinct configuration: {key, config (flat manifest keys), metrics, seconds, fits, origin}.
+
+    `fits` is True when codegen accepted it for the board, False when a sweep or tune run saw it stopped by the
+    budget, None when unknown; `origin` names the sweep variants and tune trials that gave it."""
     records = store.records()  # oldest first, so a later producer of the same bytes wins
     producer = {meta["digest"]: record for _, record in records for meta in record["outputs"].values()}
+    generated = {digest for _, record in records if record["stage"] == "codegen" for digest in record["inputs"].values()}
+    noted: dict[str, list[dict]] = {}
+    for entry in variants.recorded(store.root):
+        noted.setdefault(entry["calibration"], []).append(entry)
     found = {}
     for key, record in records:
         if record["stage"] != "calibrate" or "calibration.json" not in record["outputs"]:
@@ -44,7 +52,12 @@ def configurations(store) -> list[dict]:
         if stored is None:
             continue  # its object was pruned from the cache: the configuration is gone
         metrics = json.loads(stored)
-        found[digest_json(config)] = {"key": key, "config": config, "metrics": metrics, "seconds": seconds}
+        digest = record["outputs"]["calibration.json"]["digest"]
+        notes = noted.get(digest, [])
+        fits = True if digest in generated else False if any(n["fits"] is False for n in notes) else None
+        origin = sorted({f"{n['kind']} {n['name']}" for n in notes})
+        found[digest_json(config)] = {"key": key, "config": config, "metrics": metrics, "seconds": seconds,
+                                      "fits": fits, "origin": origin}
     return list(found.values())
 
 
@@ -63,8 +76,9 @@ def _chart(rows: list[dict], front: list[bool]) -> bytes:
         for index, (row, best) in enumerate(zip(rows, front), 1):
             at = (row["metrics"][metric], row["metrics"]["quantized_test_accuracy"])
             labels.setdefault(at, []).append(str(index))
-            axis.scatter(*at, s=90 if best else 40, marker="*" if best else "o",
-                         color="#d62728" if best else "#7f7f7f", zorder=3)
+            axis.scatter(*at, s=90 if best else 40, marker="*" if best else "o", zorder=3,
+                         color="#d62728" if best else "none" if row["fits"] is False else "#7f7f7f",
+                         edgecolors="#7f7f7f")  # hollow: does not fit the board
         for at, names in labels.items():  # rows with the same figures share one label
             axis.annotate(",".join(names), at, textcoords="offset points", xytext=(6, 4))
         ordered = sorted((r["metrics"][metric], r["metrics"]["quantized_test_accuracy"])
@@ -77,6 +91,11 @@ def _chart(rows: list[dict], front: list[bool]) -> bytes:
     return charts.png(fig)
 
 
+def _origin(names: list[str]) -> str:
+    """'sweep a, tune s-0003 (+2)': which sweep variants and tune trials gave a configuration."""
+    return ", ".join(names[:2]) + (f" (+{len(names) - 2})" if len(names) > 2 else "")
+
+
 def run(project, options, args) -> None:
     rows = configurations(project.store)
     if not rows:
@@ -84,13 +103,17 @@ def run(project, options, args) -> None:
                             "run doit (and again after each change of the manifest) to fill it")
     keys = sorted({k for row in rows for k in row["config"]})
     differing = [k for k in keys if len({json.dumps(row["config"].get(k)) for row in rows}) > 1]
-    front = pareto([(r["metrics"]["quantized_test_accuracy"], r["metrics"]["model_bytes"],
-                     r["metrics"]["arena_bytes"]) for r in rows])
-    headers = ["#"] + differing + ["int8 acc", "float acc", "model B", "arena B", "Pareto", "compute s", "key"]
+    candidates = [r for r in rows if r["fits"] is not False]  # the front is of what can run on the board
+    best_of = dict(zip(map(id, candidates), pareto([(r["metrics"]["quantized_test_accuracy"], r["metrics"]["model_bytes"],
+                                                     r["metrics"]["arena_bytes"]) for r in candidates])))
+    front = [best_of.get(id(r), False) for r in rows]
+    headers = ["#"] + differing + ["int8 acc", "float acc", "model B", "arena B", "fits", "Pareto", "compute s", "key",
+                                   "from"]
     table = [[index] + [json.dumps(row["config"].get(k)) for k in differing]
              + [row["metrics"]["quantized_test_accuracy"], row["metrics"]["float_test_accuracy"],
-                row["metrics"]["model_bytes"], row["metrics"]["arena_bytes"], "*" if best else "",
-                round(row["seconds"], 1), row["key"][:12]]
+                row["metrics"]["model_bytes"], row["metrics"]["arena_bytes"],
+                {True: "yes", False: "no", None: "?"}[row["fits"]], "*" if best else "",
+                round(row["seconds"], 1), row["key"][:12], _origin(row["origin"])]
              for index, (row, best) in enumerate(zip(rows, front), 1)]
     print(f"{len(rows)} configurations in {project.relative(project.store.root)}; keys that differ: "
           f"{', '.join(differing) or 'none'}")
@@ -100,8 +123,9 @@ def run(project, options, args) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "experiments.png").write_bytes(_chart(rows, front))
     (folder / "experiments.md").write_text(
-        "# Experiments\n\nOne row per configuration in the cache; * marks the Pareto front (accuracy up, "
-        f"model bytes and arena down).\n\n{charts.markdown_table(headers, table)}\n\n![chart](experiments.png)\n")
+        "# Experiments\n\nOne row per configuration in the cache; * marks the Pareto front of those that fit the "
+        "board (accuracy up, model bytes and arena down; hollow points in the chart do not fit); `from` names the "
+        f"sweep variants and tune trials that gave it.\n\n{charts.markdown_table(headers, table)}\n\n![chart](experiments.png)\n")
     (folder / "experiments.json").write_text(json.dumps(
         [{**row, "pareto": best} for row, best in zip(rows, front)], indent=1, sort_keys=True))
     print(f"table and chart: {project.relative(folder)}/experiments.md, experiments.png")

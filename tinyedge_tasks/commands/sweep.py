@@ -33,7 +33,7 @@ def _upstream(project, name: str, with_after: bool) -> set[str]:
             continue
         seen.add(current)
         artifacts = (*stage.needs, *stage.optional, *stage.passthrough.values())
-        pending += [artifact.split("/")[0] for artifact in artifacts] + (list(stage.after) if with_after else [])
+        pending += [artifact.split("/")[0] for artifact in artifacts] + (list(stage.setup) if with_after else [])
     return seen
 
 
@@ -108,9 +108,10 @@ def run(project, options, args) -> None:
         v.finish(outcome, build_dir)
         v.record(store, "sweep", f"{project.manifest.get('project.name')}-{outcome.folder.name}", outcome, build_dir)
     _summary(project, axes, outcomes, time.perf_counter() - started)
-    if any(o.status == "failed" for o in outcomes):
-        failed = [str(number[id(o)]) for o in outcomes if o.status == "failed"]
-        print(f"sweep: variant(s) {', '.join(failed)} failed (see the table; logs in each folder's doit.log)")
+    failed = [f"{number[id(o)]} ({o.label})" for o in outcomes if o.status == "failed"]
+    if failed:
+        raise TinyedgeError(f"{len(failed)} of {len(outcomes)} variants failed: {', '.join(failed)}; the others "
+                            "were built. Their errors are in the table; each folder's doit.log has the rest")
 
 
 def _summary(project, axes: dict, outcomes: list[v.Outcome], seconds: float) -> None:

@@ -157,14 +157,14 @@ class Firmware(_Section):
 class TuneRange(_Section):
     """A numeric range searched by `doit tune`: integers when low and high are both integers."""
 
-    low: float
-    high: float
-    step: Optional[float] = Field(None, gt=0, description="Grid step inside the range; omit for a continuous range.")
+    low: int | float
+    high: int | float
+    step: Optional[int | float] = Field(None, gt=0, description="Grid step inside the range; omit for a continuous range.")
     log: bool = Field(False, description="Sample on a log scale (learning rates).")
 
     @field_validator("high")
     @classmethod
-    def _ordered(cls, value: float, info: ValidationInfo) -> float:
+    def _ordered(cls, value: int | float, info: ValidationInfo) -> int | float:
         if "low" in info.data and value < info.data["low"]:
             raise ValueError(f"expected high >= low ({info.data['low']})")
         return value

@@ -179,7 +179,7 @@ class Project:
             "file_dep": [self.relative(self.artifact(n)) for n in stage.needs + tuple(made)]
                         + [self.relative(p) for p in sources],
             "targets": [self.relative(self.build / stage.name / f) for f in stage.makes],
-            "task_dep": list(stage.after),
+            "setup": list(stage.setup),
             "uptodate": [config_changed(digest_json(fingerprint))],
             "clean": True,
             "verbosity": 2,

@@ -77,8 +77,8 @@ def check_runs(tflite: bytes, scheme: str, image: np.ndarray, backend: str = "tf
     run it (it lacks some kernels: int8 EXP, LOG, ...). All in a child process: a TFLM crash is a message."""
     import importlib
 
-    from . import worker
     from ..backends import Backend
+    from . import worker
     where = "quantize: build/quantize/model.tflite"
     found: Backend = importlib.import_module(f"tinyedge_tasks.backends.{backend}").BACKEND
     if found.preflight:

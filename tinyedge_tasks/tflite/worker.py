@@ -1,4 +1,4 @@
-"""TFLM runs that may abort or segfault, each done in one child process (engine.isolate), plus a pure-Python
+"""TFLM runs that may abort or segfault, each done in one child process (tinyedge_tasks.isolate), plus a pure-Python
 check that catches the commonest abort (an untrained model's collapsed output range) before TFLM runs at all.
 
 Parent side: check_output_range, probe, smallest_arena, predict; `sample`/`inputs` are already quantized
@@ -10,7 +10,7 @@ import struct
 
 import numpy as np
 
-from ..engine import isolate
+from .. import isolate
 from ..errors import TinyedgeError
 from . import runtime
 

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from ..errors import TinyedgeError
+from .errors import TinyedgeError
 
 TAIL_LINES = 12  # lines of the child's stdout/stderr quoted in a crash message
 
@@ -106,7 +106,8 @@ def call(target: str, *args: Any, what: str, timeout: float = 600.0,
                 child.kill()
             child.join()
             reader.close()
-        lines = [line.rstrip() for line in open(log.name, errors="replace") if line.strip()][-TAIL_LINES:]
+        with open(log.name, errors="replace") as said_lines:
+            lines = [line.rstrip() for line in said_lines if line.strip()][-TAIL_LINES:]
     if outcome and outcome[0] == "ok":
         return outcome[1]
     if outcome and outcome[0] == "raised":
