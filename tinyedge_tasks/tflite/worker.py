@@ -154,13 +154,16 @@ def _truncated(model_bytes: bytes, count: int) -> bytes:
     return bytes(data)
 
 
-def _runs(model_bytes: bytes, arena: int, sample: np.ndarray) -> str | None:
-    """None if TFLM allocates and runs one sample in `arena` bytes, else what it said (a clean failure)."""
+def _runs(model_bytes: bytes, arena: int, sample: np.ndarray | None) -> str | None:
+    """None if TFLM allocates (and, given a sample, runs it) in `arena` bytes, else what it said (a clean
+    failure). Allocation alone is what the arena size decides (kernels ask for their scratch in Prepare), and it
+    costs no inference: a large model's search probes allocation only and runs once at the size it found."""
     with isolate.said() as said:
         try:
             engine = runtime.tflm(model_bytes, arena)
-            engine.set_input(sample, 0)
-            engine.invoke()
+            if sample is not None:
+                engine.set_input(sample, 0)
+                engine.invoke()
             return None
         except RuntimeError as exc:
             problem = str(exc)
@@ -173,12 +176,19 @@ def _child_probe(model_bytes: bytes, sample: np.ndarray, arena: int) -> str | No
 
 
 def _child_search(model_bytes: bytes, sample: np.ndarray, low: int | None, high: int) -> int:
-    """Bisection between a size that fails (None: not known yet) and one that runs."""
+    """Bisection between a size that fails (None: not known yet) and one that runs: on allocation first, then
+    one run at the size found; should that run fail, the search goes on above it running the sample each time."""
     if low is None:
         isolate.step(f"trying a {runtime.ARENA_FLOOR}-byte arena", runtime.ARENA_FLOOR)
         if _runs(model_bytes, runtime.ARENA_FLOOR, sample) is None:
             return runtime.ARENA_FLOOR
         low = runtime.ARENA_FLOOR
+    found = _bisect(model_bytes, None, low, high)
+    isolate.step(f"running the model in the {found}-byte arena found", found)
+    return found if _runs(model_bytes, found, sample) is None else _bisect(model_bytes, sample, found, high)
+
+
+def _bisect(model_bytes: bytes, sample: np.ndarray | None, low: int, high: int) -> int:
     while high - low > runtime.ARENA_STEP:
         middle = (low + high) // 2 // runtime.ARENA_STEP * runtime.ARENA_STEP
         if middle <= low:
