@@ -72,7 +72,8 @@ def training_chart(history: dict) -> bytes:
                 axis.plot(range(1, len(values) + 1), values, marker="o", label=prefix + key)
         axis.set_xlabel("epoch")
         axis.set_title(key)
-        axis.legend()
+        if axis.lines:  # no training (epochs: 0) draws no curve, and a legend of nothing warns
+            axis.legend()
     return charts.png(fig)
 
 
