@@ -38,8 +38,12 @@ def run(ctx) -> None:
     layers = layer_rows(trained, pruned)
 
     page = Page(f"tinyedge report: {config['project']['name']}")
+    runtime = calibration.get("runtime", "TFLM runtime")
     page.text(f"Board {config['board']}; int8 test accuracy {calibration['quantized_test_accuracy']:.4f} in the "
-              f"TFLM runtime; model {calibration['model_bytes']:,} B; tensor arena {calibration['arena_bytes']:,} B.")
+              f"{runtime}; model {calibration['model_bytes']:,} B; tensor arena {calibration['arena_bytes']:,} B.")
+    if calibration.get("differing_samples") is not None:
+        page.text(f"Outputs of the {runtime} differ from the TFLM runtime's on {calibration['differing_samples']} "
+                  f"of {calibration['test_samples']} test samples.")
 
     page.section("Manifest")
     page.code(yaml.safe_dump(config, sort_keys=False))
@@ -105,8 +109,15 @@ def run(ctx) -> None:
     else:
         page.text("No build ran (build/build.json absent): firmware size unknown.", absent=True)
 
-    page.section("Latency (estimate)")
     macs = sum(r["macs"] for r in layers)
+    instructions = calibration.get("instructions_per_inference")
+    if instructions:
+        page.section("Instructions per inference (measured)")
+        page.text(f"{instructions:,} instructions per inference, counted by {runtime} (deterministic, -icount): "
+                  f"{instructions / macs:.2f} instructions per MAC over {macs:,} MACs. At one instruction per cycle "
+                  f"that is {instructions / (budget['cpu_mhz'] * 1e3) if budget else 0:.1f} ms at the board's "
+                  "clock: a lower bound, since loads and multiplies can take more than one cycle.")
+    page.section("Latency (estimate)")
     clock_mhz, clock_from = ((budget["cpu_mhz"], f"cpu_mhz of boards/{budget['board']}.yaml") if budget
                              else (DEFAULT_CLOCK_MHZ, f"no codegen; {DEFAULT_CLOCK_MHZ} MHz assumed for an ESP32"))
     estimate_ms = macs / (clock_mhz * 1e6 * MACS_PER_CYCLE) * 1e3
