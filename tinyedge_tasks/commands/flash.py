@@ -43,7 +43,7 @@ def project_index(project) -> tuple[ProjectIndex, object]:
 
 def run(project, options, args) -> None:
     index, toolchain = project_index(project)
-    port = serial_port(project, options)
+    port = serial_port(project, options) if getattr(toolchain, "NEEDS_PORT", True) else ""
     firmware = project.artifact(ProjectIndex.ARTIFACT).parent / index.folder
-    print(f"  uploading {firmware} to {port}", flush=True)
+    print(f"  uploading {firmware} to {port or index.board}", flush=True)
     toolchain.upload(firmware, project.state, port)

@@ -43,8 +43,10 @@ def shared_phases(project, keys: list[str], outcomes: list[v.Outcome]) -> list[t
     keys is left out."""
     phases = []
     for stage in project.stages:
-        if stage.name not in _upstream(project, v.TARGET, True):
-            continue
+        switched_on = stage.enabled_by and any(_reads_key(stage.enabled_by, k) for k in keys)
+        if stage.name not in _upstream(project, v.target(project), True) or not (project.enabled(stage)
+                                                                                  or switched_on):
+            continue  # `doit prune` with prune off builds nothing: it cannot build the stages before it
         depends = frozenset(k for k in keys for name in _upstream(project, stage.name, False)
                             for read in project.stage_by_name[name].reads if _reads_key(read, k))
         groups: dict[str, v.Outcome] = {}
@@ -82,7 +84,7 @@ def run(project, options, args) -> None:
     store = project.store.root.resolve()
     outcomes = [v.Outcome(values, project.build / "sweep" / v.folder_name(values)) for values in grid]
     for outcome in outcomes:
-        v.write_variant(project.root, outcome.folder, outcome.values, build_dir)
+        v.write_variant(project.root, outcome.folder, outcome.values, build_dir, store)
     workers = int(options.get("workers") or os.cpu_count() or 1)
     lock = threading.Lock()
     number = {id(o): i for i, o in enumerate(outcomes, 1)}
@@ -103,7 +105,7 @@ def run(project, options, args) -> None:
         for stage, reps in shared_phases(project, list(axes), outcomes):
             print(f"sweep: {stage} first, once for each of its {len(reps)} distinct configuration(s)", flush=True)
             list(pool.map(lambda o: build(o, [stage]), reps))
-        list(pool.map(lambda o: build(o, [v.TARGET]), outcomes))
+        list(pool.map(lambda o: build(o, [v.target(project)]), outcomes))
     for outcome in outcomes:
         v.finish(outcome, build_dir)
         v.record(store, "sweep", f"{project.manifest.get('project.name')}-{outcome.folder.name}", outcome, build_dir)

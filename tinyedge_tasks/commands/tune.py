@@ -33,12 +33,17 @@ def _optuna():
 def _storage(optuna, url: str):
     if url.startswith("postgresql"):
         try:
-            import psycopg2  # noqa: F401  (SQLAlchemy's default PostgreSQL driver)
+            import psycopg2  # noqa: F401
         except ImportError:
-            raise TinyedgeError(f"--storage {url.split('@')[-1]}: the PostgreSQL driver psycopg2 is not installed; "
+            raise TinyedgeError(f"--storage {_shown(url)}: the PostgreSQL driver psycopg2 is not installed; "
                                 f"it comes with {EXTRA}") from None
+        url = url.replace("postgresql://", "postgresql+psycopg2://", 1)  # SQLAlchemy 2.1 would look for psycopg 3
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+
+
+def _default_storage(project) -> str:
+    return f"sqlite:///{(project.state / 'tune.sqlite3').resolve()}"
 
 
 def _settings(project, options) -> dict:
@@ -47,7 +52,7 @@ def _settings(project, options) -> dict:
         raise TinyedgeError(f"{project.manifest.path}: no tune: section with a space; add e.g.\n"
                             "tune:\n  space:\n    compression.quantize.scheme: [int8, int16x8]\n"
                             "    train.width_multiplier: {low: 0.25, high: 1.0, step: 0.25}")
-    url = options.get("storage") or settings["storage"] or f"sqlite:///{(project.state / 'tune.sqlite3').resolve()}"
+    url = options.get("storage") or settings["storage"] or _default_storage(project)
     return {**settings, "storage": url, "study": settings["study"] or project.manifest.get("project.name"),
             "trials": options.get("trials") or settings["trials"]}
 
@@ -76,11 +81,6 @@ def _grid(space: dict) -> dict[str, list]:
     return grid
 
 
-def _constraints(trial) -> list[float]:
-    """<= 0: fits the board (Optuna's convention); a trial that never reached codegen does not."""
-    return trial.user_attrs.get("constraint", [1.0])
-
-
 def _sampler(optuna, settings: dict, seed: int):
     name = settings["sampler"]
     if name == "grid":
@@ -88,8 +88,8 @@ def _sampler(optuna, settings: dict, seed: int):
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "nsga2":
-        return optuna.samplers.NSGAIISampler(seed=seed, constraints_func=_constraints)
-    return optuna.samplers.TPESampler(seed=seed, constraints_func=_constraints)
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
 
 
 def _figure(outcome: v.Outcome, name: str) -> float:
@@ -108,9 +108,12 @@ def _figure(outcome: v.Outcome, name: str) -> float:
 def run(project, options, args) -> None:
     optuna = _optuna()
     settings = _settings(project, options)
+    seed = project.manifest.get("project.seed")
+    if settings["storage"] != _default_storage(project):
+        seed += os.getpid()  # workers of a shared study must not all draw the same first points
     study = optuna.create_study(study_name=settings["study"], storage=_storage(optuna, settings["storage"]),
                                 directions=list(settings["objectives"].values()), load_if_exists=True,
-                                sampler=_sampler(optuna, settings, project.manifest.get("project.seed")))
+                                sampler=_sampler(optuna, settings, seed))
     if options.get("apply", -1) >= 0:
         return _apply(project, study, options["apply"])
     build_dir = project.manifest.get("project.build_dir")
@@ -128,7 +131,7 @@ def run(project, options, args) -> None:
         v.validate_values(project.root, values)
         trial.set_user_attr("values", values)
         outcome = v.Outcome(values, base / f"trial-{trial.number:04d}")
-        v.write_variant(project.root, outcome.folder, values, build_dir)
+        v.write_variant(project.root, outcome.folder, values, build_dir, store)
         say(trial.number, f"{v.label(values)} in {project.relative(outcome.folder)}")
         progress = lambda line: say(trial.number, line)  # noqa: E731
         name = f"{settings['study']}-{trial.number:04d}"
@@ -142,7 +145,7 @@ def run(project, options, args) -> None:
                 say(trial.number, f"rejected by the preflight in {outcome.seconds:.1f} s: "
                                   f"{outcome.error.splitlines()[0]}")
                 raise optuna.TrialPruned(outcome.error)
-        v.run_doit(outcome, [v.TARGET], store, build_dir, progress)
+        v.run_doit(outcome, [v.target(project)], store, build_dir, progress)
         v.finish(outcome, build_dir)
         trial.set_user_attr("seconds", round(outcome.seconds, 2))
         trial.set_user_attr("stages", outcome.stages)
@@ -150,7 +153,7 @@ def run(project, options, args) -> None:
         if outcome.metrics is None:
             trial.set_user_attr("error", outcome.error)
             raise TinyedgeError(f"trial {trial.number} failed at {outcome.failed_stage}: {outcome.error}")
-        trial.set_user_attr("constraint", [0.0 if outcome.fits else 1.0])
+        trial.set_constraint("fits the board", 0.0 if outcome.fits else 1.0)  # <= 0 is feasible
         figures = [_figure(outcome, name) for name in settings["objectives"]]
         say(trial.number, f"{'fits' if outcome.fits else 'does NOT fit'}; "
                           + ", ".join(f"{n} {f:g}" for n, f in zip(settings["objectives"], figures))
@@ -185,10 +188,11 @@ def _summary(project, study, settings: dict, base, seconds: float) -> None:
     rows = []
     for t in trials:
         values = t.user_attrs.get("values", t.params)
-        fits = {None: "?", 0.0: "yes"}.get(t.user_attrs.get("constraint", [None])[0], "no")
+        fits = {None: "?", 0.0: "yes"}.get(t.constraints.get("fits the board") if t.constraints else None, "no")
         note = t.user_attrs.get("rejected") or t.user_attrs.get("error") or ""
         rows.append([t.number, *[json.dumps(values.get(k)) for k in keys], t.state.name.lower(),
-                     *[round(x, 4) for x in (t.values or [""] * len(names))],
+                     *([int(x) if x.is_integer() else round(x, 4) for x in t.values] if t.values
+                       else [""] * len(names)),
                      "no" if t.user_attrs.get("rejected") else fits, "*" if t.number in front else "",
                      t.user_attrs.get("preflight_seconds", ""), t.user_attrs.get("seconds", ""),
                      note.splitlines()[0][:70] if note else ""])

@@ -49,6 +49,14 @@ class Qemu(_Strict):
     cpu: str
 
 
+class MicroPython(_Strict):
+    """Toolchain section: MicroPython firmware on the board; mpy-cross compiles, mpremote copies and runs."""
+    firmware: str = Field(description="The MicroPython build the board needs (with the camera module).")
+    march: str = Field(description="mpy-cross -march: xtensawin (ESP32, ESP32-S3), rv32imc, armv7emsp, ...")
+    filesystem_bytes: int = Field(gt=0, description="The firmware's flash filesystem (room for .mpy files).")
+    heap_bytes: int = Field(gt=0, description="MicroPython heap (PSRAM when the firmware enables it).")
+
+
 class Frame(_Strict):
     width: int = Field(gt=0)
     height: int = Field(gt=0)
@@ -101,6 +109,7 @@ class Board(_Strict):
     platformio: Optional[PlatformIO] = None
     esp_idf: Optional[EspIdf] = None
     qemu: Optional[Qemu] = None
+    micropython: Optional[MicroPython] = None
 
     @property
     def frame_bytes(self) -> int:

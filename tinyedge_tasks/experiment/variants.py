@@ -29,7 +29,7 @@ from ..errors import TinyedgeError
 MANIFEST = "tinyedge.yaml"
 EXPERIMENT_SECTIONS = ("sweep", "tune")  # a variant is one point: it does not sweep again
 TARGET = "codegen"  # metrics (calibrate) and the board's verdict (codegen's budget); no network, no report
-BUDGET_STAGES = ("check", "codegen")  # a variant stopped by one of these does not fit the board
+BUDGET_STAGES = ("check", "codegen")  # stopped here with "does not fit": the variant does not fit the board
 OWN_FILES = {MANIFEST, "dodo.py", "boards", "cache"}
 
 
@@ -68,7 +68,8 @@ def label(values: dict) -> str:
 
 def folder_name(values: dict) -> str:
     """A readable, filesystem-safe name that differs for different values."""
-    readable = re.sub(r"[^A-Za-z0-9._=-]+", "_", label(values).replace(" ", ","))[:60]
+    readable = ",".join(f"{key.rsplit('.', 1)[-1]}={value}" for key, value in values.items())
+    readable = re.sub(r"[^A-Za-z0-9.,_=-]+", "_", readable)[:60]
     return f"{readable}-{digest_json(values)[:8]}"
 
 
@@ -102,7 +103,12 @@ def validate_values(root: Path, values: dict) -> None:
             from None
 
 
-def write_variant(root: Path, folder: Path, values: dict, build_dir: str) -> None:
+def target(project) -> str:
+    """What a variant builds: up to codegen (the board's verdict), or calibrate for a table without one."""
+    return TARGET if TARGET in project.stage_by_name else "calibrate"
+
+
+def write_variant(root: Path, folder: Path, values: dict, build_dir: str, store: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     text = variant_text(root, values)
     manifest = folder / MANIFEST
@@ -114,7 +120,8 @@ def write_variant(root: Path, folder: Path, values: dict, build_dir: str) -> Non
     skip = OWN_FILES | {Path(build_dir).parts[0]}
     for entry in root.iterdir():
         link = folder / entry.name
-        if entry.name in skip or entry.name.startswith(".") or link.is_symlink() or link.exists():
+        if (entry.name in skip or entry.name.startswith(".") or link.is_symlink() or link.exists()
+                or entry.resolve() == store):
             continue
         link.symlink_to(entry.resolve())
 
@@ -155,11 +162,12 @@ def run_doit(outcome: Outcome, targets: list[str], store: Path, build_dir: str,
     env = {**os.environ, "TINYEDGE_CACHE": str(store)}
     log = outcome.folder / "doit.log"
     started = time.perf_counter()
-    current = None
+    current, lines = None, []
     with open(log, "w") as errors:
         process = subprocess.Popen([sys.executable, "-m", "doit", *targets], cwd=outcome.folder, env=env,
                                    stdout=subprocess.PIPE, stderr=errors, text=True, bufsize=1)
         for line in process.stdout:
+            lines.append(line)
             if line.startswith(".  "):
                 current = line[3:].strip()
                 outcome.stages.setdefault(current, "ran")
@@ -175,7 +183,8 @@ def run_doit(outcome: Outcome, targets: list[str], store: Path, build_dir: str,
     outcome.seconds += time.perf_counter() - started
     if code == 0:
         return True
-    text = log.read_text(errors="replace")
+    text = "".join(lines) + log.read_text(errors="replace")  # doit reports a failed task on stdout
+    log.write_text(text)
     found = FAILURE.search(text)
     if found:
         outcome.failed_stage, message = found.group(1), found.group(2).strip()
@@ -183,7 +192,7 @@ def run_doit(outcome: Outcome, targets: list[str], store: Path, build_dir: str,
     else:
         message = "\n".join(line for line in text.splitlines()[-5:] if line.strip()) or f"doit exited with {code}"
     outcome.status, outcome.error = "failed", message
-    if outcome.failed_stage in BUDGET_STAGES:
+    if outcome.failed_stage in BUDGET_STAGES and "does not fit" in message:
         outcome.fits = False
     return False
 

@@ -1,7 +1,7 @@
 """Static memory plan: every non-constant tensor gets an offset in one arena, from the tensors' lifetimes."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 ALIGNMENT = 4   # int8 kernels need none; 4 keeps every buffer word-aligned for faster copies
 
@@ -23,6 +23,8 @@ class Plan:
     arena_size: int
     offsets: dict[int, int]   # tensor index -> byte offset in the arena
     method: str = METHOD
+    buffers: list[Buffer] = field(default_factory=list)   # every arena tensor with its lifetime
+    aliases: dict[int, int] = field(default_factory=dict)  # tensor -> tensor whose bytes it shares
 
 
 def _align(value: int) -> int:
@@ -65,4 +67,4 @@ def plan_memory(sizes: dict[int, int], steps: list[tuple[list[int], list[int]]],
             placed.append((b, offset))
             offsets[b.tensor] = offset
     arena = max((at + b.size for b, at in placed), default=0)
-    return Plan(_align(arena), offsets)
+    return Plan(_align(arena), offsets, buffers=list(buffers.values()), aliases=dict(aliases))

@@ -2,7 +2,7 @@
 
 A codegen stage writes its project folder and a ProjectIndex naming the toolchain; `doit build`, `flash` and
 `monitor` look the adapter up here. Each adapter module has build(folder, state, binary) -> build record values,
-upload(folder, state, port) and monitor(port, speed).
+upload(folder, state, port) and monitor(port, speed); NEEDS_PORT = False when the board is emulated (no serial).
 """
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pathlib import Path
 import xxhash
 
 from ..errors import TinyedgeError
-from . import platformio
+from . import mpremote, platformio, qemu
 
-ADAPTERS = {"platformio": platformio}
+ADAPTERS = {"platformio": platformio, "qemu": qemu, "micropython": mpremote}
 
 
 def adapter(name: str):

@@ -51,7 +51,8 @@ def run(ctx) -> None:
     with np.load(ctx.inputs["dataset/data.npz"]) as data:
         labels = data["y_test"]
     float_accuracy = ctx.read(Metrics).test_accuracy
-    io = {side: {k: v for k, v in record[side].items() if k not in ("name", "rounding")} for side in ("input", "output")}
+    io = {side: {k: v for k, v in record[side].items() if k not in ("name", "rounding")}
+          for side in ("input", "output")}
     result = Calibration.measured(np.argmax(scores, axis=1), labels, scores.shape[1], float_accuracy,
                                   model_bytes=(quantized / "model.espdl").stat().st_size,
                                   arena_bytes=memory["activation_bytes"], input=io["input"], output=io["output"],

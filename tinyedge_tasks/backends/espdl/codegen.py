@@ -17,10 +17,10 @@ from ...errors import TinyedgeError
 from ...toolchains import write_project
 from .. import board_section
 from . import BACKEND
+from .operators import ESPDL_VERSION   # the release whose modules operators.py lists
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MODEL_FILE = "src/model.espdl"   # target_add_aligned_binary_data names its symbol _binary_model_espdl_start
-ESPDL_VERSION = "3.3.9"          # the release operators.py lists the modules of (ESP32 supported since 3.1.4)
 CAMERA_VERSION = "2.1.5"
 PLACES = {"internal": "internal RAM", "psram": "PSRAM"}
 TEXT_FILES = ("platformio.ini", "CMakeLists.txt", "partitions.csv", "sdkconfig.defaults", "src/CMakeLists.txt",

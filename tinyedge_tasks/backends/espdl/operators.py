@@ -59,7 +59,8 @@ def _refuse(bad: list[tuple[str, str]], layer_names: list[str], where: str) -> N
     for op, name in bad:
         layer = keras_layer(name, layer_names)
         origin = f"Keras layer '{layer}'" if layer else f"ONNX node '{name}'"
-        lines.append(f"{op} (from {origin}): {ADVICE.get(op, 'replace the layer with one built from supported operators')}")
+        advice = ADVICE.get(op, "replace the layer with one built from supported operators")
+        lines.append(f"{op} (from {origin}): {advice}")
     raise TinyedgeError(
         f"{where}: ESP-DL {ESPDL_VERSION} has no module for " + "; ".join(lines) +
         ". esp-ppq would export it as float and the model would fail to load on the chip. Operators ESP-DL runs: "

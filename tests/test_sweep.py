@@ -1,0 +1,210 @@
+"""Sweeps, tuning and large data sets: real doit runs on the example, a real PostgreSQL server for the study.
+
+Settings are the fastest that still train (one epoch, few calibration samples); every variant shares one cache.
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import doit, make_project, ran
+from tinyedge_tasks.commands.sweep import command_line_assignments
+from tinyedge_tasks.experiment import manifest_edit, variants
+
+SWIFT = {"train": {"epochs": 1}, "compression": {"calibrate": {"samples": 20}}}
+
+
+def test_apply_edits_only_the_values_keeping_comments_and_order():
+    text = ("# top comment\nproject:\n  name: x   # the name\n\ndataset:\n  input: {width: 32, height: 32}\n\n"
+            "train:\n  epochs: 12   # long\n\ncompression:\n  quantize:\n    scheme: int8\n# trailing comment\n"
+            "board: esp32cam\n")
+    values = {"train.epochs": 1, "dataset.input.width": 24, "dataset.input.channels": 3,
+              "compression.quantize.scheme": "int16x8", "compression.prune.sparsity": 0.5, "train.width_multiplier": 0.5}
+    edited = manifest_edit.set_values(text, values)
+    data = yaml.safe_load(edited)
+    assert data["train"] == {"epochs": 1, "width_multiplier": 0.5}
+    assert data["dataset"]["input"] == {"width": 24, "height": 32, "channels": 3}
+    assert data["compression"] == {"quantize": {"scheme": "int16x8"}, "prune": {"sparsity": 0.5}}
+    assert data["board"] == "esp32cam" and data["project"] == {"name": "x"}
+    for line in ("# top comment", "  name: x   # the name", "  epochs: 1   # long", "# trailing comment"):
+        assert line in edited.splitlines()
+    assert [l for l in edited.splitlines() if l and not l.startswith(" ")] == \
+        [l for l in text.splitlines() if l and not l.startswith(" ")]  # sections in their order
+    assert manifest_edit.set_values("compression:\n  prune:\n", {"compression.prune.sparsity": 0.25}) == \
+        "compression:\n  prune: {sparsity: 0.25}\n"
+
+
+def test_command_line_values():
+    argv = ["doit", "sweep", "-S", "train.epochs=1,2", "--set", "a.b=x,y", "--set=c=null", "--workers", "2"]
+    assignments = command_line_assignments(argv)
+    assert variants.parse_assignments(assignments) == {"train.epochs": [1, 2], "a.b": ["x", "y"], "c": [None]}
+    assert len(variants.grid(variants.parse_assignments(assignments))) == 4
+    with pytest.raises(Exception, match="given twice"):
+        variants.parse_assignments(["a=1", "a=2"])
+
+
+def _images(folder: Path, per_class: int) -> None:
+    import numpy as np
+    from PIL import Image
+    for label in range(2):
+        (folder / f"c{label}").mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            pixels = np.full((8, 8), 40 + 150 * label + index, np.uint8)
+            Image.fromarray(pixels).save(folder / f"c{label}" / f"{index:03d}.png")
+
+
+def test_data_folder_is_one_dependency(tmp_path):
+    """No-op checks the folder by one stat scan; adding an image or editing one in place reruns dataset, a touch
+    does not."""
+    project = make_project(tmp_path / "p", {"dataset": {"source": "images", "input": {"width": 8, "height": 8}}})
+    _images(project / "images", 30)
+    (project / "images" / "README.txt").write_text("not an image: never read by dataset")
+    assert ran(doit(project, "dataset")) == {"dataset"}
+    info = doit(project, "info", "dataset").stdout
+    assert "images" in info and "000.png" not in info  # the folder, not each image
+    assert ran(doit(project, "dataset")) == set()
+    os.utime(project / "images" / "c0" / "000.png")
+    assert ran(doit(project, "dataset")) == set()
+    _images(project / "extra", 31)
+    shutil.copy(project / "extra" / "c1" / "030.png", project / "images" / "c1" / "030.png")
+    assert ran(doit(project, "dataset")) == {"dataset"}
+    counts = json.loads((project / "build" / "dataset" / "dataset.json").read_text())["samples"]
+    assert counts == 61
+    edited = project / "images" / "c0" / "005.png"
+    size = edited.stat().st_size
+    shutil.copy(project / "images" / "c0" / "006.png", edited)
+    assert edited.stat().st_size == size  # same size: only the content tells
+    assert ran(doit(project, "dataset")) == {"dataset"}
+    assert ran(doit(project, "dataset")) == set()
+
+
+def _summary(project: Path) -> dict:
+    return json.loads((project / "build" / "sweep" / "summary.json").read_text())
+
+
+def test_sweep_trains_once_per_training_config_restores_a_second_run_and_reports_failures(tmp_path):
+    project = make_project(tmp_path / "p", SWIFT)
+    grid = ["-S", "train.width_multiplier=0.5,1", "-S", "compression.quantize.scheme=int8,int16x8"]
+    first = doit(project, "sweep", *grid, "--workers", "2")
+    summary = _summary(project)
+    assert [v["status"] for v in summary["variants"]] == ["ok"] * 4, first.stdout[-3000:]
+    assert summary["trainings"] == 2  # one per width; the schemes share it
+    assert all(v["fits"] for v in summary["variants"])
+    assert "[4/4 width_multiplier=1 scheme=\"int16x8\"]" in first.stdout and "trainings run: 2" in first.stdout
+    shutil.rmtree(project / "build" / "sweep")  # fresh folders: every stage of every variant comes from the cache
+    again = doit(project, "sweep", *grid, "--workers", "2")
+    summary = _summary(project)
+    assert {how for v in summary["variants"] for how in v["stages"].values()} == {"restored"}, again.stdout
+    assert summary["seconds"] < 90
+
+    failing = doit(project, "sweep", "-S", "firmware.led_class=zebra,'0'", check=False)
+    assert failing.returncode == 1 and "1 of 2 variants failed" in failing.stdout + failing.stderr
+    rows = {v["values"]["firmware.led_class"]: v for v in _summary(project)["variants"]}
+    assert rows["0"]["status"] == "ok" and rows["zebra"]["status"] == "failed"
+    assert "zebra" in rows["zebra"]["error"] and "not a class" in rows["zebra"]["error"]
+
+    table = doit(project, "experiments").stdout
+    records = json.loads((project / "build" / "experiments" / "experiments.json").read_text())
+    assert len(records) == 4 and all(r["fits"] for r in records), table
+    assert all(any(o.startswith("sweep ") for o in r["origin"]) for r in records)
+    assert "width_multiplier" in table and "fits" in table
+
+
+# --- doit tune against a real PostgreSQL server, two workers sharing one cache ------------------------------------
+
+def _postgres_bin() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"))
+    return found[-1].parent if found else None
+
+
+@pytest.fixture
+def postgres():
+    """A PostgreSQL server in a temporary folder on a unix socket; its URL. Run as the postgres user when the
+    tests run as root (the server refuses root)."""
+    binaries = _postgres_bin()
+    if binaries is None:
+        pytest.fail("PostgreSQL is not installed: run tests/setup.sh (Debian package postgresql)")
+    folder = Path(tempfile.mkdtemp(prefix="tinyedge-pg-", dir="/tmp"))
+    folder.chmod(0o777)
+    as_user = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+    data, port = folder / "data", str(20000 + os.getpid() % 20000)
+    subprocess.run(as_user + [str(binaries / "initdb"), "-D", str(data), "-A", "trust", "-U", "tinyedge"],
+                   check=True, capture_output=True)
+    subprocess.run(as_user + [str(binaries / "pg_ctl"), "-D", str(data), "-w", "-l", str(folder / "log"),
+                              "-o", f"-k {folder} -c listen_addresses='' -p {port}", "start"],
+                   check=True, capture_output=True)
+    try:
+        subprocess.run(as_user + [str(binaries.parent / "bin" / "createdb"), "-h", str(folder), "-p", port,
+                                  "-U", "tinyedge", "studies"], check=True, capture_output=True)
+        yield f"postgresql://tinyedge@/studies?host={folder}&port={port}"
+    finally:
+        subprocess.run(as_user + [str(binaries / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _tight_board(project: Path) -> None:
+    """esp32cam without PSRAM and with a 20 KB arena: a wide model cannot fit, and the preflight says so."""
+    board = yaml.safe_load((project / "boards" / "esp32cam.yaml").read_text())
+    board.pop("psram")
+    board["sram"]["arena_max_bytes"] = 20480
+    (project / "boards" / "tight.yaml").write_text(yaml.safe_dump(board))
+
+
+def test_tune_two_workers_on_postgresql_share_the_study_and_the_cache(tmp_path, postgres):
+    pytest.importorskip("optuna", reason="the tune extra: pip install 'tinyedge[tune]'")
+    tune = {"space": {"train.width_multiplier": [0.5, 3.0], "compression.quantize.scheme": ["int8", "int16x8"]},
+            "objectives": {"quantized_test_accuracy": "maximize", "arena_bytes": "minimize"},
+            "trials": 4, "sampler": "random", "study": "shared"}
+    store = tmp_path / "shared-cache"
+    workers = []
+    for name in ("machine-a", "machine-b"):
+        project = make_project(tmp_path / name, {**SWIFT, "board": "tight", "tune": tune})
+        _tight_board(project)
+        workers.append(project)
+    env = {**{k: v for k, v in os.environ.items() if k != "TINYEDGE_CACHE"}, "TINYEDGE_CACHE": str(store)}
+    started = time.perf_counter()
+    processes = [subprocess.Popen([sys.executable, "-m", "doit", "tune", "--storage", postgres, "--workers", "1"],
+                                  cwd=p, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for p in workers]
+    outputs = [process.communicate(timeout=900)[0] for process in processes]
+    assert [p.returncode for p in processes] == [0, 0], "\n".join(o[-3000:] for o in outputs)
+    seconds = time.perf_counter() - started
+
+    import optuna
+    study = optuna.load_study(study_name="shared", storage=postgres.replace("postgresql:", "postgresql+psycopg2:"))
+    trials = study.get_trials(deepcopy=False)
+    ran_by = {p.name: sorted(int(f.name.split("-")[1]) for f in (p / "build" / "tune" / "shared").glob("trial-*"))
+              for p in workers}
+    numbers = ran_by["machine-a"] + ran_by["machine-b"]
+    assert sorted(numbers) == sorted(t.number for t in trials)  # each trial ran in exactly one worker
+    assert len(numbers) == len(set(numbers)) >= 4 and all(ran_by.values()), ran_by
+    assert all(t.state.is_finished() for t in trials)
+    for t in trials:
+        if t.params["train.width_multiplier"] == 3.0:  # the preflight stops it before training
+            assert t.state == optuna.trial.TrialState.PRUNED and "tight" in t.user_attrs["rejected"]
+            assert t.user_attrs["preflight_seconds"] < seconds
+            continue
+        assert t.state == optuna.trial.TrialState.COMPLETE, t.user_attrs
+        owner = next(p for p in workers if t.number in ran_by[p.name])
+        calibration = owner / "build" / "tune" / "shared" / f"trial-{t.number:04d}" / "build" / "calibrate"
+        digest = variants.digest_file(calibration / "calibration.json")
+        assert (store / "objects" / digest[:2] / digest).is_file()  # in the shared cache
+
+    project = workers[0]
+    done = next(t for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    doit(project, "tune", "--storage", postgres, "--apply", str(done.number), env={"TINYEDGE_CACHE": str(store)})
+    manifest = yaml.safe_load((project / "tinyedge.yaml").read_text())
+    assert manifest["compression"]["quantize"]["scheme"] == done.params["compression.quantize.scheme"]
+    rebuilt = doit(project, "codegen", env={"TINYEDGE_CACHE": str(store)})
+    assert "done in" not in rebuilt.stdout and "restored from cache" in rebuilt.stdout  # nothing recomputed

@@ -1,0 +1,34 @@
+"""The interpreter-free C99 backend: the calibrated int8 .tflite lowered (tinyedge_tasks/lowering) and printed as
+C with hand-written kernels and one statically planned arena; built with arm-none-eabi-gcc for an emulated
+Cortex-M4 and evaluated there (and with the host's gcc) on the whole test split, against the TFLM runtime.
+
+Stage order: quantize, codegen, build, calibrate: the evaluation runs what the build made."""
+from ...rows import Stage
+from ...table import QUANTIZE_TFLITE, build_row
+from .. import Backend
+
+BACKEND = Backend(
+    name="c",
+    doc="Interpreter-free C99 (no allocation, one planned arena), run on an emulated Cortex-M4 (QEMU)",
+    board_sections=("qemu", "esp_idf"),
+    preflight=f"{__name__}.check",
+    stages=(
+        QUANTIZE_TFLITE,
+        Stage("codegen", "Lower the int8 model to C (kernels, weights, a planned arena) with the preprocessing; "
+              "check the memory budget on the board; write the project (firmware/) and the memory plan.",
+              module=f"{__name__}.codegen", templates=("backends/c/kernels", "preprocess/templates"),
+              reads=("board", "firmware.backend", "dataset.input"),
+              needs=("quantize/model.tflite", "dataset/dataset.json", "dataset/data.npz"),
+              makes=("budget.json", "project.json", "memory_plan.json"), tools=("tflite-micro", "numpy", "jinja2"),
+              sources=True),
+        build_row("Compile the generated C for the board with arm-none-eabi-gcc (toolchain qemu); record code, "
+                  "weight and static RAM bytes (arm-none-eabi-size). firmware.bin is the ELF QEMU loads.",
+                  tools=(), default=True),
+        Stage("calibrate", "Run the compiled model on the whole test split, host build (gcc) and QEMU build; compare "
+              "with the TFLM runtime byte for byte; count instructions per inference (QEMU -icount).",
+              module=f"{__name__}.calibrate",
+              needs=("quantize/model.tflite", "dataset/data.npz", "train/metrics.json", "codegen/project.json",
+                     "codegen/memory_plan.json", "build/firmware.bin"),
+              makes=("calibration.json", "c_runtime.json"), tools=("tflite-micro", "numpy")),
+    ),
+)

@@ -1,0 +1,73 @@
+"""calibrate: the compiled C model on the whole test split, twice (host gcc build, QEMU Cortex-M4 build), against
+the real TFLM runtime: accuracy and confusion of what runs, samples whose output differs from TFLM's (must be 0),
+instructions per inference counted under QEMU -icount; TFLM's smallest arena measured next to the planned one."""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ...artifacts import Calibration, Metrics, ProjectIndex
+from ...errors import TinyedgeError
+from ...preprocess import input_table
+from ...tflite import runtime as tflm
+from ...tflite import worker
+from ...toolchains import host, qemu
+
+RUNTIME = f"c (qemu {qemu.MACHINE} {qemu.CPU})"
+
+
+def _scores(raw: np.ndarray, output: dict) -> np.ndarray:
+    """int8 outputs dequantized exactly as the TFLM worker does, so equal bytes give equal scores."""
+    return (raw.astype(np.float32) - output["zero_point"]) * output["scale"]
+
+
+def _differing(scores: np.ndarray, reference: np.ndarray) -> int:
+    return int(np.any(scores != reference, axis=1).sum())
+
+
+def run(ctx) -> None:
+    with np.load(ctx.inputs["dataset/data.npz"]) as data:
+        x_test, y_test = data["x_test"], data["y_test"]
+    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
+    float_accuracy = ctx.read(Metrics).test_accuracy
+    plan = json.loads(ctx.inputs["codegen/memory_plan.json"].read_text())
+    index = ctx.read(ProjectIndex)
+    src = ctx.inputs[ProjectIndex.ARTIFACT].parent / index.folder / "src"
+    engine = tflm.interpreter(model_bytes)
+    input_details, output_details = tflm.io_details(engine)
+    inputs = input_table(input_details["scale"], input_details["zero_point"], "int8")[x_test]
+
+    what = "calibrate: build/quantize/model.tflite"
+    reference = tflm.predict(engine, x_test, progress=ctx.log, what=f"{what} (TFLM reference on the test split)")
+    with tempfile.TemporaryDirectory(prefix="tinyedge-calibrate-") as work:
+        exe = host.compile_host(src, Path(work))
+        host_raw, host_seconds = host.run_host(exe, inputs)
+    ctx.log(f"host build: {len(inputs)} samples, {host_seconds * 1e6:.0f} us per inference")
+    emulated = qemu.run(ctx.inputs["build/firmware.bin"], inputs)
+    ctx.log(f"QEMU build: {emulated.instructions_per_inference:.0f} instructions per inference")
+    scores = _scores(emulated.outputs, output_details)
+    host_differing = _differing(_scores(host_raw, output_details), reference)
+    qemu_differing = _differing(scores, reference)
+    if scores.shape != reference.shape:
+        raise TinyedgeError(f"{what}: the C model writes {scores.shape[1]} outputs, TFLM {reference.shape[1]}: "
+                            "a bug in the C backend")
+    tflm_arena, _ = worker.smallest_arena(model_bytes, inputs[:1], f"{what} (TFLM arena search)")
+    figures = {"macs": plan["macs"], "instructions_per_mac": round(emulated.instructions_per_inference / plan["macs"], 3),
+               "arena_bytes": plan["arena_bytes"], "tflm_arena_bytes": tflm_arena,
+               "arena_vs_tflm": round(plan["arena_bytes"] / tflm_arena, 3),
+               "host_seconds_per_inference": host_seconds, "host_differing_samples": host_differing,
+               "qemu_differing_samples": qemu_differing}
+    (ctx.out / "c_runtime.json").write_text(json.dumps(figures, indent=1))
+    result = Calibration.measured(np.argmax(scores, axis=1), y_test, scores.shape[1], float_accuracy,
+                                  model_bytes=len(model_bytes), arena_bytes=plan["arena_bytes"], input=input_details,
+                                  output=output_details,
+                                  operators=sorted({op["op"] for op in tflm.operators(model_bytes)}),
+                                  runtime=RUNTIME, differing_samples=max(host_differing, qemu_differing),
+                                  instructions_per_inference=round(emulated.instructions_per_inference))
+    ctx.write(result)
+    ctx.log(f"C accuracy {result.quantized_test_accuracy:.4f} (float {float_accuracy:.4f}), differing from TFLM: "
+            f"host {host_differing}, QEMU {qemu_differing} of {len(y_test)} samples; arena {plan['arena_bytes']} B "
+            f"(TFLM {tflm_arena} B), {figures['instructions_per_mac']} instructions per MAC")

@@ -1,0 +1,18 @@
+"""Preflight of the C backend: the untrained model's operators lowered, its arena planned (seconds, no compiler)."""
+from __future__ import annotations
+
+from ...errors import TinyedgeError
+from ...lowering.lower import lower
+
+
+def check_operators(model_bytes: bytes, where: str) -> None:
+    """Every operator has a C kernel; else stop, naming the operator and its layer."""
+    try:
+        lower(model_bytes)
+    except TinyedgeError as error:
+        raise TinyedgeError(f"{where}: {error}") from None
+
+
+def measure(model_bytes: bytes, x_test, where: str) -> int:
+    """The arena the C backend plans for the model: exact, the same for every input."""
+    return lower(model_bytes).arena_size

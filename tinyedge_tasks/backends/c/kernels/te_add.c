@@ -1,0 +1,19 @@
+/* ADD int8, equal shapes (reference_integer_ops::AddElementwise): both inputs shifted left 20 bits, rescaled to a
+   common scale, summed, rescaled to the output. Element i is read before it is written: may run in place. */
+#include "te_fixed_point.h"
+#include "te_kernels.h"
+
+static int32_t smaller_than_one(int32_t x, int32_t multiplier, int32_t shift) {
+    return te_rounding_divide_by_pot(te_srdhm(x, multiplier), -shift);
+}
+
+void te_add(const te_add_params *p, const int8_t *input1, const int8_t *input2, int8_t *output) {
+    for (int i = 0; i < p->size; ++i) {
+        const int32_t a = (int32_t)((uint32_t)(p->input1_offset + input1[i]) << p->left_shift);
+        const int32_t b = (int32_t)((uint32_t)(p->input2_offset + input2[i]) << p->left_shift);
+        const int32_t sum = smaller_than_one(a, p->input1_multiplier, p->input1_shift) +
+                            smaller_than_one(b, p->input2_multiplier, p->input2_shift);
+        const int32_t value = smaller_than_one(sum, p->output_multiplier, p->output_shift) + p->output_offset;
+        output[i] = (int8_t)te_clamp(value, p->act_min, p->act_max);
+    }
+}

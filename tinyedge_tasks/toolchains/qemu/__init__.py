@@ -1,0 +1,136 @@
+"""The `qemu` toolchain: a generated C project (<folder>/src/*.c with model.h) compiled with Debian's
+arm-none-eabi-gcc for an emulated Cortex-M4 (QEMU mps2-an386, newlib rdimon semihosting) and run there: N samples
+through host files, instructions counted, code and data bytes measured. Knows no model.
+
+Adapter: build(folder, state, binary) compiles and records sizes (the "binary" is the ELF image QEMU's -kernel
+loads), upload(folder, state, port) runs the firmware on the project's samples.bin (no port: the board is
+emulated), monitor() says there is no serial line. The build record maps arm-none-eabi-size onto flash and RAM:
+flash used = text + data (code, weights, initial values), RAM used = data + bss (static: arena, buffers; the stack
+and heap come on top), available = the linker script's regions (CODE and RAM, 4 MiB each).
+
+Instruction counts: QEMU emulates no DWT cycle counter, but its SysTick runs on the 25 MHz core clock, and with
+`-icount shift=0` the virtual clock advances exactly 1 ns per executed instruction: one tick is 40
+instructions, deterministic from run to run (tests/test_c_backend.py checks both)."""
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ...errors import TinyedgeError
+from ..process import require, run_tool
+
+if TYPE_CHECKING:   # NumPy is imported where it is used: a no-op `doit` imports this module
+    import numpy as np
+
+HERE = Path(__file__).parent
+MACHINE, CPU = "mps2-an386", "cortex-m4"   # what startup.c, harness.c and mps2-an386.ld are written for
+CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft",
+          "--specs=rdimon.specs", "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"]
+QEMU = ["qemu-system-arm", "-M", MACHINE, "-cpu", CPU, "-nodefaults", "-display", "none",
+        "-icount", "shift=0"]
+INSTRUCTIONS_PER_TICK = 40   # 1 ns per instruction (icount shift=0) at a 25 MHz SysTick clock
+REGION_BYTES = 4 * 1024 * 1024             # CODE and RAM lengths in mps2-an386.ld
+NEEDS_PORT = False                         # `doit flash` and `monitor` ask for no serial port
+SAMPLES, LABELS = "samples.bin", "samples.txt"   # what upload runs: int8 inputs and one label per line
+
+
+@dataclass
+class QemuRun:
+    outputs: np.ndarray                 # int8 (N, output bytes)
+    instructions_per_inference: float   # mean over the N samples, +-40 per sample
+
+
+def build(folder: Path, state: Path, binary: Path) -> dict:
+    """Compile <folder>/src for the Cortex-M4; copy the ELF to `binary`; the build record's values."""
+    elf = compile_firmware(Path(folder) / "src", Path(state) / "qemu" / "build")
+    shutil.copyfile(elf, binary)
+    size = sizes(elf)
+    return {"env": f"{MACHINE} {CPU}", "flash_used_bytes": size["text"] + size["data"],
+            "flash_available_bytes": REGION_BYTES, "ram_used_bytes": size["data"] + size["bss"],
+            "ram_available_bytes": REGION_BYTES}
+
+
+def upload(folder: Path, state: Path, port: str) -> None:
+    """`doit flash` on an emulated board: build, then run the firmware in QEMU on the project's samples and
+    print each sample's top output index (and label) and the instructions per inference."""
+    import numpy as np
+    folder = Path(folder)
+    labels = (folder / LABELS).read_text().split("\n")
+    data = np.frombuffer((folder / SAMPLES).read_bytes(), dtype=np.int8).reshape(len(labels), -1)
+    elf = compile_firmware(folder / "src", Path(state) / "qemu" / "flash")
+    print(f"  running {elf.name} in qemu-system-arm -M {MACHINE} -cpu {CPU} on {len(labels)} samples", flush=True)
+    result = run(elf, data)
+    for index, (output, label) in enumerate(zip(result.outputs, labels, strict=True)):
+        print(f"  sample {index}: top output {int(np.argmax(output))} (score {int(output.max())}), "
+              f"label {label}", flush=True)
+    print(f"  {result.instructions_per_inference:.0f} instructions per inference (QEMU -icount)", flush=True)
+
+
+def monitor(port: str, speed: int) -> None:
+    raise TinyedgeError(f"the {MACHINE} board is emulated: it has no serial port to monitor; `doit flash` runs "
+                        "the firmware in QEMU and prints its output")
+
+
+def compile_firmware(src_dir: Path, out_dir: Path, timeout: float = 180) -> Path:
+    """Every .c file of src_dir + the harness, startup and linker script -> out_dir/model.elf."""
+    require("arm-none-eabi-gcc")
+    src_dir, out_dir = Path(src_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    specs = run_tool(["arm-none-eabi-gcc", "-print-file-name=rdimon.specs"], "looking for newlib", 30).strip()
+    if not Path(specs).is_file():
+        raise TinyedgeError("arm-none-eabi-gcc: newlib's rdimon.specs not found; install it with: "
+                            "sudo apt-get install libnewlib-arm-none-eabi")
+    elf = out_dir / "model.elf"
+    sources = sorted(str(p) for p in src_dir.glob("*.c"))
+    run_tool(["arm-none-eabi-gcc", *CFLAGS, "-DTE_SYSTICK", "-T", str(HERE / "mps2-an386.ld"), "-I", str(src_dir),
+              *sources, str(HERE / "harness.c"), str(HERE / "startup.c"), "-o", str(elf)],
+             f"compiling {src_dir} for the Cortex-M4", timeout)
+    return elf
+
+
+def run(elf: Path, inputs: np.ndarray, timeout: float = 300) -> QemuRun:
+    """Run the firmware on every int8 input sample (N, ...) in QEMU; the outputs and instructions per inference.
+    Semihosting passes arguments comma-separated: the files live in a fresh folder with plain names."""
+    import numpy as np
+    inputs = np.ascontiguousarray(inputs, dtype=np.int8).reshape(len(inputs), -1)
+    with tempfile.TemporaryDirectory(prefix="tinyedge-qemu-") as work:
+        (Path(work) / "in.bin").write_bytes(inputs.tobytes())
+        semihosting = f"enable=on,target=native,arg=harness,arg=in.bin,arg=out.bin,arg={len(inputs)}"
+        line = run_tool([*QEMU, "-kernel", str(Path(elf).resolve()), "-semihosting-config", semihosting],
+                        f"running {elf} in QEMU", timeout, cwd=Path(work))
+        found = re.search(r"(\d+) samples, (\d+) systick ticks", line)
+        if found is None:
+            raise TinyedgeError(f"running {elf} in QEMU: no summary line from the harness; it printed:\n{line}")
+        outputs = np.frombuffer((Path(work) / "out.bin").read_bytes(), dtype=np.int8).reshape(len(inputs), -1)
+    return QemuRun(outputs, int(found.group(2)) * INSTRUCTIONS_PER_TICK / len(inputs))
+
+
+def object_sizes(src_dir: Path, out_dir: Path, timeout: float = 180) -> dict[str, dict[str, int]]:
+    """Each .c of src_dir compiled alone for the Cortex-M4 -> {object name: arm-none-eabi-size of it}: the model's
+    own bytes, without the harness and newlib that the firmware links in."""
+    src_dir, out_dir = Path(src_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    found = {}
+    for source in sorted(src_dir.glob("*.c")):
+        obj = out_dir / f"{source.stem}.o"
+        run_tool(["arm-none-eabi-gcc", *CFLAGS, "-I", str(src_dir), "-c", str(source), "-o", str(obj)],
+                 f"compiling {source} for the Cortex-M4", timeout)
+        found[obj.name] = sizes(obj)
+    return found
+
+
+def sizes(elf: Path) -> dict[str, int]:
+    """arm-none-eabi-size (Berkeley): text (code + constants such as weights), data, bss (arena, buffers)."""
+    line = run_tool(["arm-none-eabi-size", str(elf)], f"measuring {elf}", 30).splitlines()[-1].split()
+    return {"text": int(line[0]), "data": int(line[1]), "bss": int(line[2])}
+
+
+def symbol_bytes(elf: Path, pattern: str) -> int:
+    """Total bytes of the symbols whose whole name matches the regular expression (e.g. the weight arrays)."""
+    table = run_tool(["arm-none-eabi-nm", "-S", str(elf)], f"reading symbols of {elf}", 30)
+    return sum(int(row[1], 16) for row in (line.split() for line in table.splitlines())
+               if len(row) == 4 and re.fullmatch(pattern, row[3]))
