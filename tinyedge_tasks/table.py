@@ -42,7 +42,8 @@ REPORT = Stage(
     reads=("project", "dataset", "train", "compression", "board", "firmware"),
     needs=("dataset/dataset.json", "dataset/data.npz", "train/history.json", "train/metrics.json",
            "train/model_summary.json", "prune/model_summary.json", "calibrate/calibration.json"),
-    optional=("prune/prune.json", "quantize/layer_error.json", "codegen/budget.json", "build/build.json"),
+    optional=("prune/prune.json", "quantize/layer_error.json", "quantize/errors.json", "codegen/budget.json",
+              "build/build.json"),
     makes=("report.html", "report.md"), tools=("numpy", "matplotlib", "pyyaml"))
 
 # Rows shared by the backends that run a TFLite flatbuffer (TFLM, and the code generators that start from it).

@@ -92,6 +92,11 @@ def run(ctx) -> None:
                  r["macs"], r["sparsity"], *errors.get(r["name"], (None, None)), r["weight_bytes"],
                  r["activation_bytes"]] for r in layers])
     page.chart(layer_chart(layers), "memory and MACs per layer")
+    espdl_errors = _json(ctx, "quantize/errors.json")
+    if espdl_errors is not None:
+        page.table(["ESP-DL op (esp-ppq)", "Keras layer", "graph-wise error", "layer-wise error"],
+                   [[row["op"], row["layer"], row["graphwise"], row["layerwise"]] for row in espdl_errors["ops"]])
+        page.text(f"Error: {espdl_errors['measure']}.")
     if not errors:
         page.text("No per-layer quantization error (quantize/layer_error.json absent).", absent=True)
 
