@@ -20,6 +20,7 @@ class Stage:
     enabled_by: str | None = None      # manifest key; when it is null the stage is off and ...
     passthrough: dict = field(default_factory=dict)  # ... its files are these artifacts of earlier stages
     optional: tuple[str, ...] = ()     # artifacts read only when their stage is on and makes or made them
+    hooks: tuple[str, ...] = ()        # modules of the project's backend the stage calls by name (code too)
     setup: tuple[str, ...] = ()        # stages run first, and only when this one runs (doit `setup`): a preflight
 
     def __post_init__(self):

@@ -6,10 +6,13 @@ row and a module, adding a backend is adding a folder under backends/.
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 from .rows import Command, Stage
 
 TF = ("tensorflow", "tf-keras", "numpy")
 TFLITE = TF + ("tensorflow-model-optimization", "tflite-micro")
+STAGES = "tinyedge_tasks.stages."  # the shared stage modules
 PORT_PARAM = {"name": "port", "long": "port", "type": str, "default": "",
               "help": "serial port (else $TINYEDGE_PORT, firmware.port, or the only one found)"}
 WORKERS_PARAM = {"name": "workers", "long": "workers", "type": int, "default": 0,
@@ -83,7 +86,8 @@ COMMANDS: tuple[Command, ...] = (
             "board's budget as a constraint, the preflight rejecting what cannot fit before it trains.",
             params=(WORKERS_PARAM,
                     {"name": "storage", "long": "storage", "type": str, "default": "",
-                     "help": "Optuna storage URL (postgresql://...), else tune.storage, else cache/tune.sqlite3"},
+                     "help": "Optuna storage URL (postgresql://...), else tune.storage, else cache/tune.sqlite3; "
+                             "write --storage=URL when the URL holds a '=' (doit takes name=value as a variable)"},
                     {"name": "trials", "long": "trials", "type": int, "default": 0,
                      "help": "trials the study should hold (default tune.trials); finished ones are kept"},
                     {"name": "apply", "long": "apply", "type": int, "default": -1,
@@ -98,6 +102,8 @@ COMMANDS: tuple[Command, ...] = (
 def stages(backend) -> tuple[Stage, ...]:
     """The project's table: the common rows, the backend's rows, and the report when the backend writes the
     calibration record the report is drawn from (every firmware backend does; a toy need not)."""
-    rows = (DATASET, CHECK, TRAIN, PRUNE, *backend.stages)
+    hooked = {"check", "quantize"} if backend.preflight else set()  # they call the backend's preflight module
+    rows = tuple(replace(row, hooks=(backend.preflight,)) if row.name in hooked and row.module.startswith(STAGES)
+                 else row for row in (DATASET, CHECK, TRAIN, PRUNE, *backend.stages))
     calibrates = any(row.name == "calibrate" and "calibration.json" in row.makes for row in rows)
     return rows + (REPORT,) if calibrates else rows

@@ -22,7 +22,8 @@ class Backend:
     doc: str
     stages: tuple                      # engine Stage rows, between prune and report
     board_sections: tuple[str, ...]    # toolchain sections of the board file it can build with, preferred first
-    preflight: str = ""                # module with check_operators(model_bytes, where) and check(ctx)
+    preflight: str = ""                # module with check_operators(model_bytes, where) and measure(model_bytes,
+    #                                    images, where): the shared check and quantize stages call it
 
 
 def builtin() -> list[str]:

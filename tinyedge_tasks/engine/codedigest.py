@@ -86,10 +86,11 @@ def closure(module: str) -> list[Path]:
 
 
 @lru_cache(maxsize=None)
-def code_digest(module: str, templates: tuple[str, ...] = ()) -> str:
-    """Digest of the module's import closure and of every file in the template folders (package-relative)."""
+def code_digest(module: str, templates: tuple[str, ...] = (), hooks: tuple[str, ...] = ()) -> str:
+    """Digest of the import closure of the module and of the hook modules it calls by name, and of every file in
+    the template folders (package-relative)."""
     root = _root_dir(module.split(".")[0])
-    files = closure(module)
+    files = sorted({path for name in (module, *hooks) for path in closure(name)})
     for folder in templates:
         files += sorted(p for p in (root / folder).rglob("*") if p.is_file() and "__pycache__" not in p.parts)
     return digest_bytes(b"".join(path.relative_to(root).as_posix().encode() + b"\0" + path.read_bytes()

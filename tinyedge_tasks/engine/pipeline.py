@@ -159,7 +159,7 @@ class Project:
             "stage": stage.name,
             "tinyedge": __version__,
             "python": platform.python_version(),
-            "code": code_digest(stage.module, stage.templates),
+            "code": code_digest(stage.module, stage.templates, stage.hooks),
             "tools": {tool: tool_version(tool) for tool in stage.tools},
             "config": self.manifest.slice(stage.reads, stage.name).values,
         }

@@ -37,13 +37,12 @@ def run(ctx) -> None:
     scheme = ctx.config["compression.quantize.scheme"]
     tflite = convert(model, as_float(data["x_train"][:SAMPLES]), scheme)
     backend_name = ctx.config["firmware.backend"]
-    backend = importlib.import_module(f"tinyedge_tasks.backends.{backend_name}").BACKEND
     where = f"check: the untrained {ctx.config['train.model']} model"
-    if not backend.preflight:
+    if not ctx.stage.hooks:
         ctx.log(f"backend {backend_name} has no preflight; only the conversion was checked")
         (ctx.out / "check.json").write_text(json.dumps({"backend": backend_name, "model_bytes": len(tflite)}))
         return
-    preflight = importlib.import_module(backend.preflight)
+    preflight = importlib.import_module(ctx.stage.hooks[0])
     preflight.check_operators(tflite, where)
     arena = preflight.measure(tflite, data["x_test"], where)
     board_name = ctx.config["board"]
