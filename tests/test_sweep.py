@@ -174,7 +174,7 @@ def test_tune_two_workers_on_postgresql_share_the_study_and_the_cache(tmp_path, 
         workers.append(project)
     env = {**{k: v for k, v in os.environ.items() if k != "TINYEDGE_CACHE"}, "TINYEDGE_CACHE": str(store)}
     started = time.perf_counter()
-    processes = [subprocess.Popen([sys.executable, "-m", "doit", "tune", "--storage", postgres, "--workers", "1"],
+    processes = [subprocess.Popen([sys.executable, "-m", "doit", "tune", f"--storage={postgres}", "--workers", "1"],
                                   cwd=p, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for p in workers]
     outputs = [process.communicate(timeout=900)[0] for process in processes]
@@ -203,7 +203,7 @@ def test_tune_two_workers_on_postgresql_share_the_study_and_the_cache(tmp_path, 
 
     project = workers[0]
     done = next(t for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
-    doit(project, "tune", "--storage", postgres, "--apply", str(done.number), env={"TINYEDGE_CACHE": str(store)})
+    doit(project, "tune", f"--storage={postgres}", "--apply", str(done.number), env={"TINYEDGE_CACHE": str(store)})
     manifest = yaml.safe_load((project / "tinyedge.yaml").read_text())
     assert manifest["compression"]["quantize"]["scheme"] == done.params["compression.quantize.scheme"]
     rebuilt = doit(project, "codegen", env={"TINYEDGE_CACHE": str(store)})

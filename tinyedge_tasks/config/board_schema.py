@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
@@ -29,7 +29,7 @@ class Psram(_Strict):
 
 class PlatformIO(_Strict):
     """Toolchain section: the project is built by PlatformIO (`pio run`)."""
-    platform: str
+    platform: str = Field(description="pin it exactly (espressif32@6.9.0): the release fixes the ESP-IDF version")
     board: str
     framework: Literal["arduino", "espidf"]
     build_flags: list[str] = []
@@ -38,9 +38,30 @@ class PlatformIO(_Strict):
 
 
 class EspIdf(_Strict):
-    """Toolchain section: an ESP-IDF project (`idf.py build`, or PlatformIO with framework = espidf)."""
+    """Toolchain section: an ESP-IDF project (`idf.py build`, or PlatformIO with framework = espidf).
+
+    Each sdkconfig entry is written `KEY: {value: ..., why: ...}` (the reason goes above its line in
+    sdkconfig.defaults) or as a plain value; either way `sdkconfig` holds {KEY: value} once loaded and `reasons`
+    {KEY: why} for the entries that gave one."""
     target: str = Field(description="IDF_TARGET: esp32, esp32s3, ...")
     sdkconfig: dict[str, str | int | bool] = Field({}, description="Board lines of sdkconfig.defaults.")
+    reasons: dict[str, str] = Field({}, description="Why each sdkconfig line is there (from {value, why}).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_reasons(cls, data):
+        if not isinstance(data, dict) or not isinstance(data.get("sdkconfig"), dict):
+            return data
+        values, reasons = {}, dict(data.get("reasons") or {})
+        for key, entry in data["sdkconfig"].items():
+            if isinstance(entry, dict):
+                if set(entry) != {"value", "why"} or not str(entry["why"]).strip():
+                    raise ValueError(f"sdkconfig.{key}: expected {{value: ..., why: ...}} or a plain value, "
+                                     f"found keys {', '.join(map(str, entry))}")
+                values[key], reasons[key] = entry["value"], entry["why"]
+            else:
+                values[key] = entry
+        return {**data, "sdkconfig": values, "reasons": reasons}
 
 
 class Qemu(_Strict):
@@ -115,3 +136,11 @@ class Board(_Strict):
     def frame_bytes(self) -> int:
         """One RGB565 frame, as the firmware captures it (none without a camera)."""
         return self.camera.frame.width * self.camera.frame.height * 2 if self.camera else 0
+
+    @property
+    def frame_buffers(self) -> int:
+        """Frames the camera driver allocates: two in PSRAM (CAMERA_GRAB_LATEST: the newest frame while the next
+        fills), one in internal RAM without PSRAM; none without a camera."""
+        if self.camera is None:
+            return 0
+        return 2 if self.psram else 1

@@ -48,16 +48,31 @@ def load(path: Path) -> "Board":
         raise TinyedgeError(f"{problems}\ncompare with boards/esp32cam.yaml") from None
 
 
+KNOWN_EXTRA_MARGIN = 0.02  # the most margin kept when the runtime's extra arena on the chip is computed
+
+
 def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, margin: float,
-           knobs: dict | None = None) -> dict:
+           knobs: dict | None = None, extra: dict | None = None) -> dict:
     """Flash and RAM the model needs on `board`; the arena goes to internal RAM when it fits, else PSRAM.
 
+    The arena is the host's measured minimum plus a margin. `extra` ({bytes, why}), when the backend can compute
+    it, is what the runtime on the board's chip allocates beyond the host measurement (ESP-NN's scratch buffers):
+    it is added in bytes and the margin for the rest is min(margin, KNOWN_EXTRA_MARGIN), because the rest is
+    small (the 32-bit chip's TFLM uses less than the 64-bit host's). Without it, firmware.arena_margin is the
+    whole margin (a flat fraction). The camera frames count as the firmware allocates them: board.frame_buffers
+    frames, in PSRAM when the board has some, else in internal RAM.
     Raises with needed vs available numbers and the knobs that would make it fit, computed from the miss.
     `knobs` (optional) holds the manifest's current values: width_multiplier, input (width, height), scheme."""
     knobs = knobs or {}
-    arena = math.ceil(arena_min * (1 + margin) / ARENA_ALIGN) * ARENA_ALIGN
+    fraction = margin if extra is None else min(margin, KNOWN_EXTRA_MARGIN)
+    extra_bytes = extra["bytes"] if extra else 0
+    arena = math.ceil((arena_min * (1 + fraction) + extra_bytes) / ARENA_ALIGN) * ARENA_ALIGN
+    margin_text = (f"{fraction:.0%} margin" if extra is None
+                   else f"{extra_bytes} B {extra['why']} + {fraction:.0%} margin")
+    frames = board.frame_buffers * board.frame_bytes
     flash_needed = model_bytes + board.flash.runtime_bytes
-    psram_free = (board.psram.bytes - board.psram.reserved_bytes - board.frame_bytes) if board.psram else 0
+    psram_free = (board.psram.bytes - board.psram.reserved_bytes - frames) if board.psram else 0
+    internal_free = board.sram.arena_max_bytes - (0 if board.psram else frames)
     if flash_needed > board.flash.app_partition_bytes:
         room = board.flash.app_partition_bytes - board.flash.runtime_bytes
         raise TinyedgeError(
@@ -65,18 +80,19 @@ def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, ma
             f"+ about {board.flash.runtime_bytes} B of runtime), the app partition ({board.flash.partitions}) holds "
             f"{board.flash.app_partition_bytes} B: {flash_needed - board.flash.app_partition_bytes} B too many; "
             f"{_flash_advice(model_bytes, room, knobs)}, or a board with a larger app partition")
-    if arena <= board.sram.arena_max_bytes:
+    if arena <= internal_free:
         placement = "internal"
     elif arena <= psram_free:
         placement = "psram"
     else:
-        largest = max(board.sram.arena_max_bytes, psram_free)
-        where = (f"internal RAM leaves {board.sram.arena_max_bytes} B and PSRAM {max(psram_free, 0)} B" if board.psram
-                 else f"internal RAM leaves {board.sram.arena_max_bytes} B and the board has no PSRAM")
+        largest = max(internal_free, psram_free)
+        where = (f"internal RAM leaves {internal_free} B and PSRAM {max(psram_free, 0)} B" if board.psram
+                 else f"internal RAM leaves {internal_free} B (after {frames} B of camera frames) and the board has "
+                      "no PSRAM")
         raise TinyedgeError(
             f"board {board_name}: the tensor arena does not fit in RAM: it needs {arena} B (measured minimum "
-            f"{arena_min} B + {margin:.0%} firmware.arena_margin), {where}: {arena - largest} B too many; "
-            f"{_arena_advice(arena_min, arena, margin, largest, board.psram is not None, knobs)}")
+            f"{arena_min} B + {margin_text}, firmware.arena_margin {margin:g}), {where}: {arena - largest} B too many; "
+            f"{_arena_advice(arena_min, arena, margin, largest, board.psram is not None, knobs, extra_bytes)}")
     return {
         "board": board_name,
         "chip": board.chip,
@@ -84,8 +100,12 @@ def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, ma
         "model_bytes": model_bytes,
         "flash": {"needed_bytes": flash_needed, "available_bytes": board.flash.app_partition_bytes,
                   "runtime_estimate_bytes": board.flash.runtime_bytes, "partitions": board.flash.partitions},
-        "arena": {"measured_min_bytes": arena_min, "margin": margin, "bytes": arena, "placement": placement,
-                  "internal_available_bytes": board.sram.arena_max_bytes, "psram_available_bytes": psram_free},
+        "arena": {"measured_min_bytes": arena_min, "margin": fraction, "extra_bytes": extra_bytes,
+                  "extra_why": extra["why"] if extra else None, "margin_bytes": arena - arena_min,
+                  "bytes": arena, "placement": placement, "internal_available_bytes": internal_free,
+                  "psram_available_bytes": psram_free,
+                  "frames": {"count": board.frame_buffers, "bytes": frames,
+                             "place": ("psram" if board.psram else "internal") if frames else None}},
     }
 
 
@@ -102,7 +122,8 @@ def _flash_advice(model_bytes: int, room: int, knobs: dict) -> str:
             f"sparsity {1 - factor:.2f} or more (unstructured pruning leaves the zeros in the file)")
 
 
-def _arena_advice(arena_min: int, arena: int, margin: float, largest: int, has_psram: bool, knobs: dict) -> str:
+def _arena_advice(arena_min: int, arena: int, margin: float, largest: int, has_psram: bool, knobs: dict,
+                  extra_bytes: int = 0) -> str:
     """Activations scale with the input area and linearly with the width multiplier; int16x8 doubles them."""
     factor = largest / arena
     tips = []
@@ -115,8 +136,9 @@ def _arena_advice(arena_min: int, arena: int, margin: float, largest: int, has_p
                 else f"train.width_multiplier times {factor:.2f} or less")
     if knobs.get("scheme") == "int16x8" and arena / 2 <= largest:
         tips.append("compression.quantize.scheme int8 (its activations take half the bytes of int16x8)")
-    if arena_min <= largest < arena:
-        tips.append(f"firmware.arena_margin {max(largest / arena_min - 1, 0):.2f} or less (now {margin:g})")
+    if arena_min + extra_bytes <= largest < arena:
+        tips.append(f"firmware.arena_margin {max((largest - extra_bytes) / arena_min - 1, 0):.2f} or less "
+                    f"(now {margin:g})")
     if not has_psram:
         tips.append(f"a board with PSRAM ({arena} B free or more)")
     return "; or ".join(tips)

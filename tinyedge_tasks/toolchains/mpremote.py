@@ -47,8 +47,8 @@ def compile_modules(folder: Path, target: Path) -> list[Path]:
         if result.returncode != 0:
             message = (result.stdout + result.stderr).strip()
             where = ERROR_LINE.search(message)
-            at = f"{where.group(1)} line {where.group(2)}" if where else name
-            raise TinyedgeError(f"build: mpy-cross -march={settings['march']} rejected {folder / name} at {at}: "
+            at = f"{folder / where.group(1)} line {where.group(2)}" if where else str(folder / name)
+            raise TinyedgeError(f"build: mpy-cross -march={settings['march']} rejected {at}: "
                                 f"{message.splitlines()[-1]}; a viper type error is a tinyedge bug in the generated "
                                 "code: report it with the model")
         compiled.append(out)

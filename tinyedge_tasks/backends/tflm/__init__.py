@@ -1,13 +1,14 @@
-"""TensorFlow Lite Micro on the ESP32: the int8 flatbuffer, evaluated in the real TFLM runtime, in a PlatformIO
-project with the model as a C array and a MicroMutableOpResolver of exactly its operators."""
+"""TensorFlow Lite Micro on the ESP32: the int8 flatbuffer, evaluated in the real TFLM runtime, in an ESP-IDF
+project (Espressif's esp-tflite-micro with ESP-NN, pinned) with the model as a C array and a MicroMutableOpResolver
+of exactly its operators; built through PlatformIO (framework = espidf) or idf.py."""
 from ...rows import Stage
 from ...table import QUANTIZE_TFLITE, build_row
 from .. import Backend
 
 BACKEND = Backend(
     name="tflm",
-    doc="TensorFlow Lite Micro on the ESP32 (PlatformIO)",
-    board_sections=("platformio",),
+    doc="TensorFlow Lite Micro with ESP-NN on the ESP32 (ESP-IDF through PlatformIO)",
+    board_sections=("esp_idf",),
     preflight=f"{__name__}.check",
     stages=(
         QUANTIZE_TFLITE,
@@ -15,13 +16,15 @@ BACKEND = Backend(
               module=f"{__name__}.calibrate",
               needs=("quantize/model.tflite", "dataset/data.npz", "train/metrics.json"),
               makes=("calibration.json",), tools=("tflite-micro", "numpy")),
-        Stage("codegen", "Check the memory budget on the board; write the PlatformIO project (firmware/).",
-              module=f"{__name__}.codegen", templates=("backends/tflm/templates", "preprocess/templates"),
+        Stage("codegen", "Check the memory budget on the board; write the ESP-IDF project (firmware/).",
+              module=f"{__name__}.codegen",
+              templates=("backends/tflm/templates", "toolchains/esp_idf_templates", "preprocess/templates"),
               reads=("project.name", "board", "firmware.backend", "firmware.arena_margin", "firmware.led_class",
                      "dataset.input"),
               needs=("quantize/model.tflite", "calibrate/calibration.json", "dataset/dataset.json"),
               makes=("budget.json", "project.json"), tools=("jinja2", "tflite-micro", "numpy"), sources=True),
-        build_row("Run `pio run` on the generated project; record flash and RAM use (needs PlatformIO's ESP32 "
-                  "platform: network on first use).", tools=("platformio",), default=False),
+        build_row("Run `pio run` on the generated ESP-IDF project (framework = espidf); record flash and RAM use "
+                  "(needs PlatformIO's ESP32 platform, ESP-IDF and the components: network on first use).",
+                  tools=("platformio",), default=False),
     ),
 )

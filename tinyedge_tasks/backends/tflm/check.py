@@ -9,18 +9,20 @@ import numpy as np
 
 from ...errors import TinyedgeError
 from ...tflite import runtime, worker
-from .codegen import RESOLVER
+from .resolver import builtin_methods, resolver_data
 
 
 def check_operators(model_bytes: bytes, where: str) -> None:
     """Refuse an operator the ESP32 firmware's MicroMutableOpResolver cannot register, naming its Keras layer."""
+    methods = builtin_methods()
     unknown = sorted({f"{op['op']} (layer '{_layer(op['layer'])}')" for op in runtime.operators(model_bytes)
-                      if op["op"] not in RESOLVER})
+                      if op["op"] not in methods})
     if unknown:
+        data = resolver_data()
         raise TinyedgeError(
-            f"{where}: the model uses operators TFLM on the ESP32 cannot run: {', '.join(unknown)}; replace those "
-            "layers in train.model with ones made of operators it runs (or choose another firmware.backend); "
-            f"TFLM runs: {', '.join(sorted(RESOLVER))}")
+            f"{where}: the model uses operators {data['component']} {data['version']} cannot run: "
+            f"{', '.join(unknown)}; replace those layers in train.model with ones made of operators it runs (or "
+            f"choose another firmware.backend); it runs: {', '.join(sorted(methods))}")
 
 
 def _layer(tensor: str) -> str:

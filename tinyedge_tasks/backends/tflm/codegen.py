@@ -1,46 +1,50 @@
-"""codegen: the calibrated int8 model -> a PlatformIO project for the board (build/codegen/firmware/) and its
-project index (codegen/project.json).
+"""codegen: the calibrated int8 model -> an ESP-IDF project for the board (build/codegen/firmware/), built by
+PlatformIO (framework = espidf) and by `idf.py build` from the same folder, and its project index.
 
-Kept boring, like tflite-micro's generate_cc_arrays.py: Jinja2 templates filled with plain values. The memory
-budget and the operator check run first, so a model that cannot run on the board stops here, not in `pio run`.
-Imported to make tasks (sources()): NumPy and the TFLM runtime are imported inside run().
+The shared files (platformio.ini, CMakeLists.txt, sdkconfig.defaults, partitions.csv, src/idf_component.yml) come
+from toolchains.esp_idf; this backend adds the application component src/: main.cc (camera -> preprocessing ->
+TFLM with ESP-NN -> top classes), the model as a C array, the preprocessing C. The budget and the operator check
+run first, so a model that cannot run on the board stops here, not in `pio run`. Imported to make tasks
+(sources()): NumPy and the TFLM runtime are imported inside run().
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ...artifacts import Budget, Calibration, DatasetSummary
 from ...config import boards
 from ...csource import ctype, environment, hex_rows
 from ...errors import TinyedgeError
-from ...toolchains import write_project
+from ...toolchains import esp_idf, write_project
 from .. import board_section
 from . import BACKEND
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
-PLACES = {"internal": "internal RAM", "psram": "PSRAM"}
+APP_FILES = ("src/CMakeLists.txt", "src/main.cc", "src/model_data.h", "src/model_data.cc")
+PLACES = {"internal": ("internal RAM", "MALLOC_CAP_INTERNAL | MALLOC_CAP_8BIT"),
+          "psram": ("PSRAM", "MALLOC_CAP_SPIRAM | MALLOC_CAP_8BIT")}
 
-# Builtin operator -> MicroMutableOpResolver method of the ESP32 TFLM port (ESP-NN kernels where they exist).
-RESOLVER = {
-    "ABS": "AddAbs", "ADD": "AddAdd", "ADD_N": "AddAddN", "ARG_MAX": "AddArgMax", "ARG_MIN": "AddArgMin",
-    "AVERAGE_POOL_2D": "AddAveragePool2D", "BATCH_TO_SPACE_ND": "AddBatchToSpaceNd", "CAST": "AddCast",
-    "CEIL": "AddCeil", "CONCATENATION": "AddConcatenation", "CONV_2D": "AddConv2D", "COS": "AddCos",
-    "DEPTHWISE_CONV_2D": "AddDepthwiseConv2D", "DEQUANTIZE": "AddDequantize", "DIV": "AddDiv", "ELU": "AddElu",
-    "EQUAL": "AddEqual", "EXP": "AddExp", "EXPAND_DIMS": "AddExpandDims", "FLOOR": "AddFloor",
-    "FULLY_CONNECTED": "AddFullyConnected", "GATHER": "AddGather", "GREATER": "AddGreater",
-    "HARD_SWISH": "AddHardSwish", "L2_NORMALIZATION": "AddL2Normalization", "LEAKY_RELU": "AddLeakyRelu",
-    "LESS": "AddLess", "LOG": "AddLog", "LOGISTIC": "AddLogistic", "MAXIMUM": "AddMaximum",
-    "MAX_POOL_2D": "AddMaxPool2D", "MEAN": "AddMean", "MINIMUM": "AddMinimum", "MUL": "AddMul", "NEG": "AddNeg",
-    "PACK": "AddPack", "PAD": "AddPad", "PADV2": "AddPadV2", "PRELU": "AddPrelu", "QUANTIZE": "AddQuantize",
-    "REDUCE_MAX": "AddReduceMax", "RELU": "AddRelu", "RELU6": "AddRelu6", "RESHAPE": "AddReshape",
-    "RESIZE_BILINEAR": "AddResizeBilinear", "RESIZE_NEAREST_NEIGHBOR": "AddResizeNearestNeighbor",
-    "RSQRT": "AddRsqrt", "SHAPE": "AddShape", "SIN": "AddSin", "SOFTMAX": "AddSoftmax",
-    "SPACE_TO_BATCH_ND": "AddSpaceToBatchNd", "SPLIT": "AddSplit", "SPLIT_V": "AddSplitV", "SQRT": "AddSqrt",
-    "SQUARE": "AddSquare", "SQUEEZE": "AddSqueeze", "STRIDED_SLICE": "AddStridedSlice", "SUB": "AddSub",
-    "SUM": "AddSum", "TANH": "AddTanh", "TRANSPOSE": "AddTranspose", "TRANSPOSE_CONV": "AddTransposeConv",
-    "UNPACK": "AddUnpack",
+# The managed components, pinned exactly. esp-tflite-micro >= 1.3.4 runs per-channel FULLY_CONNECTED in ESP-NN;
+# 1.3.8 carries upstream tflite-micro 0965635. esp-nn is pinned so the arena sizing (scratch.py) matches the
+# kernels that run; its tag v1.2.0 publishes as "1.2.0~1" (revision 1), which "==1.2.0" would not match.
+# esp_jpeg is esp32-camera 2.1.5's own dependency (^1.3.1), pinned to that floor so the lock cannot drift.
+COMPONENTS = {
+    "espressif/esp-tflite-micro": {"version": "1.3.8", "why": "TFLM with ESP-NN kernels (tflite-micro 0965635)"},
+    "espressif/esp-nn": {"version": "1.2.0~1", "why": "ESP-NN kernels: pinned, their scratch sizes set the arena"},
+    "espressif/esp32-camera": {"version": "2.1.5", "why": "OV2640 driver: camera_config_t with fb_location, grab_mode"},
+    "espressif/esp_jpeg": {"version": "1.3.1", "why": "esp32-camera 2.1.5 requires ^1.3.1: pinned to that release"},
 }
+IDF_VERSION = ">=5.1"  # esp32-camera 2.1.5 needs ESP-IDF 5.1; esp-tflite-micro 1.3.8 needs 5.0
+
+SETTINGS = [
+    esp_idf.Setting("CONFIG_COMPILER_OPTIMIZATION_PERF", True,
+                    "-O2: TFLM and ESP-NN are compute-bound; the default -Og debug level is several times slower"),
+    esp_idf.Setting("CONFIG_NN_OPTIMIZED", True,
+                    "ESP-NN's optimised kernels (S3 assembly, generic C elsewhere): the arithmetic the host check ran"),
+    esp_idf.Setting("CONFIG_ESP_MAIN_TASK_STACK_SIZE", 8192,
+                    "app_main runs TFLM's Invoke on the main task: the 3.5 KB default is too small for its call "
+                    "depth and printf"),
+]
 
 
 def sources(manifest) -> list[Path]:
@@ -48,30 +52,27 @@ def sources(manifest) -> list[Path]:
     return [boards.path_of(manifest)]
 
 
-def resolver_ops(model_bytes: bytes) -> list[dict]:
-    """The distinct operators of the model with their resolver method; an operator the ESP32 TFLM port
-    cannot run stops here, naming it and the layer that uses it."""
-    from ...tflite import runtime
-    found, unknown = {}, []
-    for entry in runtime.operators(model_bytes):
-        method = RESOLVER.get(entry["op"])
-        if method is None:
-            unknown.append(f"{entry['op']} (layer '{entry['layer'].split(';')[0]}')")
-        else:
-            found.setdefault(entry["op"], {"op": entry["op"], "method": method})
-    if unknown:
-        raise TinyedgeError(
-            f"the model uses operators TFLM on the ESP32 cannot run: {', '.join(unknown)}; replace those layers "
-            f"in train.model with supported ones (TFLM runs: {', '.join(sorted(RESOLVER))})")
-    return sorted(found.values(), key=lambda entry: entry["op"])
+def arena_extra(board, model_bytes: bytes) -> dict | None:
+    """ESP-NN's scratch bytes on the board's chip for boards.budget, None for a chip whose sizes are unknown."""
+    from . import scratch
+    if board.chip not in scratch.CHIPS:
+        return None
+    return {"bytes": scratch.arena_extra_bytes(model_bytes, board.chip), "why": f"ESP-NN scratch on the {board.chip}"}
+
+
+def app_files(values: dict) -> dict[str, str]:
+    env = environment(TEMPLATES)
+    return {name: env.get_template(f"{name}.j2").render(values) for name in APP_FILES}
 
 
 def run(ctx) -> None:
     from ...preprocess import c as preprocess_c
+    from ...tflite import runtime
+    from .resolver import resolver_ops
 
     board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])  # the board file: the only source
-    toolchain = board_section(BACKEND, board, board_name)
+    board_section(BACKEND, board, board_name)
     if board.camera is None:
         raise TinyedgeError(f"boards/{board_name}.yaml: no camera section; the {BACKEND.name} firmware's super-loop "
                             "classifies camera frames: add camera (sensor, xclk_hz, frame, pins) or pick a board "
@@ -79,13 +80,15 @@ def run(ctx) -> None:
     calibration = ctx.read(Calibration)
     labels = ctx.read(DatasetSummary).classes
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
-    operators = resolver_ops(model_bytes)
+    operators = resolver_ops(runtime.operators(model_bytes))
+    extra = arena_extra(board, model_bytes)
     budget = Budget(**boards.budget(board, board_name, len(model_bytes), calibration.arena_bytes,
-                                    ctx.config["firmware.arena_margin"]))
+                                    ctx.config["firmware.arena_margin"], extra=extra))
     ctx.write(budget)
+    arena = budget.arena
+    place, caps = PLACES[arena["placement"]]
     ctx.log(f"{board_name}: model {len(model_bytes)} B (flash {budget.flash['needed_bytes']} of "
-            f"{budget.flash['available_bytes']} B with the runtime), arena {budget.arena['bytes']} B in "
-            f"{PLACES[budget.arena['placement']]}")
+            f"{budget.flash['available_bytes']} B with the runtime), arena {arena['bytes']} B in {place}")
 
     led_class = ctx.config["firmware.led_class"]
     led = board.leds.get("status")
@@ -95,18 +98,19 @@ def run(ctx) -> None:
     if led_class is not None and led is None:
         raise TinyedgeError(f"boards/{board_name}.yaml: leds: no 'status' LED to light for firmware.led_class; "
                             "add leds.status {pin, active_low} or remove firmware.led_class")
-    shape = ctx.config.section("dataset.input")
+    margin_reason = (f"{arena['extra_bytes']} B {arena['extra_why']} + {arena['margin']:.0%}" if extra
+                     else f"{arena['margin']:.0%} firmware.arena_margin")
     values = {
-        "board": board, "board_name": board_name, "project": ctx.config["project.name"], "budget": budget.__dict__,
-        "labels": labels, "operators": operators, "pins": board.camera.pins, "source": "quantize/model.tflite",
+        "board": board, "board_name": board_name, "project": ctx.config["project.name"], "labels": labels,
+        "operators": operators, "pins": board.camera.pins, "source": "quantize/model.tflite",
+        "arena": {**arena, "margin_reason": margin_reason, "place": place, "caps": caps, "known": extra is not None},
         "led": led if led_class is not None else None, "led_class": led_class,
         "led_index": labels.index(led_class) if led_class is not None else -1,
-        "place": PLACES[budget.arena["placement"]], "output": calibration.output,
-        "output_ctype": ctype(calibration.output["dtype"], "output"),
+        "output": calibration.output, "output_ctype": ctype(calibration.output["dtype"], "output"),
         "model_bytes": len(model_bytes), "rows": hex_rows(model_bytes, 12, "0x{:02x}"),
     }
-    env = environment(TEMPLATES)
-    files = {name: env.get_template(f"{name}.j2").render(values)
-             for name in ("platformio.ini", "src/main.cpp", "src/model_data.h", "src/model_data.cc")}
+    files = esp_idf.skeleton(board, board_name, ctx.config["project.name"], COMPONENTS, IDF_VERSION, SETTINGS)
+    files.update(app_files(values))
+    shape = ctx.config.section("dataset.input")
     files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, calibration.input))
-    ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed))
+    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))
