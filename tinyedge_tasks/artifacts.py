@@ -145,3 +145,5 @@ class BuildInfo(Record):
     flash_available_bytes: int
     ram_used_bytes: int
     ram_available_bytes: int
+    project: str | None = _optional()   # digest of the codegen/project.json it built: a later codegen (another
+    #                                     board or backend) makes this record stale, not wrong

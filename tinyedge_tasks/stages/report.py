@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import xxhash
 import yaml
 
 from ..report.page import (Page, budget_chart, budget_rows, compression_chart, confusion_chart, dataset_chart,
@@ -109,10 +110,22 @@ def run(ctx) -> None:
         page.text("No budget: codegen did not run (codegen/budget.json absent).", absent=True)
 
     page.section("Firmware")
-    if firmware is not None:
+    index = ctx.inputs.get("codegen/project.json")
+    if firmware is not None and index is not None and firmware.get("project") != xxhash.xxh3_128_hexdigest(
+            index.read_bytes()):
+        page.text("The last build (build/build.json) is of another firmware project than codegen's current one "
+                  "(another board or backend): run `doit build` for its size.", absent=True)
+    elif firmware is not None:
         page.table(["build.json", "value"], scalars(firmware))
     else:
         page.text("No build ran (build/build.json absent): firmware size unknown.", absent=True)
+    plan = _json(ctx, "codegen/memory_plan.json")
+    if plan is not None:
+        page.section("Memory plan (tensor arena)")
+        page.text(f"{plan['arena_bytes']:,} B for {len(plan['tensors'])} tensors. {plan['method']}")
+        page.table(["tensor", "bytes", "offset", "first op", "last op", "shares the bytes of"],
+                   [[t["tensor"], t["bytes"], t["offset"], t["first"], t["last"], t["shares"] or ""]
+                    for t in plan["tensors"]])
 
     macs = sum(r["macs"] for r in layers)
     instructions = calibration.get("instructions_per_inference")
