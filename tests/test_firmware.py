@@ -1,7 +1,7 @@
 """Firmware: boards as data, codegen, the budget check, `doit build`/`flash`/`monitor` without a board or network.
 
-Everything runs for real: the doit command line, PlatformIO's own config parser and `pio` binary, the host gcc
-on the generated preprocessing C code. The only stand-in is in test_monitor_reads_the_board: a pseudo-terminal
+Everything runs for real: the doit command line, PlatformIO's own config parser and `pio` binary, Espressif's
+component manager and esp-idf-kconfig on the ESP-IDF project files, the host gcc on the generated preprocessing C. The only stand-in is in test_monitor_reads_the_board: a pseudo-terminal
 plays the board behind the serial port.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ import yaml
 from conftest import doit, ran, write_manifest
 from tinyedge_tasks import preprocess
 from tinyedge_tasks.errors import TinyedgeError
-from tinyedge_tasks.backends.tflm import codegen
+from tinyedge_tasks.backends.tflm import codegen, resolver, scratch
 from tinyedge_tasks.preprocess import c as preprocess_c
 
 HERE = Path(__file__).parent
@@ -43,13 +43,58 @@ def test_platformio_ini_read_back_by_platformio(built_project):
     env = "env:esp32cam"
     assert config.get(env, "platform") == "espressif32@6.9.0"
     assert config.get(env, "board") == "esp32cam"
-    assert config.get(env, "framework") == ["arduino"]
-    assert config.get(env, "board_build.partitions") == "huge_app.csv"
+    assert config.get(env, "framework") == ["espidf"]
+    assert config.get(env, "board_build.partitions") == "partitions.csv"
     assert config.get(env, "monitor_speed") == 115200
-    assert "-DBOARD_HAS_PSRAM" in config.get(env, "build_flags")
-    deps = config.get(env, "lib_deps")
-    assert any(d.startswith("tanakamasayuki/TensorFlowLite_ESP32") for d in deps)
-    assert not any("esp32-camera" in d for d in deps)  # the Arduino core that `platform` installs has it
+    assert not config.get(env, "lib_deps") and not config.get(env, "build_flags")  # components: idf_component.yml
+    index = json.loads((built_project / "build/codegen/project.json").read_text())
+    assert index["toolchain"] == "platformio" and index["folder"] == "firmware"
+    assert set(index["files"]) == {"platformio.ini", "CMakeLists.txt", "sdkconfig.defaults", "partitions.csv",
+                                   "src/idf_component.yml", "src/CMakeLists.txt", "src/main.cc", "src/model_data.h",
+                                   "src/model_data.cc", "src/preprocess.c", "src/preprocess.h"}
+    partitions = (built_project / FIRMWARE / "partitions.csv").read_text()
+    assert "factory,  app,  factory, 0x10000,  0x300000" in partitions  # the board's 3 MB app partition
+
+
+def test_idf_component_manifest_validated_by_the_component_manager(built_project, tmp_path):
+    from idf_component_tools.manager import ManifestManager
+    manager = ManifestManager(built_project / FIRMWARE / "src", "src").validate()
+    assert manager._validation_errors == []
+    pins = {req.name: str(req.version_spec) for req in manager.manifest.requirements if not req.meta}
+    assert pins == {name: f"=={c['version']}" for name, c in codegen.COMPONENTS.items()}
+    assert tuple(map(int, pins["espressif/esp-tflite-micro"][2:].split("."))) >= (1, 3, 4)  # per-channel FC
+    (tmp_path / "idf_component.yml").write_text('dependencies:\n  espressif/esp-nn:\n    version: "==1.x.y"\n')
+    assert ManifestManager(tmp_path, "src").validate()._validation_errors  # the validator does catch a bad pin
+
+
+# Symbol types of the non-bool settings tinyedge writes (as in ESP-IDF 5.3's Kconfig); the rest are bools.
+KCONFIG_TYPES = {"CONFIG_IDF_TARGET": "string", "CONFIG_PARTITION_TABLE_CUSTOM_FILENAME": "string",
+                 "CONFIG_ESP_MAIN_TASK_STACK_SIZE": "int"}
+
+
+def _sdkconfig(path: Path, tmp_path: Path) -> dict[str, str]:
+    """sdkconfig.defaults parsed by esp-idf-kconfig against a Kconfig declaring its symbols; every setting has its
+    reason on the line above."""
+    import esp_kconfiglib
+    text = path.read_text()
+    keys = re.findall(r"^(CONFIG_\w+)=", text, re.MULTILINE)
+    (tmp_path / "Kconfig").write_text("".join(
+        f'config {key[7:]}\n    {KCONFIG_TYPES.get(key, "bool")} "{key}"\n' for key in keys))
+    kconfig = esp_kconfiglib.Kconfig(str(tmp_path / "Kconfig"), warn_to_stderr=False)
+    kconfig.load_config(str(path))
+    assert kconfig.warnings == []
+    lines = text.splitlines()
+    assert all(lines[i - 1].startswith("# ") for i, line in enumerate(lines) if line.startswith("CONFIG_"))
+    return {key: kconfig.syms[key[7:]].str_value for key in keys}
+
+
+def test_sdkconfig_defaults_parsed_back_by_esp_idf_kconfig(built_project, tmp_path):
+    values = _sdkconfig(built_project / FIRMWARE / "sdkconfig.defaults", tmp_path)
+    assert values["CONFIG_IDF_TARGET"] == "esp32"
+    assert values["CONFIG_ESPTOOLPY_FLASHMODE_DIO"] == values["CONFIG_SPIRAM"] == "y"  # the board's, not qio
+    assert values["CONFIG_COMPILER_OPTIMIZATION_PERF"] == values["CONFIG_NN_OPTIMIZED"] == "y"
+    assert values["CONFIG_PARTITION_TABLE_CUSTOM_FILENAME"] == "partitions.csv"
+    assert values["CONFIG_ESP_MAIN_TASK_STACK_SIZE"] == "8192"
 
 
 def test_model_array_is_the_calibrated_tflite(built_project):
@@ -62,20 +107,41 @@ def test_model_array_is_the_calibrated_tflite(built_project):
     assert f"g_model_data_len = {len(expected)};" in source
 
 
-def test_main_has_exactly_the_models_operators_and_measured_arena(built_project):
-    main = (built_project / FIRMWARE / "src/main.cpp").read_text()
+def test_main_has_exactly_the_models_operators_and_budgeted_arena(built_project):
+    main = (built_project / FIRMWARE / "src/main.cc").read_text()
     calibration = _calibration(built_project)
-    methods = re.findall(r"g_resolver\.(Add\w+)\(\);", main)
-    assert sorted(methods) == sorted(codegen.RESOLVER[op] for op in calibration["operators"])
+    methods = re.findall(r"resolver\.(Add\w+)\(\) != kTfLiteOk", main)
+    assert sorted(methods) == sorted(resolver.builtin_methods()[op] for op in calibration["operators"])
     assert f"MicroMutableOpResolver<{len(methods)}>" in main
     budget = json.loads((built_project / "build/codegen/budget.json").read_text())
-    expected_arena = -(-int(calibration["arena_bytes"] * 1.25) // 16) * 16
-    assert budget["arena"]["bytes"] == expected_arena >= calibration["arena_bytes"]
+    model = (built_project / "build/quantize/model.tflite").read_bytes()
+    scratch_bytes = scratch.arena_extra_bytes(model, "esp32")
+    assert scratch_bytes == 48  # the softmax's 10 x 4 B, rounded to 16: the generic ESP32 convs need none
+    expected_arena = -(-int(calibration["arena_bytes"] * 1.02 + scratch_bytes) // 16) * 16
+    assert budget["arena"]["bytes"] == expected_arena < calibration["arena_bytes"] * 1.25
+    assert budget["arena"]["extra_bytes"] == scratch_bytes and budget["arena"]["margin"] == 0.02
+    assert budget["arena"]["frames"] == {"count": 2, "bytes": 2 * 320 * 240 * 2, "place": "psram"}
     assert f"kArenaSize = {expected_arena};" in main
-    assert budget["arena"]["placement"] == "internal" and "alignas(16) uint8_t g_arena[kArenaSize]" in main
+    assert budget["arena"]["placement"] == "internal" and "kArenaCaps = MALLOC_CAP_INTERNAL" in main
+    assert "heap_caps_aligned_alloc(16, kArenaSize, kArenaCaps)" in main and "arena_used_bytes()" in main
+    assert "config.fb_count = 2;" in main and "CAMERA_GRAB_LATEST" in main and "CAMERA_FB_IN_PSRAM" in main
     labels = json.loads((built_project / "build/dataset/dataset.json").read_text())["classes"]
     assert all(f'"{label}",' in main for label in labels)
     assert "config.pin_sccb_sda = 26;" in main and "config.pin_pclk = 22;" in main  # AI Thinker pin map
+
+
+def test_resolver_data_is_the_pinned_header_list():
+    """Every entry of resolver_ops.json names an Add method of the pinned component once; the ops codegen may
+    emit all come from it, and DIV/SUM (absent from the 2022 Arduino library) map to this header's methods."""
+    data = resolver.resolver_data()
+    assert data["component"] == "espressif/esp-tflite-micro"
+    assert data["version"] == codegen.COMPONENTS[data["component"]]["version"]
+    methods = [entry["method"] for entry in data["methods"]]
+    assert len(methods) == len(set(methods)) and all(m.startswith("Add") for m in methods)
+    lines = [entry["line"] for entry in data["methods"]]
+    assert lines == sorted(lines)  # in the header's order, as extracted
+    assert set(data["esp_nn_ops"]) <= set(resolver.builtin_methods())
+    assert resolver.builtin_methods()["FULLY_CONNECTED"] == "AddFullyConnected"
 
 
 # ---- the firmware's preprocessing, compiled with the host gcc, against the Python preprocessing ----------
@@ -149,7 +215,7 @@ def test_preprocessing_other_inputs_match_python(tmp_path, width, height, channe
 
 # ---- incremental behaviour, boards, budget ---------------------------------------------------------------
 
-def test_changing_board_reruns_only_codegen_and_build(project_copy):
+def test_changing_board_reruns_only_codegen_and_build(project_copy, tmp_path):
     """Without PlatformIO on PATH the build stops with its message, after codegen regenerated the project."""
     write_manifest(project_copy, {"board": "xiao_esp32s3_sense"})
     result = doit(project_copy, "build", check=False, env={"PATH": "/usr/bin:/bin"})
@@ -161,7 +227,18 @@ def test_changing_board_reruns_only_codegen_and_build(project_copy):
     assert "Traceback" not in output
     budget = json.loads((project_copy / "build/codegen/budget.json").read_text())
     assert budget["board"] == "xiao_esp32s3_sense" and budget["flash"]["available_bytes"] == 3342336
-    assert "board = seeed_xiao_esp32s3" in (project_copy / FIRMWARE / "platformio.ini").read_text()
+    model = (project_copy / "build/quantize/model.tflite").read_bytes()
+    assert budget["arena"]["extra_bytes"] == scratch.arena_extra_bytes(model, "esp32s3") > 48  # S3 conv scratch
+    from platformio.project.config import ProjectConfig
+    config = ProjectConfig(str(project_copy / FIRMWARE / "platformio.ini"))
+    assert config.get("env:xiao_esp32s3_sense", "board") == "seeed_xiao_esp32s3"
+    assert config.get("env:xiao_esp32s3_sense", "framework") == ["espidf"]
+    values = _sdkconfig(project_copy / FIRMWARE / "sdkconfig.defaults", tmp_path)
+    assert values["CONFIG_IDF_TARGET"] == "esp32s3"
+    assert values["CONFIG_SPIRAM_MODE_OCT"] == values["CONFIG_ESPTOOLPY_FLASHMODE_QIO"] == "y"
+    assert "CONFIG_ESPTOOLPY_FLASHMODE_DIO" not in values
+    assert "GPIO_NUM_21" not in (project_copy / FIRMWARE / "src/main.cc").read_text()  # no led_class set
+    assert "config.pin_xclk = 10;" in (project_copy / FIRMWARE / "src/main.cc").read_text()
 
 
 def test_unknown_board_lists_the_known_ones(project_copy):
@@ -169,7 +246,7 @@ def test_unknown_board_lists_the_known_ones(project_copy):
     result = doit(project_copy, "codegen", check=False)
     assert result.returncode != 0
     assert re.search(r"tinyedge\.yaml:\d+: board: no board file boards/esp32cma\.yaml; "
-                     r"known boards: esp32cam, xiao_esp32s3_sense", result.stderr)
+                     r"known boards: esp32cam, (qemu-cortex-m4, )?xiao_esp32s3_sense", result.stderr)
     assert "Traceback" not in result.stdout + result.stderr
 
 
@@ -184,13 +261,13 @@ def test_budget_places_arena_in_psram_or_stops_at_codegen(project_copy):
     """Two boards added as YAML only: one with little internal RAM (arena goes to PSRAM), one whose app
     partition is too small (codegen stops with needed vs available)."""
     _board_variant(project_copy, "small_sram", {"sram": {"arena_max_bytes": 4096}})
-    _board_variant(project_copy, "small_flash", {"flash": {"app_partition_bytes": 1_000_000}})
+    _board_variant(project_copy, "small_flash", {"flash": {"app_partition_bytes": 1048576 + 8192}})  # < model
     write_manifest(project_copy, {"board": "small_sram", "firmware": {"led_class": "3"}})
     result = doit(project_copy, "codegen")
     assert ran(result) == {"codegen"}
-    main = (project_copy / FIRMWARE / "src/main.cpp").read_text()
-    assert "kLedClass = 3;" in main and "kLedPin = 33;" in main and "kLedOn = LOW;" in main
-    assert "ps_malloc(kArenaSize + 16)" in main and "g_arena[kArenaSize]" not in main
+    main = (project_copy / FIRMWARE / "src/main.cc").read_text()
+    assert "kLedClass = 3;" in main and "kLedPin = GPIO_NUM_33;" in main and "kLedOn = 0;" in main
+    assert "kArenaCaps = MALLOC_CAP_SPIRAM | MALLOC_CAP_8BIT;" in main and "in PSRAM" in main
     assert json.loads((project_copy / "build/codegen/budget.json").read_text())["arena"]["placement"] == "psram"
 
     write_manifest(project_copy, {"board": "small_flash"})
@@ -198,7 +275,7 @@ def test_budget_places_arena_in_psram_or_stops_at_codegen(project_copy):
     model = len((project_copy / "build/quantize/model.tflite").read_bytes())
     assert result.returncode != 0
     assert (f"it needs {model + 1048576} B (model {model} B + about 1048576 B of runtime), "
-            "the app partition (huge_app.csv) holds 1000000 B") in result.stdout + result.stderr
+            "the app partition (partitions.csv) holds 1056768 B") in result.stdout + result.stderr
     assert "compression.prune" in result.stdout + result.stderr
 
 
@@ -212,9 +289,12 @@ def test_operator_the_esp32_port_cannot_run_names_op_and_layer(built_project):
             code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.UNIQUE
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    with pytest.raises(TinyedgeError, match=r"cannot run: UNIQUE \(layer '.*pool1.*'\), UNIQUE \(layer '.*pool2"):
-        codegen.resolver_ops(bytes(builder.Output()))
-    assert [op["op"] for op in codegen.resolver_ops(data)] == sorted(_calibration(built_project)["operators"])
+    from tinyedge_tasks.tflite import runtime
+    with pytest.raises(TinyedgeError, match=r"esp-tflite-micro 1\.3\.8 cannot run: UNIQUE \(layer '.*pool1.*'\), "
+                                            r"UNIQUE \(layer '.*pool2"):
+        resolver.resolver_ops(runtime.operators(bytes(builder.Output())))
+    ops = resolver.resolver_ops(runtime.operators(data))
+    assert [op["op"] for op in ops] == sorted(_calibration(built_project)["operators"])
 
 
 # ---- PlatformIO without network, flash and monitor without a board ----------------------------------------
@@ -281,3 +361,21 @@ def test_board_files_load_and_pio_is_found():
     assert loaded["esp32cam"].psram.bytes == 4 * 1024 * 1024 and loaded["esp32cam"].flash.bytes == 4 * 1024 * 1024
     assert loaded["xiao_esp32s3_sense"].chip == "esp32s3"
     assert Path(pio_executable()).name in ("pio", "platformio") and shutil.which("gcc")
+
+
+def test_board_sdkconfig_takes_plain_values_and_reasons():
+    """{value, why} and plain values both load as {KEY: value} (what the ESP-DL backend reads); the shared
+    ESP-IDF skeleton refuses a line without a reason, naming it."""
+    from tinyedge_tasks.config import boards
+    from tinyedge_tasks.config.board_schema import Board
+    from tinyedge_tasks.toolchains import esp_idf
+    data = yaml.safe_load((HERE.parent / "boards/esp32cam.yaml").read_text())
+    board = Board.model_validate(data)
+    assert board.esp_idf.sdkconfig["CONFIG_SPIRAM"] is True and "PSRAM" in board.esp_idf.reasons["CONFIG_SPIRAM"]
+    assert board.frame_buffers == 2
+    data["esp_idf"]["sdkconfig"]["CONFIG_FREERTOS_HZ"] = 1000
+    plain = Board.model_validate(data)
+    assert plain.esp_idf.sdkconfig["CONFIG_FREERTOS_HZ"] == 1000 and "CONFIG_FREERTOS_HZ" not in plain.esp_idf.reasons
+    with pytest.raises(TinyedgeError, match=r"boards/x\.yaml: esp_idf\.sdkconfig: CONFIG_FREERTOS_HZ without a reason"):
+        esp_idf.skeleton(plain, "x", "p", {}, ">=5.1", [])
+    assert boards.load(HERE.parent / "boards/esp32cam.yaml").esp_idf.sdkconfig == board.esp_idf.sdkconfig

@@ -121,11 +121,12 @@ def test_no_board_on_the_port_is_a_clear_message(tmp_path):
 
 
 def test_doit_with_the_micropython_backend_and_back(project_copy):
-    """The built example switched to firmware.backend micropython: quantize is shared, codegen, calibrate (the
+    """The built example switched to firmware.backend micropython: dataset and train are kept; codegen, calibrate (the
     whole test split, plain and viper, in the unix port) and build run; switching back restores from the cache."""
     write_manifest(project_copy, {"firmware": {"backend": "micropython"}})
     result = doit(project_copy)
-    assert ran(result) == {"codegen", "calibrate", "build", "report"}, result.stdout
+    # quantize's code digest holds the backend's preflight hook (none here): it may rerun, to the same bytes
+    assert ran(result) - {"quantize"} == {"codegen", "calibrate", "build", "report"}, result.stdout
     calibration = json.loads((project_copy / "build" / "calibrate" / "calibration.json").read_text())
     assert calibration["runtime"] == "micropython unix (viper)"
     assert calibration["differing_samples"] == 0

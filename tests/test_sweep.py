@@ -29,7 +29,8 @@ def test_apply_edits_only_the_values_keeping_comments_and_order():
             "train:\n  epochs: 12   # long\n\ncompression:\n  quantize:\n    scheme: int8\n# trailing comment\n"
             "board: esp32cam\n")
     values = {"train.epochs": 1, "dataset.input.width": 24, "dataset.input.channels": 3,
-              "compression.quantize.scheme": "int16x8", "compression.prune.sparsity": 0.5, "train.width_multiplier": 0.5}
+              "compression.quantize.scheme": "int16x8", "compression.prune.sparsity": 0.5,
+              "train.width_multiplier": 0.5}
     edited = manifest_edit.set_values(text, values)
     data = yaml.safe_load(edited)
     assert data["train"] == {"epochs": 1, "width_multiplier": 0.5}
@@ -154,9 +155,13 @@ def postgres():
 
 
 def _tight_board(project: Path) -> None:
-    """esp32cam without PSRAM and with a 20 KB arena: a wide model cannot fit, and the preflight says so."""
+    """esp32cam with 20 KB for the arena in internal RAM and in PSRAM (beside the camera frames): a wide model
+    cannot fit, and the preflight says so."""
+    from tinyedge_tasks.config import boards
+    loaded = boards.load(project / "boards" / "esp32cam.yaml")
+    frames = getattr(loaded, "frame_buffers", 1) * loaded.frame_bytes
     board = yaml.safe_load((project / "boards" / "esp32cam.yaml").read_text())
-    board.pop("psram")
+    board["psram"]["bytes"] = board["psram"]["reserved_bytes"] + frames + 20480
     board["sram"]["arena_max_bytes"] = 20480
     (project / "boards" / "tight.yaml").write_text(yaml.safe_dump(board))
 

@@ -31,7 +31,8 @@ def configurations(store) -> list[dict]:
     budget, None when unknown; `origin` names the sweep variants and tune trials that gave it."""
     records = store.records()  # oldest first, so a later producer of the same bytes wins
     producer = {meta["digest"]: record for _, record in records for meta in record["outputs"].values()}
-    generated = {digest for _, record in records if record["stage"] == "codegen" for digest in record["inputs"].values()}
+    generated = {digest for _, record in records if record["stage"] == "codegen"
+                 for digest in record["inputs"].values()}
     noted: dict[str, list[dict]] = {}
     for entry in variants.recorded(store.root):
         noted.setdefault(entry["calibration"], []).append(entry)
@@ -104,8 +105,9 @@ def run(project, options, args) -> None:
     keys = sorted({k for row in rows for k in row["config"]})
     differing = [k for k in keys if len({json.dumps(row["config"].get(k)) for row in rows}) > 1]
     candidates = [r for r in rows if r["fits"] is not False]  # the front is of what can run on the board
-    best_of = dict(zip(map(id, candidates), pareto([(r["metrics"]["quantized_test_accuracy"], r["metrics"]["model_bytes"],
-                                                     r["metrics"]["arena_bytes"]) for r in candidates])))
+    figures = [(r["metrics"]["quantized_test_accuracy"], r["metrics"]["model_bytes"], r["metrics"]["arena_bytes"])
+               for r in candidates]
+    best_of = dict(zip(map(id, candidates), pareto(figures)))
     front = [best_of.get(id(r), False) for r in rows]
     headers = ["#"] + differing + ["int8 acc", "float acc", "model B", "arena B", "fits", "Pareto", "compute s", "key",
                                    "from"]
@@ -125,7 +127,8 @@ def run(project, options, args) -> None:
     (folder / "experiments.md").write_text(
         "# Experiments\n\nOne row per configuration in the cache; * marks the Pareto front of those that fit the "
         "board (accuracy up, model bytes and arena down; hollow points in the chart do not fit); `from` names the "
-        f"sweep variants and tune trials that gave it.\n\n{charts.markdown_table(headers, table)}\n\n![chart](experiments.png)\n")
+        "sweep variants and tune trials that gave it.\n\n"
+        f"{charts.markdown_table(headers, table)}\n\n![chart](experiments.png)\n")
     (folder / "experiments.json").write_text(json.dumps(
         [{**row, "pareto": best} for row, best in zip(rows, front)], indent=1, sort_keys=True))
     print(f"table and chart: {project.relative(folder)}/experiments.md, experiments.png")

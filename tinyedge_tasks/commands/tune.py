@@ -39,7 +39,14 @@ def _storage(optuna, url: str):
                                 f"it comes with {EXTRA}") from None
         url = url.replace("postgresql://", "postgresql+psycopg2://", 1)  # SQLAlchemy 2.1 would look for psycopg 3
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
-    return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+    from sqlalchemy.exc import IntegrityError, ProgrammingError
+    for attempt in range(5):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except (IntegrityError, ProgrammingError):  # workers creating the tables of a new database at once
+            if attempt == 4:
+                raise
+            time.sleep(1 + attempt)
 
 
 def _default_storage(project) -> str:
@@ -139,6 +146,11 @@ def run(project, options, args) -> None:
         if preflight:
             passed = v.run_doit(outcome, ["check"], store, build_dir, progress)
             trial.set_user_attr("preflight_seconds", round(outcome.seconds, 2))
+            if not passed and outcome.crashed:
+                trial.set_user_attr("error", outcome.error)
+                v.record(store, "tune", name, outcome, build_dir, extra)
+                raise TinyedgeError(f"trial {trial.number} crashed in {outcome.failed_stage}: "
+                                    f"{outcome.error.splitlines()[-1]} (its doit.log has the traceback)")
             if not passed:
                 trial.set_user_attr("rejected", outcome.error)
                 v.record(store, "tune", name, outcome, build_dir, extra)
@@ -189,13 +201,14 @@ def _summary(project, study, settings: dict, base, seconds: float) -> None:
     for t in trials:
         values = t.user_attrs.get("values", t.params)
         fits = {None: "?", 0.0: "yes"}.get(t.constraints.get("fits the board") if t.constraints else None, "no")
-        note = t.user_attrs.get("rejected") or t.user_attrs.get("error") or ""
+        error = t.user_attrs.get("error", "").strip().splitlines()
+        note = (t.user_attrs.get("rejected") or "").split("\n")[0] or (error[-1] if error else "")
         rows.append([t.number, *[json.dumps(values.get(k)) for k in keys], t.state.name.lower(),
                      *([int(x) if x.is_integer() else round(x, 4) for x in t.values] if t.values
                        else [""] * len(names)),
                      "no" if t.user_attrs.get("rejected") else fits, "*" if t.number in front else "",
                      t.user_attrs.get("preflight_seconds", ""), t.user_attrs.get("seconds", ""),
-                     note.splitlines()[0][:70] if note else ""])
+                     note[:70]])
     rejected = [t for t in trials if t.user_attrs.get("rejected")]
     print(charts.text_table(headers, rows))
     rejection_seconds = sum(t.user_attrs.get("preflight_seconds", 0) for t in rejected)

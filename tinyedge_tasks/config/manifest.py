@@ -159,7 +159,7 @@ class TuneRange(_Section):
 
     low: int | float
     high: int | float
-    step: Optional[int | float] = Field(None, gt=0, description="Grid step inside the range; omit for a continuous range.")
+    step: Optional[int | float] = Field(None, gt=0, description="Grid step; omit for a continuous range.")
     log: bool = Field(False, description="Sample on a log scale (learning rates).")
 
     @field_validator("high")
@@ -179,7 +179,8 @@ class Tune(_Section):
     objectives: dict[str, Literal["maximize", "minimize"]] = Field(
         {"quantized_test_accuracy": "maximize", "model_bytes": "minimize"},
         description="Figures of calibration.json (quantized_test_accuracy, model_bytes, arena_bytes, ...) or of the "
-                    "board budget as budget.<key> (budget.flash.needed_bytes, budget.arena.bytes): maximize or minimize.")
+                    "board budget as budget.<key> (budget.flash.needed_bytes, budget.arena.bytes): maximize or "
+                    "minimize.")
     trials: int = Field(20, ge=1, le=100000, description="Trials the study should hold; a rerun adds only the missing.")
     sampler: Literal["tpe", "nsga2", "random", "grid"] = Field(
         "tpe", description="grid: every combination of the choices (as doit sweep); tpe/nsga2 multi-objective.")

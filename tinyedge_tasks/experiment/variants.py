@@ -140,6 +140,7 @@ class Outcome:
     metrics: dict | None = None         # calibrate/calibration.json
     budget: dict | None = None          # codegen/budget.json
     fits: bool | None = None
+    crashed: bool = False               # a traceback (doit TaskError), not a TinyedgeError message
 
     @property
     def label(self) -> str:
@@ -188,6 +189,7 @@ def run_doit(outcome: Outcome, targets: list[str], store: Path, build_dir: str,
     found = FAILURE.search(text)
     if found:
         outcome.failed_stage, message = found.group(1), found.group(2).strip()
+        outcome.crashed = found.group(0).startswith("TaskError")
         outcome.stages[outcome.failed_stage] = "failed"
     else:
         message = "\n".join(line for line in text.splitlines()[-5:] if line.strip()) or f"doit exited with {code}"
