@@ -116,8 +116,8 @@ def run(project, options, args) -> None:
     optuna = _optuna()
     settings = _settings(project, options)
     seed = project.manifest.get("project.seed")
-    if settings["storage"] != _default_storage(project):
-        seed += os.getpid()  # workers of a shared study must not all draw the same first points
+    if not settings["storage"].startswith("sqlite"):
+        seed += os.getpid()  # workers on a study server must not all draw the same first points
     study = optuna.create_study(study_name=settings["study"], storage=_storage(optuna, settings["storage"]),
                                 directions=list(settings["objectives"].values()), load_if_exists=True,
                                 sampler=_sampler(optuna, settings, seed))

@@ -52,7 +52,7 @@ KNOWN_EXTRA_MARGIN = 0.02  # the most margin kept when the runtime's extra arena
 
 
 def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, margin: float,
-           knobs: dict | None = None, extra: dict | None = None) -> dict:
+           knobs: dict | None = None, extra: dict | None = None, on_table=None) -> dict:
     """Flash and RAM the model needs on `board`; the arena goes to internal RAM when it fits, else PSRAM.
 
     The arena is the host's measured minimum plus a margin. `extra` ({bytes, why}), when the backend can compute
@@ -62,7 +62,8 @@ def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, ma
     whole margin (a flat fraction). The camera frames count as the firmware allocates them: board.frame_buffers
     frames, in PSRAM when the board has some, else in internal RAM.
     Raises with needed vs available numbers and the knobs that would make it fit, computed from the miss.
-    `knobs` (optional) holds the manifest's current values: width_multiplier, input (width, height), scheme."""
+    `knobs` (optional) holds the manifest's current values: width_multiplier, input (width, height), scheme.
+    `on_table` (optional) gets the rows (memory, needed B, available B) before the verdict, fit or not."""
     knobs = knobs or {}
     fraction = margin if extra is None else min(margin, KNOWN_EXTRA_MARGIN)
     extra_bytes = extra["bytes"] if extra else 0
@@ -73,6 +74,10 @@ def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, ma
     flash_needed = model_bytes + board.flash.runtime_bytes
     psram_free = (board.psram.bytes - board.psram.reserved_bytes - frames) if board.psram else 0
     internal_free = board.sram.arena_max_bytes - (0 if board.psram else frames)
+    if on_table:
+        on_table([("flash (model + runtime)", flash_needed, board.flash.app_partition_bytes),
+                  (f"arena ({margin_text}), internal RAM", arena, internal_free),
+                  ("arena, PSRAM", arena, max(psram_free, 0))])
     if flash_needed > board.flash.app_partition_bytes:
         room = board.flash.app_partition_bytes - board.flash.runtime_bytes
         raise TinyedgeError(

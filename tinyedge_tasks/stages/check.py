@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -50,10 +49,9 @@ def run(ctx) -> None:
     knobs = {"width_multiplier": ctx.config["train.width_multiplier"], "input": (shape["width"], shape["height"]),
              "scheme": scheme}
     board = boards.load(ctx.root / boards.BOARDS_DIR / f"{board_name}.yaml")
-    try:
-        budget = boards.budget(board, board_name, len(tflite), arena, ctx.config["firmware.arena_margin"], knobs)
-    finally:
-        _table(ctx, board_name, board, len(tflite), arena, ctx.config["firmware.arena_margin"])
+    ctx.log(f"budget on {board_name} ({board.chip}), model {len(tflite)} B, measured arena {arena} B:")
+    budget = preflight.budget(board, board_name, tflite, arena, ctx.config["firmware.arena_margin"], knobs,
+                              on_table=lambda rows: _table(ctx, rows))
     (ctx.out / "check.json").write_text(json.dumps({"backend": backend_name, "scheme": scheme, **budget}, indent=1))
     ctx.log(f"fits {board_name}: arena in {budget['arena']['placement']} RAM ({time.perf_counter() - started:.1f} s)")
 
@@ -70,14 +68,9 @@ def _unzero(model, seed: int) -> None:
                                for w in weights])
 
 
-def _table(ctx, board_name: str, board, model_bytes: int, arena_min: int, margin: float) -> None:
+def _table(ctx, rows) -> None:
     """The budget table, printed whether or not it fits."""
-    arena = math.ceil(arena_min * (1 + margin) / 16) * 16  # as boards.budget
-    psram = (board.psram.bytes - board.psram.reserved_bytes - board.frame_bytes) if board.psram else 0
-    rows = [("flash (model + runtime)", model_bytes + board.flash.runtime_bytes, board.flash.app_partition_bytes),
-            (f"arena (+{margin:.0%} margin), internal RAM", arena, board.sram.arena_max_bytes),
-            ("arena, PSRAM", arena, psram)]
-    ctx.log(f"budget on {board_name} ({board.chip}), model {model_bytes} B, measured arena {arena_min} B:")
-    ctx.log(f"{'':32} {'needed B':>10} {'available B':>12}  verdict")
+    width = max(len(name) for name, _, _ in rows)
+    ctx.log(f"{'':{width}} {'needed B':>10} {'available B':>12}  verdict")
     for name, needed, available in rows:
-        ctx.log(f"{name:32} {needed:>10} {available:>12}  {'fits' if needed <= available else 'too big'}")
+        ctx.log(f"{name:{width}} {needed:>10} {available:>12}  {'fits' if needed <= available else 'too big'}")

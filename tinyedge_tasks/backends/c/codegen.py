@@ -62,9 +62,11 @@ def run(ctx) -> None:
     board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
     toolchain = _toolchain(board, board_name)
-    model = lower(ctx.inputs["quantize/model.tflite"].read_bytes())   # an unsupported operator stops here
+    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
+    model = lower(model_bytes)   # an unsupported operator stops here
     weights = constant_bytes(model)
-    budget = Budget(**boards.budget(board, board_name, weights, model.arena_size, 0.0))   # the plan is exact
+    from . import check
+    budget = Budget(**check.budget(board, board_name, model_bytes, model.arena_size, 0.0))   # the plan is exact
     ctx.write(budget)
     plan = memory_plan(model)
     (ctx.out / "memory_plan.json").write_text(json.dumps(plan, indent=1))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...config import boards
 from ...errors import TinyedgeError
 from ...tflite import runtime, worker
 from .resolver import builtin_methods, resolver_data
@@ -34,3 +35,18 @@ def measure(model_bytes: bytes, images: np.ndarray, where: str) -> int:
     """The smallest TFLM arena of the model (scales made sane first: the arena does not depend on them)."""
     sample = runtime.model_input(model_bytes, images[:1])
     return worker.smallest_arena(worker.measurable(model_bytes), sample, f"{where} (arena search)")[0]
+
+
+def arena_extra(board, model_bytes: bytes) -> dict | None:
+    """ESP-NN's scratch bytes on the board's chip for boards.budget, None for a chip whose sizes are unknown."""
+    from . import scratch
+    if board.chip not in scratch.CHIPS:
+        return None
+    return {"bytes": scratch.arena_extra_bytes(model_bytes, board.chip), "why": f"ESP-NN scratch on the {board.chip}"}
+
+
+def budget(board, board_name: str, model_bytes: bytes, arena: int, margin: float, knobs: dict | None = None,
+           on_table=None) -> dict:
+    """The budget as codegen checks it (and so the preflight): ESP-NN's scratch on top of the measured arena."""
+    return boards.budget(board, board_name, len(model_bytes), arena, margin, knobs, arena_extra(board, model_bytes),
+                         on_table)

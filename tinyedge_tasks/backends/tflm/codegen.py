@@ -52,14 +52,6 @@ def sources(manifest) -> list[Path]:
     return [boards.path_of(manifest)]
 
 
-def arena_extra(board, model_bytes: bytes) -> dict | None:
-    """ESP-NN's scratch bytes on the board's chip for boards.budget, None for a chip whose sizes are unknown."""
-    from . import scratch
-    if board.chip not in scratch.CHIPS:
-        return None
-    return {"bytes": scratch.arena_extra_bytes(model_bytes, board.chip), "why": f"ESP-NN scratch on the {board.chip}"}
-
-
 def app_files(values: dict) -> dict[str, str]:
     env = environment(TEMPLATES)
     return {name: env.get_template(f"{name}.j2").render(values) for name in APP_FILES}
@@ -81,9 +73,9 @@ def run(ctx) -> None:
     labels = ctx.read(DatasetSummary).classes
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
     operators = resolver_ops(runtime.operators(model_bytes))
-    extra = arena_extra(board, model_bytes)
-    budget = Budget(**boards.budget(board, board_name, len(model_bytes), calibration.arena_bytes,
-                                    ctx.config["firmware.arena_margin"], extra=extra))
+    from . import check
+    budget = Budget(**check.budget(board, board_name, model_bytes, calibration.arena_bytes,
+                                   ctx.config["firmware.arena_margin"]))
     ctx.write(budget)
     arena = budget.arena
     place, caps = PLACES[arena["placement"]]
@@ -98,12 +90,13 @@ def run(ctx) -> None:
     if led_class is not None and led is None:
         raise TinyedgeError(f"boards/{board_name}.yaml: leds: no 'status' LED to light for firmware.led_class; "
                             "add leds.status {pin, active_low} or remove firmware.led_class")
-    margin_reason = (f"{arena['extra_bytes']} B {arena['extra_why']} + {arena['margin']:.0%}" if extra
+    known = arena["extra_why"] is not None  # the chip's ESP-NN scratch was computed
+    margin_reason = (f"{arena['extra_bytes']} B {arena['extra_why']} + {arena['margin']:.0%}" if known
                      else f"{arena['margin']:.0%} firmware.arena_margin")
     values = {
         "board": board, "board_name": board_name, "project": ctx.config["project.name"], "labels": labels,
         "operators": operators, "pins": board.camera.pins, "source": "quantize/model.tflite",
-        "arena": {**arena, "margin_reason": margin_reason, "place": place, "caps": caps, "known": extra is not None},
+        "arena": {**arena, "margin_reason": margin_reason, "place": place, "caps": caps, "known": known},
         "led": led if led_class is not None else None, "led_class": led_class,
         "led_index": labels.index(led_class) if led_class is not None else -1,
         "output": calibration.output, "output_ctype": ctype(calibration.output["dtype"], "output"),
