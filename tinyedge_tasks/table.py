@@ -12,7 +12,6 @@ from .rows import Command, Stage
 
 TF = ("tensorflow", "tf-keras", "numpy")
 TFLITE = TF + ("tensorflow-model-optimization", "tflite-micro")
-STAGES = "tinyedge_tasks.stages."  # the shared stage modules
 PORT_PARAM = {"name": "port", "long": "port", "type": str, "default": "",
               "help": "serial port (else $TINYEDGE_PORT, firmware.port, or the only one found)"}
 WORKERS_PARAM = {"name": "workers", "long": "workers", "type": int, "default": 0,
@@ -102,8 +101,7 @@ COMMANDS: tuple[Command, ...] = (
 def stages(backend) -> tuple[Stage, ...]:
     """The project's table: the common rows, the backend's rows, and the report when the backend writes the
     calibration record the report is drawn from (every firmware backend does; a toy need not)."""
-    hooked = {"check", "quantize"} if backend.preflight else set()  # they call the backend's preflight module
-    rows = tuple(replace(row, hooks=(backend.preflight,)) if row.name in hooked and row.module.startswith(STAGES)
-                 else row for row in (DATASET, CHECK, TRAIN, PRUNE, *backend.stages))
+    check = replace(CHECK, hooks=(backend.preflight,)) if backend.preflight else CHECK  # calls the backend's
+    rows = (DATASET, check, TRAIN, PRUNE, *backend.stages)
     calibrates = any(row.name == "calibrate" and "calibration.json" in row.makes for row in rows)
     return rows + (REPORT,) if calibrates else rows

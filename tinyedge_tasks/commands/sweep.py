@@ -23,7 +23,7 @@ def _reads_key(read: str, key: str) -> bool:
 
 
 def _upstream(project, name: str, with_after: bool) -> set[str]:
-    """The stages whose outputs `name` reads (and, with_after, those doit runs before it: after, setup)."""
+    """The stages whose outputs `name` reads (and, with_after, its doit setup stages, run before it)."""
     seen: set[str] = set()
     pending = [name]
     while pending:

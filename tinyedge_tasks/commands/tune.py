@@ -26,7 +26,7 @@ def _optuna():
         import optuna
     except ImportError:
         raise TinyedgeError(f"doit tune needs Optuna, which is not installed; it comes with {EXTRA}") from None
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is a row of our table, not a traceback
     return optuna
 
 

@@ -1,4 +1,5 @@
 """calibrate: run the quantized model in the real TFLM runtime on the test split; measure what the board needs.
+The backend's first stage after the shared quantize: it first refuses an operator the firmware cannot register.
 
 TFLM runs in child processes (tflite/worker.py): a crash is a message naming the stage, the model and the signal."""
 from __future__ import annotations
@@ -8,6 +9,7 @@ import numpy as np
 from ...artifacts import Calibration, Metrics
 from ...tflite import runtime as tflm
 from ...tflite import worker
+from .check import check_operators
 
 
 def run(ctx) -> None:
@@ -17,6 +19,7 @@ def run(ctx) -> None:
     float_accuracy = ctx.read(Metrics).test_accuracy
 
     what = "calibrate: build/quantize/model.tflite"
+    check_operators(model_bytes, what)  # first: an operator the firmware lacks stops before anything runs
     arena, notes = worker.smallest_arena(model_bytes, tflm.model_input(model_bytes, x_test[:1]),
                                          f"{what} (arena search)")
     for note in notes:
