@@ -162,8 +162,8 @@ def run(project, options, args) -> None:
         trial.set_user_attr("seconds", round(outcome.seconds, 2))
         trial.set_user_attr("stages", outcome.stages)
         v.record(store, "tune", name, outcome, build_dir, extra)
-        if outcome.metrics is None:
-            trial.set_user_attr("error", outcome.error)
+        if outcome.metrics is None or (outcome.status == "failed" and outcome.fits is not False):
+            trial.set_user_attr("error", outcome.error)  # not the board's verdict: a failed trial, not a point
             raise TinyedgeError(f"trial {trial.number} failed at {outcome.failed_stage}: {outcome.error}")
         trial.set_constraint("fits the board", 0.0 if outcome.fits else 1.0)  # <= 0 is feasible
         figures = [_figure(outcome, name) for name in settings["objectives"]]

@@ -84,35 +84,36 @@ class StatCache:
         self._pending.clear()
 
 
-def _walk(folder: str, prefix: str, into: list[tuple[str, str, int, int]]) -> None:
-    """(relative path, absolute path, mtime_ns, size) of every regular file below `folder`, names sorted; hidden
-    names (.DS_Store, .git) are left out."""
-    with os.scandir(folder) as entries:
-        listed = sorted(entries, key=lambda e: e.name)
-    for entry in listed:
-        if entry.name.startswith("."):
-            continue
-        if entry.is_dir():
-            _walk(entry.path, f"{prefix}{entry.name}/", into)
-        elif entry.is_file():
-            st = entry.stat()
-            into.append((prefix + entry.name, entry.path, st.st_mtime_ns, st.st_size))
-
-
-def tree_files(folder: str | os.PathLike) -> list[tuple[str, str, int, int]]:
-    found: list[tuple[str, str, int, int]] = []
-    _walk(os.fspath(folder), "", found)
+def tree_stats(folder: str | os.PathLike) -> list[str]:
+    """'relative path\0mtime_ns\0size' of every regular file below `folder`, sorted; hidden names (.DS_Store,
+    .git) are left out. One stat per file and nothing else: 100,000 files must scan in a fraction of a second."""
+    found = []
+    pending = [(os.fspath(folder), "")]
+    while pending:
+        path, prefix = pending.pop()
+        with os.scandir(path) as entries:
+            for entry in entries:
+                name = entry.name
+                if name[0] == ".":
+                    continue
+                if entry.is_dir():
+                    pending.append((entry.path, f"{prefix}{name}/"))
+                elif entry.is_file():
+                    st = entry.stat()
+                    found.append(f"{prefix}{name}\0{st.st_mtime_ns}\0{st.st_size}")
+    found.sort()
     return found
 
 
-def tree_stat_digest(files: list[tuple[str, str, int, int]]) -> str:
-    """Digest of names, mtimes and sizes only: equal means nothing under the folder moved."""
-    return digest_bytes("\n".join(f"{rel}\0{mtime}\0{size}" for rel, _, mtime, size in files).encode())
+def tree_stat_digest(stats: list[str]) -> str:
+    """Equal digests: nothing under the folder was added, removed, renamed or written."""
+    return digest_bytes("\n".join(stats).encode())
 
 
-def tree_content_digest(files: list[tuple[str, str, int, int]]) -> str:
+def tree_content_digest(folder: str | os.PathLike, stats: list[str]) -> str:
     """Digest of names and contents; a file is rehashed only when its stat moved (STAT_CACHE)."""
-    return digest_bytes("\n".join(f"{rel}\0{STAT_CACHE.digest(path)}" for rel, path, _, _ in files).encode())
+    names = [line.split("\0", 1)[0] for line in stats]
+    return digest_bytes("\n".join(f"{n}\0{STAT_CACHE.digest(os.path.join(folder, n))}" for n in names).encode())
 
 
 STAT_CACHE = StatCache(Path("cache") / "digests.sqlite3")  # pipeline points it at the project's cache/
@@ -126,8 +127,8 @@ class XXH3Checker(FileChangedChecker):
         if stat_mode.S_ISDIR(file_stat.st_mode):
             if not state or state[0] != "tree":
                 return True
-            files = tree_files(file_path)
-            return tree_stat_digest(files) != state[1] and tree_content_digest(files) != state[2]
+            stats = tree_stats(file_path)
+            return tree_stat_digest(stats) != state[1] and tree_content_digest(file_path, stats) != state[2]
         if state and state[0] == "tree":
             return True
         mtime_ns, size, digest = state
@@ -139,11 +140,11 @@ class XXH3Checker(FileChangedChecker):
 
     def get_state(self, dep, current_state):
         if os.path.isdir(dep):
-            files = tree_files(dep)
-            stat_digest = tree_stat_digest(files)
+            stats = tree_stats(dep)
+            stat_digest = tree_stat_digest(stats)
             if current_state and tuple(current_state[:2]) == ("tree", stat_digest):
                 return None
-            return "tree", stat_digest, tree_content_digest(files)
+            return "tree", stat_digest, tree_content_digest(dep, stats)
         stat = os.stat(dep)
         if current_state and tuple(current_state[:2]) == (stat.st_mtime_ns, stat.st_size):
             return None
