@@ -30,9 +30,9 @@ def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
 def crop_box(src_w: int, src_h: int, width: int, height: int) -> tuple[int, int, int, int]:
     """(x0, y0, crop_w, crop_h): the largest centred window with the model's aspect ratio."""
     if src_w * height > src_h * width:
-        crop_w, crop_h = src_h * width // height, src_h
+        crop_w, crop_h = max(1, src_h * width // height), src_h
     else:
-        crop_w, crop_h = src_w, src_w * height // width
+        crop_w, crop_h = src_w, max(1, src_w * height // width)  # a tiny image for a very wide input: one row
     return (src_w - crop_w) // 2, (src_h - crop_h) // 2, crop_w, crop_h
 
 

@@ -134,9 +134,9 @@ def from_rgb565(frame, src_w, src_h):
     \"\"\"RGB565 frame (high byte first) -> model input: colour conversion per pixel (ITU-R 601 in 16.16 for gray),
     centre crop to the model's aspect ratio, box resize with rounded integer means, the input table.\"\"\"
     if src_w * HEIGHT > src_h * WIDTH:
-        crop_w, crop_h = src_h * WIDTH // HEIGHT, src_h
+        crop_w, crop_h = max(1, src_h * WIDTH // HEIGHT), src_h
     else:
-        crop_w, crop_h = src_w, src_w * HEIGHT // WIDTH
+        crop_w, crop_h = src_w, max(1, src_w * HEIGHT // WIDTH)
     x0, y0 = (src_w - crop_w) // 2, (src_h - crop_h) // 2
     out = bytearray(WIDTH * HEIGHT * CHANNELS)
     for oy in range(HEIGHT):
