@@ -193,7 +193,7 @@ def test_8_budget_advice_is_computed_from_the_miss(project_copy):
         boards.budget(board, "esp32cam", 20000, 4_000_000, 0.25,
                       {"width_multiplier": 1.0, "input": (160, 160), "scheme": "int8"})
     message = str(caught.value)
-    assert "1221440 B too many" in message and "dataset.input 139x139 or smaller (now 160x160)" in message
+    assert "1375040 B too many" in message and "dataset.input 136x136 or smaller (now 160x160)" in message
     assert "int16x8" not in message and "a board with PSRAM" not in message
     with pytest.raises(TinyedgeError) as caught:
         boards.budget(board, "esp32cam", 4_000_000, 10_000, 0.25, {"width_multiplier": 1.0})
@@ -232,8 +232,8 @@ def test_check_preflight_refuses_a_model_too_large_for_the_board(project_copy):
         "import tf_keras as keras\n\n"
         "def build(input_shape, classes):\n"
         "    inputs = keras.Input(shape=input_shape)\n"
-        "    x = keras.layers.Conv2D(64, 3, padding='same', activation='relu', name='wide1')(inputs)\n"
-        "    x = keras.layers.Conv2D(64, 3, padding='same', activation='relu', name='wide2')(x)\n"
+        "    x = keras.layers.Conv2D(96, 3, padding='same', activation='relu', name='wide1')(inputs)\n"
+        "    x = keras.layers.Conv2D(96, 3, padding='same', activation='relu', name='wide2')(x)\n"
         "    x = keras.layers.GlobalAveragePooling2D(name='pool')(x)\n"
         "    return keras.Model(inputs, keras.layers.Dense(classes, activation='softmax', name='logits')(x))\n")
     _manifest(project_copy, {"train": {**yaml.safe_load((project_copy / "tinyedge.yaml").read_text())["train"],

@@ -16,7 +16,7 @@ BAD_MANIFESTS = [
     ("typo in a section", "trian:\n  epochs: 5\n", 1, ["trian", "did you mean 'train'"]),
     ("wrong type", "train:\n  model: tiny_cnn\n  epochs: ten\n", 3, ["train.epochs", "integer", '"ten"']),
     ("out of range", "dataset:\n  split: {val: 0.7}\n", 2, ["dataset.split.val", "less than 0.5", "0.7"]),
-    ("bad choice", "dataset:\n  input:\n    channels: 2\n", 3, ["dataset.input.channels", "1 or 3"]),
+    ("bad choice", "dataset:\n  input:\n    channels: 2\n", 3, ["dataset.input.channels", "1 (grayscale) or 3 (RGB)"]),
     ("section not a mapping", "train: 5\n", 1, ["train", "expected a mapping", "5"]),
     ("python object tag", "train: !!python/object/apply:os.system ['touch PWNED']\n", 1,
      ["python/object/apply:os.system", "plain data only"]),

@@ -11,6 +11,7 @@ import subprocess
 
 import numpy as np
 import pytest
+import xxhash
 from PIL import Image
 
 from conftest import doit, ran, write_manifest
@@ -94,13 +95,19 @@ def test_report_follows_an_optional_firmware_build(project_copy):
     the ESP32 platform here, so the file a real `pio run` records stands in for one."""
     build_json = project_copy / "build/build/build.json"
     build_json.parent.mkdir(parents=True)
+    index = (project_copy / "build/codegen/project.json").read_bytes()
     build_json.write_text(json.dumps({"env": "esp32cam", "flash_used_bytes": 1187345,
                                       "flash_available_bytes": 3145728, "ram_used_bytes": 61200,
-                                      "ram_available_bytes": 327680}))
+                                      "ram_available_bytes": 327680, "project": xxhash.xxh3_128_hexdigest(index)}))
     result = doit(project_copy)
     assert "report" in ran(result) and "build" not in ran(result)
     assert "| flash_used_bytes | 1187345 |" in (project_copy / "build/report/report.md").read_text()
     assert "report" not in ran(doit(project_copy))
+    (project_copy / "build/codegen/project.json").write_bytes(index + b" ")  # codegen made another project since
+    assert "report" in ran(doit(project_copy))
+    assert "another firmware project than codegen's current one" in (
+        project_copy / "build/report/report.md").read_text()
+    (project_copy / "build/codegen/project.json").write_bytes(index)
     build_json.unlink()
     assert "report" in ran(doit(project_copy))
     assert "No build ran" in (project_copy / "build/report/report.md").read_text()

@@ -124,9 +124,9 @@ def test_a_backend_from_another_package_shows_up_in_doit_list(tmp_path):
 def test_board_without_the_backends_section_is_a_clear_error(project_copy):
     board = project_copy / "boards" / "esp32cam.yaml"
     text = board.read_text()
-    board.write_text(text[:text.index("platformio:")] + text[text.index("camera:"):])
+    board.write_text(text[:text.index("esp_idf:")] + text[text.index("micropython:"):])
     result = doit(project_copy, "codegen", check=False)
     assert result.returncode != 0
-    assert ("boards/esp32cam.yaml: firmware.backend tflm builds with 'platformio:', and this board file has no "
+    assert ("boards/esp32cam.yaml: firmware.backend tflm builds with 'esp_idf:', and this board file has no "
             "such section") in result.stdout + result.stderr
     assert json.loads((project_copy / "build/codegen/project.json").read_text())["toolchain"] == "platformio"

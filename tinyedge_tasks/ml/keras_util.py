@@ -38,7 +38,10 @@ MAX_ERROR_CHARS = 600
 
 
 def deterministic(seed: int) -> None:
-    """Same seed, same data -> same weights, same bytes."""
+    """Same seed, same data -> same weights, same bytes. A fresh session first: doit runs every stage in one
+    process, and Keras numbers layer names per session (a model built by an earlier stage would make this
+    stage's names, and so its files, differ)."""
+    keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 

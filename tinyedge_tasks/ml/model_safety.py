@@ -24,7 +24,10 @@ from ..errors import TinyedgeError
 
 TRUST_KEY = "train.trust_model_code"
 KERAS_MODULES = ("keras", "tf_keras")
-DATA_CLASSES = {"__tensor__", "__numpy__", "__bytes__"}  # values, rebuilt with tf.constant / np.array
+# Values, rebuilt as data by tf_keras' saved_model/json_utils decoder: tf.constant, np.array, tuple, TensorShape,
+# and TypeSpec / CompositeTensor looked up in TensorFlow's registry of type specs (registered names, no import)
+DATA_CLASSES = {"__tensor__", "__numpy__", "__bytes__", "__tuple__", "__ellipsis__", "TensorShape", "TypeSpec",
+                "CompositeTensor"}
 FUNCTION_FIELDS = (("function", "function_type"), ("output_shape", "output_shape_type"), ("mask", "mask_type"))
 MAX_CONFIG_BYTES = 64 << 20
 BUILTIN_MODULES = ("layers", "initializers", "regularizers", "constraints", "activations", "losses", "metrics",

@@ -102,7 +102,10 @@ def smallest_arena(model_bytes: bytes, sample: np.ndarray, what: str,
     if problem and arena_refused(problem):
         raise over_ceiling(what, problem)
     if problem:
-        raise TinyedgeError(f"{what}: TFLM cannot run this model even in {runtime.PROBE_ARENA} bytes: {problem}")
+        raise TinyedgeError(f"{what}: the model converts but does not run in TFLM ({problem}); its operators: "
+                            f"{', '.join(sorted({op['op'] for op in runtime.operators(model_bytes)}))}. Replace the "
+                            "layer TFLM names with one it runs in that type, or choose another "
+                            "compression.quantize.scheme")
     low, high, notes = None, runtime.PROBE_ARENA, []
     while True:
         try:
