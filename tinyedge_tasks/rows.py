@@ -15,7 +15,8 @@ class Stage:
     tools: tuple[str, ...] = ()        # distributions whose versions are part of the fingerprint
     module: str = ""                   # the module with run(ctx); default tinyedge_tasks.stages.<name>
     templates: tuple[str, ...] = ()    # package-relative folders of non-Python files the stage reads (code too)
-    sources: bool = False              # its module has sources(manifest); keep that module's imports light
+    sources: str = ""                  # "module:function" listing the project files it reads (images, a model
+    #                                    file, the board file): called to make tasks, so keep that module light
     default: bool = True               # part of a plain `doit`
     enabled_by: str | None = None      # manifest key; when it is null the stage is off and ...
     passthrough: dict = field(default_factory=dict)  # ... its files are these artifacts of earlier stages

@@ -16,22 +16,25 @@ PORT_PARAM = {"name": "port", "long": "port", "type": str, "default": "",
               "help": "serial port (else $TINYEDGE_PORT, firmware.port, or the only one found)"}
 WORKERS_PARAM = {"name": "workers", "long": "workers", "type": int, "default": 0,
                  "help": "variants built at once (default: the number of cores)"}
+BOARD_FILE = "tinyedge_tasks.config.boards:sources"  # a stage reading the board file: editing it reruns the stage
 PROJECT_INDEX = "codegen/project.json"  # what build, flash and monitor read of codegen's output
 
 DATASET = Stage(
     "dataset", "Read the data set, resize it to the model input, split train/val/test by sample hash.",
     reads=("project.seed", "dataset"), makes=("data.npz", "dataset.json"), tools=("numpy", "pillow", "scikit-learn"),
-    sources=True)
+    sources="tinyedge_tasks.stages.dataset:sources")
 CHECK = Stage(
     "check", "Preflight in seconds: the untrained model's operators on the backend, its bytes and arena on the board.",
     reads=("project.seed", "dataset.input", "train", "compression.quantize.scheme", "board", "firmware.backend",
            "firmware.arena_margin"),
-    needs=("dataset/data.npz", "dataset/dataset.json"), makes=("check.json",), tools=TFLITE, sources=True,
+    needs=("dataset/data.npz", "dataset/dataset.json"), makes=("check.json",), tools=TFLITE,
+    sources="tinyedge_tasks.stages.check:sources",
     default=False)
 TRAIN = Stage(
     "train", "Build (zoo, user function or file) and train the float model; write metrics and history.",
     reads=("project.seed", "train"), needs=("dataset/data.npz", "dataset/dataset.json"),
-    makes=("model.h5", "metrics.json", "history.json", "model_summary.json"), tools=TFLITE, sources=True,
+    makes=("model.h5", "metrics.json", "history.json", "model_summary.json"), tools=TFLITE,
+    sources="tinyedge_tasks.stages.train:sources",
     setup=("check",))  # the preflight runs first whenever training does; a board change alone reruns neither
 PRUNE = Stage(
     "prune", "Prune the float model (magnitude or filter pruning) and fine-tune it.",

@@ -33,6 +33,11 @@ def path_of(manifest) -> Path:
     return path
 
 
+def sources(manifest) -> list[Path]:
+    """The board file, as the project files of a stage that reads it."""
+    return [path_of(manifest)]
+
+
 def load(path: Path) -> "Board":
     import yaml
     from pydantic import ValidationError

@@ -1,8 +1,8 @@
 """The engine: stage rows, and the one loop that turns a table of them into cached doit tasks.
 
 A stage is a row: the manifest keys it reads, the artifacts it needs, the files it makes, the tools whose
-versions matter, and a module with `run(ctx)` (and, for a row with `sources=True`, `sources(manifest)`: project
-files it reads, such as images). The table itself is made outside the engine (tinyedge_tasks.plugin: the common
+versions matter, a module with `run(ctx)`, and optionally a function `sources(manifest)` listing the project files
+it reads, such as images. The table itself is made outside the engine (tinyedge_tasks.plugin: the common
 rows plus those of the project's firmware backend); the engine knows no model, board or backend. Stage modules
 are imported only to run, or (with `sources`) to make tasks: a no-op `doit` imports no NumPy, TensorFlow or
 matplotlib.
@@ -34,6 +34,12 @@ from .codedigest import code_digest
 from .hashing import STAT_CACHE, XXH3Checker, digest_json
 
 STATE_DIR = "cache"  # doit's state, the lock and the stat cache: always the project's own folder
+
+
+def _function(reference: str):
+    """'package.module:function' -> the function."""
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 @lru_cache(maxsize=None)
@@ -141,14 +147,14 @@ class Project:
         return made, present
 
     def sources(self, stage: Stage) -> list[Path]:
-        return sorted(importlib.import_module(stage.module).sources(self.manifest)) if stage.sources else []
+        return sorted(_function(stage.sources)(self.manifest)) if stage.sources else []
 
     def dependencies(self, stage: Stage) -> list[Path]:
         """The sources as doit file_dep: a module whose sources() takes `tree` names a data folder as one
         dependency (checked by a stat-only scan, see hashing.XXH3Checker) instead of one per file."""
         if not stage.sources:
             return []
-        function = importlib.import_module(stage.module).sources
+        function = _function(stage.sources)
         if "tree" in function.__code__.co_varnames[:function.__code__.co_argcount]:
             return sorted(function(self.manifest, tree=True))
         return sorted(function(self.manifest))

@@ -4,7 +4,7 @@ Cortex-M4 and evaluated there (and with the host's gcc) on the whole test split,
 
 Stage order: quantize, codegen, build, calibrate: the evaluation runs what the build made."""
 from ...rows import Stage
-from ...table import QUANTIZE_TFLITE, build_row
+from ...table import BOARD_FILE, QUANTIZE_TFLITE, build_row
 from .. import Backend
 
 BACKEND = Backend(
@@ -20,7 +20,7 @@ BACKEND = Backend(
               reads=("board", "firmware.backend", "dataset.input"),
               needs=("quantize/model.tflite", "dataset/dataset.json", "dataset/data.npz"),
               makes=("budget.json", "project.json", "memory_plan.json"), tools=("tflite-micro", "numpy", "jinja2"),
-              sources=True),
+              sources=BOARD_FILE),
         build_row("Compile the generated C for the board with arm-none-eabi-gcc (toolchain qemu); record code, "
                   "weight and static RAM bytes (arm-none-eabi-size). firmware.bin is the ELF QEMU loads.",
                   tools=(), default=True),

@@ -5,7 +5,6 @@ Imported to make tasks (sources()): NumPy and the lowering are imported inside r
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ...artifacts import Budget, DatasetSummary
 from ...config import boards
@@ -15,11 +14,6 @@ from .. import board_section
 from . import BACKEND
 
 SAMPLES = 10   # test samples the firmware runs under `doit flash`
-
-
-def sources(manifest) -> list[Path]:
-    """The board file: editing it reruns codegen."""
-    return [boards.path_of(manifest)]
 
 
 def _toolchain(board, board_name: str) -> str:

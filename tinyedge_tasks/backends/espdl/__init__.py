@@ -3,7 +3,7 @@
 
 Needs the `espdl` install extra (PyTorch, esp-ppq, the ONNX tools); esp-ppq runs in a child process."""
 from ...rows import Stage
-from ...table import TF, build_row
+from ...table import BOARD_FILE, TF, build_row
 from .. import Backend
 
 ESPPPQ = TF + ("torch", "esp-ppq", "tf2onnx", "onnx", "onnxruntime", "onnxsim")
@@ -27,7 +27,7 @@ BACKEND = Backend(
                      "compression.espdl", "board"),
               needs=("prune/model.h5", "dataset/data.npz"),
               makes=("model.onnx", "model.espdl", "model.native", "ppq.json", "errors.json"), tools=ESPPPQ,
-              sources=True),
+              sources=BOARD_FILE),
         Stage("calibrate", "Simulate the quantized graph on the test split (esp-ppq TorchExecutor); estimate "
               "ESP-DL's activation memory.",
               module=f"{__name__}.calibrate",
@@ -39,7 +39,7 @@ BACKEND = Backend(
               reads=("project.name", "board", "firmware.arena_margin", "dataset.input"),
               needs=("quantize/model.espdl", "quantize/ppq.json", "calibrate/calibration.json",
                      "dataset/dataset.json"),
-              makes=("budget.json", "project.json"), tools=("jinja2",), sources=True),
+              makes=("budget.json", "project.json"), tools=("jinja2",), sources=BOARD_FILE),
         build_row("Run `pio run` on the generated ESP-IDF project (framework = espidf); record flash and RAM use "
                   "(needs PlatformIO's ESP32 platform and ESP-IDF: network on first use).", tools=("platformio",),
                   default=False),

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 from ...config import boards
 from ...errors import TinyedgeError
@@ -18,11 +17,6 @@ from . import BACKEND, settings
 
 CHECK_SAMPLES = 64   # test samples the ONNX graph is compared with Keras on
 EXTRA = ("torch", "esp_ppq", "tf2onnx", "onnx", "onnxruntime", "onnxsim")
-
-
-def sources(manifest) -> list[Path]:
-    """The board file: its `esp_idf.target` picks esp-ppq's kernels."""
-    return [boards.path_of(manifest)]
 
 
 def require_extra() -> None:

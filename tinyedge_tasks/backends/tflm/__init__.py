@@ -2,7 +2,7 @@
 project (Espressif's esp-tflite-micro with ESP-NN, pinned) with the model as a C array and a MicroMutableOpResolver
 of exactly its operators; built through PlatformIO (framework = espidf) or idf.py."""
 from ...rows import Stage
-from ...table import QUANTIZE_TFLITE, build_row
+from ...table import BOARD_FILE, QUANTIZE_TFLITE, build_row
 from .. import Backend
 
 BACKEND = Backend(
@@ -22,7 +22,7 @@ BACKEND = Backend(
               reads=("project.name", "board", "firmware.backend", "firmware.arena_margin", "firmware.led_class",
                      "dataset.input"),
               needs=("quantize/model.tflite", "calibrate/calibration.json", "dataset/dataset.json"),
-              makes=("budget.json", "project.json"), tools=("jinja2", "tflite-micro", "numpy"), sources=True),
+              makes=("budget.json", "project.json"), tools=("jinja2", "tflite-micro", "numpy"), sources=BOARD_FILE),
         build_row("Run `pio run` on the generated ESP-IDF project (framework = espidf); record flash and RAM use "
                   "(needs PlatformIO's ESP32 platform, ESP-IDF and the components: network on first use).",
                   tools=("platformio",), default=False),

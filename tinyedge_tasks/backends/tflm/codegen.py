@@ -47,11 +47,6 @@ SETTINGS = [
 ]
 
 
-def sources(manifest) -> list[Path]:
-    """The board file: editing it reruns codegen (the templates are part of the stage's code digest)."""
-    return [boards.path_of(manifest)]
-
-
 def app_files(values: dict) -> dict[str, str]:
     env = environment(TEMPLATES)
     return {name: env.get_template(f"{name}.j2").render(values) for name in APP_FILES}
