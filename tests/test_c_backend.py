@@ -7,6 +7,8 @@ the example's test split; unsupported_logistic has a LOGISTIC layer named `squas
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -143,9 +145,118 @@ def test_doit_on_the_qemu_board_and_switching_backends(project_copy):
     assert json.loads((project_copy / "build/calibrate/calibration.json").read_text()) == before
 
 
-def test_esp32_board_with_the_c_backend_stops_at_codegen(project_copy):
-    write_manifest(project_copy, {"firmware": {"backend": "c"}})
-    result = doit(project_copy, check=False)
-    assert result.returncode != 0
-    assert "boards/esp32cam.yaml" in result.stdout + result.stderr and "ESP-IDF project" in result.stdout + \
-        result.stderr
+# Stubs of what the generated main.c uses, with the declarations of esp32-camera 2.1.5 (driver/include/esp_camera.h,
+# sensor.h) and ESP-IDF 5.3 (esp_log.h, esp_timer.h, driver/gpio.h, freertos/task.h): enough for -fsyntax-only.
+ESP_STUBS = {
+    "esp_err.h": "#pragma once\ntypedef int esp_err_t;\n#define ESP_OK 0\n",
+    "esp_camera.h": """#pragma once
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/time.h>
+#include "esp_err.h"
+typedef enum { LEDC_TIMER_0, LEDC_TIMER_1 } ledc_timer_t;
+typedef enum { LEDC_CHANNEL_0, LEDC_CHANNEL_1 } ledc_channel_t;
+typedef enum { PIXFORMAT_RGB565, PIXFORMAT_YUV422 } pixformat_t;
+typedef enum { FRAMESIZE_96X96, FRAMESIZE_QQVGA, FRAMESIZE_128X128, FRAMESIZE_QCIF, FRAMESIZE_HQVGA,
+               FRAMESIZE_240X240, FRAMESIZE_QVGA } framesize_t;
+typedef enum { CAMERA_GRAB_WHEN_EMPTY, CAMERA_GRAB_LATEST } camera_grab_mode_t;
+typedef enum { CAMERA_FB_IN_PSRAM, CAMERA_FB_IN_DRAM } camera_fb_location_t;
+typedef struct {
+    int pin_pwdn; int pin_reset; int pin_xclk;
+    union { int pin_sccb_sda; int pin_sscb_sda __attribute__((deprecated("please use pin_sccb_sda instead"))); };
+    union { int pin_sccb_scl; int pin_sscb_scl __attribute__((deprecated("please use pin_sccb_scl instead"))); };
+    int pin_d7; int pin_d6; int pin_d5; int pin_d4; int pin_d3; int pin_d2; int pin_d1; int pin_d0;
+    int pin_vsync; int pin_href; int pin_pclk; int xclk_freq_hz;
+    ledc_timer_t ledc_timer; ledc_channel_t ledc_channel; pixformat_t pixel_format; framesize_t frame_size;
+    int jpeg_quality; size_t fb_count; camera_fb_location_t fb_location; camera_grab_mode_t grab_mode;
+    int sccb_i2c_port;
+} camera_config_t;
+typedef struct {
+    uint8_t *buf; size_t len; size_t width; size_t height; pixformat_t format; struct timeval timestamp;
+} camera_fb_t;
+esp_err_t esp_camera_init(const camera_config_t *config);
+camera_fb_t *esp_camera_fb_get(void);
+void esp_camera_fb_return(camera_fb_t *fb);
+""",
+    "esp_timer.h": "#pragma once\n#include <stdint.h>\nint64_t esp_timer_get_time(void);\n",
+    "esp_log.h": """#pragma once
+#include <stdint.h>
+typedef enum { ESP_LOG_NONE, ESP_LOG_ERROR, ESP_LOG_WARN, ESP_LOG_INFO } esp_log_level_t;
+void esp_log_write(esp_log_level_t level, const char *tag, const char *format, ...)
+    __attribute__((format(printf, 3, 4)));
+#define ESP_LOGE(tag, format, ...) esp_log_write(ESP_LOG_ERROR, tag, format, ##__VA_ARGS__)
+#define ESP_LOGW(tag, format, ...) esp_log_write(ESP_LOG_WARN, tag, format, ##__VA_ARGS__)
+#define ESP_LOGI(tag, format, ...) esp_log_write(ESP_LOG_INFO, tag, format, ##__VA_ARGS__)
+""",
+    "driver/gpio.h": """#pragma once
+#include <stdint.h>
+#include "esp_err.h"
+typedef enum { GPIO_NUM_21 = 21, GPIO_NUM_33 = 33 } gpio_num_t;
+typedef enum { GPIO_MODE_INPUT = 1, GPIO_MODE_OUTPUT = 2 } gpio_mode_t;
+esp_err_t gpio_reset_pin(gpio_num_t gpio_num);
+esp_err_t gpio_set_direction(gpio_num_t gpio_num, gpio_mode_t mode);
+esp_err_t gpio_set_level(gpio_num_t gpio_num, uint32_t level);
+""",
+    "freertos/FreeRTOS.h": """#pragma once
+#include <stdint.h>
+typedef uint32_t TickType_t;
+#define configTICK_RATE_HZ 100
+#define pdMS_TO_TICKS(xTimeInMs) ((TickType_t)(((uint64_t)(xTimeInMs) * (uint64_t)configTICK_RATE_HZ) / 1000U))
+""",
+    "freertos/task.h": "#pragma once\nvoid vTaskDelay(const TickType_t xTicksToDelay);\n",
+}
+
+
+def test_esp32_board_with_the_c_backend_writes_an_esp_idf_project(project_copy, tmp_path):
+    """`doit codegen` on esp32cam with firmware.backend c: the ESP-IDF skeleton with the camera driver only, src/
+    with the generated model C and main.c, which compiles (C99, every warning an error) against the ESP-IDF and
+    esp32-camera declarations it uses; the component manager and PlatformIO read the project back."""
+    from idf_component_tools.manager import ManifestManager
+    from platformio.project.config import ProjectConfig
+
+    from tinyedge_tasks.backends.c import codegen
+
+    write_manifest(project_copy, {"firmware": {"backend": "c", "led_class": "7"}})
+    doit(project_copy, "codegen")
+    index = json.loads((project_copy / "build/codegen/project.json").read_text())
+    assert index["toolchain"] == "platformio" and index["board"] == "esp32cam"
+    firmware = project_copy / "build/codegen/firmware"
+    kernels = {name for name in index["files"] if name.startswith("src/te_")}
+    assert {"src/te_conv2d.c", "src/te_kernels.h", "src/te_fully_connected.c"} <= kernels
+    assert set(index["files"]) == {"platformio.ini", "CMakeLists.txt", "sdkconfig.defaults", "partitions.csv",
+                                   "src/idf_component.yml", "src/CMakeLists.txt", "src/main.c", "src/model.c",
+                                   "src/model.h", "src/preprocess.c", "src/preprocess.h"} | kernels
+
+    cmake = (firmware / "src/CMakeLists.txt").read_text()
+    listed = set(cmake.split("SRCS ")[1].split("\n")[0].replace('"', "").split())
+    assert listed == {name[4:] for name in index["files"] if name.endswith(".c")}
+    assert "PRIV_REQUIRES esp_timer driver" in cmake
+    main = (firmware / "src/main.c").read_text()
+    assert "config.pin_sccb_sda = 26;" in main and "config.grab_mode = CAMERA_GRAB_LATEST;" in main
+    assert "#define LED_PIN GPIO_NUM_33" in main and "#define LED_CLASS 7" in main
+    stubs = _write({}, tmp_path / "stubs")
+    for name, text in ESP_STUBS.items():
+        (stubs / name).parent.mkdir(exist_ok=True)
+        (stubs / name).write_text(text)
+    sources = sorted(str(path) for path in (firmware / "src").glob("*.c"))
+    compiled = subprocess.run(["gcc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-fsyntax-only", "-I", str(stubs),
+                               "-I", str(firmware / "src"), *sources], check=False, capture_output=True, text=True,
+                              timeout=60)
+    assert compiled.returncode == 0, compiled.stderr
+    broken = tmp_path / "broken"   # the stubs do catch a call the real header does not have
+    shutil.copytree(firmware / "src", broken)
+    (broken / "main.c").write_text(main.replace("esp_camera_fb_return(frame)", "esp_camera_fb_return(frame, 0)"))
+    assert subprocess.run(["gcc", "-std=c99", "-fsyntax-only", "-I", str(stubs), "-I", str(broken),
+                           str(broken / "main.c")], check=False, capture_output=True, timeout=60).returncode != 0
+
+    manager = ManifestManager(firmware / "src", "src").validate()
+    assert manager._validation_errors == []
+    pins = {req.name: str(req.version_spec) for req in manager.manifest.requirements if not req.meta}
+    assert pins == {"espressif/esp32-camera": "==2.1.5", "espressif/esp_jpeg": "==1.3.1"}
+    assert pins == {name: f"=={c['version']}" for name, c in codegen.COMPONENTS.items()}
+    config = ProjectConfig(str(firmware / "platformio.ini"))
+    assert config.envs() == ["esp32cam"] and config.get("env:esp32cam", "framework") == ["espidf"]
+    budget = json.loads((project_copy / "build/codegen/budget.json").read_text())
+    plan = json.loads((project_copy / "build/codegen/memory_plan.json").read_text())
+    assert budget["arena"]["bytes"] == plan["arena_bytes"] and budget["arena"]["placement"] == "internal"
+    assert f"#define TINYEDGE_ARENA_SIZE {plan['arena_bytes']}" in (firmware / "src/model.h").read_text()

@@ -59,3 +59,13 @@ def board_section(backend: Backend, board, board_name: str) -> str:
     raise TinyedgeError(f"boards/{board_name}.yaml: firmware.backend {backend.name} builds with {wanted}, and this "
                         f"board file has no such section; add one (see README, 'Boards') or pick a backend this "
                         "board has a section for")
+
+
+def camera_board(backend: Backend, board, board_name: str) -> str:
+    """board_section, for a firmware whose super-loop classifies camera frames: a board without one is refused."""
+    section = board_section(backend, board, board_name)
+    if board.camera is None:
+        raise TinyedgeError(f"boards/{board_name}.yaml: no camera section; the {backend.name} firmware's super-loop "
+                            "classifies camera frames: add camera (sensor, xclk_hz, frame, pins) or pick a board "
+                            "with a camera")
+    return section

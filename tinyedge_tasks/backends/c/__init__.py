@@ -1,6 +1,7 @@
 """The interpreter-free C99 backend: the calibrated int8 .tflite lowered (tinyedge_tasks/lowering) and printed as
 C with hand-written kernels and one statically planned arena; built with arm-none-eabi-gcc for an emulated
-Cortex-M4 and evaluated there (and with the host's gcc) on the whole test split, against the TFLM runtime.
+Cortex-M4 and evaluated there (and with the host's gcc) on the whole test split, against the TFLM runtime. On an
+ESP32 board codegen writes an ESP-IDF project (PlatformIO) that runs the same C on camera frames.
 
 Stage order: quantize, codegen, build, calibrate: the evaluation runs what the build made."""
 from ...rows import Stage
@@ -16,8 +17,10 @@ BACKEND = Backend(
         QUANTIZE_TFLITE,
         Stage("codegen", "Lower the int8 model to C (kernels, weights, a planned arena) with the preprocessing; "
               "check the memory budget on the board; write the project (firmware/) and the memory plan.",
-              module=f"{__name__}.codegen", templates=("backends/c/kernels", "preprocess/templates"),
-              reads=("board", "firmware.backend", "dataset.input"),
+              module=f"{__name__}.codegen",
+              templates=("backends/c/kernels", "backends/c/templates", "toolchains/esp_idf_templates",
+                         "preprocess/templates"),
+              reads=("project.name", "board", "firmware.backend", "firmware.led_class", "dataset.input"),
               needs=("quantize/model.tflite", "dataset/dataset.json", "dataset/data.npz"),
               makes=("budget.json", "project.json", "memory_plan.json"), tools=("tflite-micro", "numpy", "jinja2"),
               sources=BOARD_FILE),

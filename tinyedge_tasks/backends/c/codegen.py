@@ -1,34 +1,87 @@
-"""codegen: the int8 model lowered to C (generate.py) with the preprocessing C and a few test samples, as a
-project for the board's toolchain (build/codegen/firmware/), its index, the budget and the memory plan.
+"""codegen: the int8 model lowered to C (generate.py) with the preprocessing C, as a project for the board's
+toolchain (build/codegen/firmware/), its index, the budget and the memory plan.
+
+On the qemu board the project holds a few test samples that `doit flash` runs. On an ESP32 board it is an ESP-IDF
+project: the shared skeleton (toolchains.esp_idf) with the camera driver, and an application component src/ where
+main.c feeds camera frames through the preprocessing to the generated model instead of TFLM.
 
 Imported to make tasks (sources()): NumPy and the lowering are imported inside run()."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from ...artifacts import Budget, DatasetSummary
 from ...config import boards
+from ...csource import environment
 from ...errors import TinyedgeError
-from ...toolchains import qemu, write_project
+from ...toolchains import esp_idf, qemu, write_project
 from .. import board_section
 from . import BACKEND
 
 SAMPLES = 10   # test samples the firmware runs under `doit flash`
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+# The ESP-IDF project's managed components, pinned exactly (the same pins as the TFLM backend's). esp_jpeg is
+# esp32-camera 2.1.5's own dependency (^1.3.1), pinned to that floor so the lock cannot drift.
+COMPONENTS = {
+    "espressif/esp32-camera": {"version": "2.1.5", "why": "OV2640 driver: camera_config_t with fb_location, grab_mode"},
+    "espressif/esp_jpeg": {"version": "1.3.1", "why": "esp32-camera 2.1.5 requires ^1.3.1: pinned to that release"},
+}
+IDF_VERSION = ">=5.1"  # esp32-camera 2.1.5 needs ESP-IDF 5.1
+SETTINGS = [
+    esp_idf.Setting("CONFIG_COMPILER_OPTIMIZATION_PERF", True,
+                    "-O2: the C kernels are compute-bound; the default -Og debug level is several times slower"),
+    esp_idf.Setting("CONFIG_ESP_MAIN_TASK_STACK_SIZE", 8192,
+                    "app_main runs the camera set-up, the model and printf of floats on the main task: the 3.5 KB "
+                    "default leaves no room for newlib's printf"),
+]
 
 
 def _toolchain(board, board_name: str) -> str:
     """The board's toolchain section, checked to be one this backend writes a project for."""
     section = board_section(BACKEND, board, board_name)
     if section == "esp_idf":
-        raise TinyedgeError(f"boards/{board_name}.yaml: firmware.backend c builds for a board with a 'qemu:' "
-                            "section; the ESP-IDF project that compiles the generated C on an ESP32 is not written "
-                            "yet (its 'esp_idf:' section is not enough): use firmware.backend tflm on this board, "
-                            "or board qemu-cortex-m4")
+        if board.camera is None:
+            raise TinyedgeError(f"boards/{board_name}.yaml: no camera section; the ESP-IDF firmware of "
+                                "firmware.backend c classifies camera frames: add camera (sensor, xclk_hz, frame, "
+                                "pins) or pick a board with a camera")
+        return section
     if (board.qemu.machine, board.qemu.cpu) != (qemu.MACHINE, qemu.CPU):
         raise TinyedgeError(f"boards/{board_name}.yaml: qemu: machine {board.qemu.machine}, cpu {board.qemu.cpu}; "
                             f"the qemu toolchain's start-up code and linker script are for machine {qemu.MACHINE}, "
                             f"cpu {qemu.CPU}: set those")
     return section
+
+
+def _esp_idf_files(ctx, board, board_name: str, budget: Budget, sources: list[str]) -> dict[str, str]:
+    """The skeleton with the camera driver, and src/'s CMakeLists.txt (compiling the model's C `sources`, the
+    preprocessing and main.c) and main.c, the super-loop."""
+    if budget.arena["placement"] != "internal":
+        raise TinyedgeError(f"board {board_name}: the planned arena ({budget.arena['bytes']} B) does not fit in "
+                            f"internal RAM ({budget.arena['internal_available_bytes']} B available); the C "
+                            "backend's arena is a static array in internal RAM: shrink the model (input size, "
+                            "train.width_multiplier) or use firmware.backend tflm, which can place it in PSRAM")
+    labels = ctx.read(DatasetSummary).classes
+    led_class = ctx.config["firmware.led_class"]
+    led = board.leds.get("status")
+    if led_class is not None and led_class not in labels:
+        raise ctx.config.error("firmware.led_class", f"'{led_class}' is not a class of the data set; "
+                               f"expected one of {', '.join(labels)}")
+    if led_class is not None and led is None:
+        raise TinyedgeError(f"boards/{board_name}.yaml: leds: no 'status' LED to light for firmware.led_class; "
+                            "add leds.status {pin, active_low} or remove firmware.led_class")
+    project = ctx.config["project.name"]
+    values = {"board": board, "board_name": board_name, "project": project, "labels": labels,
+              "pins": board.camera.pins, "arena_bytes": budget.arena["bytes"],
+              "led": led if led_class is not None else None, "led_class": led_class,
+              "led_index": labels.index(led_class) if led_class is not None else -1,
+              "sources": sources}
+    env = environment(TEMPLATES)
+    files = esp_idf.skeleton(board, board_name, project, COMPONENTS, IDF_VERSION, SETTINGS)
+    files.update({name: env.get_template(f"{name}.j2").render(values)
+                  for name in ("src/CMakeLists.txt", "src/main.c")})
+    return files
 
 
 def memory_plan(model) -> dict:
@@ -69,8 +122,13 @@ def run(ctx) -> None:
 
     quant = {"dtype": "int8", "scale": model.input.scale, "zero_point": model.input.zero_point}
     shape = ctx.config.section("dataset.input")
-    files = {f"src/{name}": text for name, text in generate(model).items()}
+    model_files = generate(model)
+    files = {f"src/{name}": text for name, text in model_files.items()}
     files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, quant))
+    if toolchain == "esp_idf":
+        files.update(_esp_idf_files(ctx, board, board_name, budget, sorted(n for n in model_files if n.endswith(".c"))))
+        ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))
+        return
     labels = ctx.read(DatasetSummary).classes
     with np.load(ctx.inputs["dataset/data.npz"]) as data:
         images, truth = data["x_test"][:SAMPLES], data["y_test"][:SAMPLES]

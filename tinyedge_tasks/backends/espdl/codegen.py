@@ -1,10 +1,11 @@
 """codegen (espdl): the .espdl -> an ESP-IDF project (build/codegen/firmware/) that PlatformIO builds with
 `framework = espidf` and `idf.py build` builds as it is, plus the memory budget on the board.
 
-The model is embedded 16-byte aligned by esp-dl's own CMake helper (plain EMBED_FILES leaves it unaligned and
-ESP-DL then copies the parameters to RAM). The input table is the common preprocessing with ESP-DL's input
-quantization: scale 2**exponent, no zero point, as esp-ppq quantized pixel / 255 in the simulation. Imported to
-make tasks (sources()): NumPy and Jinja2 are imported inside run().
+The shared files (platformio.ini, CMakeLists.txt, sdkconfig.defaults, partitions.csv, src/idf_component.yml) come
+from toolchains.esp_idf; this backend adds the application component src/: main.cpp, the .espdl and the
+preprocessing C. The model is embedded 16-byte aligned by esp-dl's own CMake helper (plain EMBED_FILES leaves it
+unaligned and ESP-DL then copies the parameters to RAM). The input table is the common preprocessing with ESP-DL's
+input quantization: scale 2**exponent, no zero point, as esp-ppq quantized pixel / 255 in the simulation.
 """
 from __future__ import annotations
 
@@ -14,31 +15,31 @@ from pathlib import Path
 from ...artifacts import Budget, Calibration, DatasetSummary
 from ...config import boards
 from ...errors import TinyedgeError
-from ...toolchains import write_project
-from .. import board_section
+from ...toolchains import esp_idf, write_project
+from .. import camera_board
 from . import BACKEND
 from .operators import ESPDL_VERSION   # the release whose modules operators.py lists
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MODEL_FILE = "src/model.espdl"   # target_add_aligned_binary_data names its symbol _binary_model_espdl_start
-CAMERA_VERSION = "2.1.5"
+APP_FILES = ("src/CMakeLists.txt", "src/main.cpp")
 PLACES = {"internal": "internal RAM", "psram": "PSRAM"}
-TEXT_FILES = ("platformio.ini", "CMakeLists.txt", "partitions.csv", "sdkconfig.defaults", "src/CMakeLists.txt",
-              "src/idf_component.yml", "src/main.cpp")
 
+COMPONENTS = {
+    "espressif/esp-dl": {"version": ESPDL_VERSION,
+                         "why": "ESP-DL: the runtime the .espdl was made for and operators.py was checked against"},
+    "espressif/esp32-camera": {"version": "2.1.5",
+                               "why": "OV2640 driver: camera_config_t with fb_location, grab_mode"},
+}
+IDF_VERSION = ">=5.3"  # ESP-DL 3.x firmware; PlatformIO's espressif32 6.9.0 (boards/esp32cam.yaml) brings ESP-IDF 5.3.1
 
-def sources(manifest) -> list[Path]:
-    """The board file: editing it reruns codegen (the templates are part of the stage's code digest)."""
-    return [boards.path_of(manifest)]
-
-
-def sdkconfig_line(key: str, value) -> str:
-    """A board's sdkconfig entry as Kconfig writes it: y / '# ... is not set' / "text" / number."""
-    if value is True:
-        return f"{key}=y"
-    if value is False:
-        return f"# {key} is not set"
-    return f'{key}="{value}"' if isinstance(value, str) else f"{key}={value}"
+SETTINGS = [
+    esp_idf.Setting("CONFIG_ESP_MAIN_TASK_STACK_SIZE", 16384,
+                    "app_main loads the dl::Model and runs it on the main task: the 3.5 KB default is too small "
+                    "for ESP-DL's model parsing and call depth"),
+    esp_idf.Setting("CONFIG_COMPILER_OPTIMIZATION_PERF", True,
+                    "-O2: ESP-DL's operators are compute-bound; the default -Og debug level is several times slower"),
+]
 
 
 def project_files(board, board_name: str, project: str, labels: list[str], calibration: Calibration,
@@ -51,15 +52,12 @@ def project_files(board, board_name: str, project: str, labels: list[str], calib
     if quant["dtype"] not in ("int8", "int16"):
         raise TinyedgeError(f"the .espdl input is {quant['dtype']}; the firmware feeds int8 or int16: quantize the "
                             "first layer too (do not leave it float)")
-    if board.platformio is None:
-        raise TinyedgeError(f"boards/{board_name}.yaml: no platformio section; the ESP-IDF project is built by "
-                            "PlatformIO (framework = espidf) with its `platform` and `board`: add them")
     values = {"board": board, "board_name": board_name, "project": project, "labels": labels,
               "input": quant, "output": calibration.output, "input_ctype": ctype(quant["dtype"], "input"),
-              "espdl_version": ESPDL_VERSION, "camera_version": CAMERA_VERSION,
-              "sdkconfig": [sdkconfig_line(k, v) for k, v in board.esp_idf.sdkconfig.items()]}
+              "espdl_version": ESPDL_VERSION}
+    files = esp_idf.skeleton(board, board_name, project, COMPONENTS, IDF_VERSION, SETTINGS)
     env = environment(TEMPLATES)
-    files = {name: env.get_template(f"{name}.j2").render(values) for name in TEXT_FILES}
+    files.update({name: env.get_template(f"{name}.j2").render(values) for name in APP_FILES})
     files.update(preprocess_c.sources(shape.width, shape.height, shape.channels,
                                       {"dtype": quant["dtype"], "scale": 2.0 ** quant["exponent"], "zero_point": 0}))
     return files
@@ -68,11 +66,7 @@ def project_files(board, board_name: str, project: str, labels: list[str], calib
 def run(ctx) -> None:
     board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
-    board_section(BACKEND, board, board_name)
-    if board.camera is None:
-        raise TinyedgeError(f"boards/{board_name}.yaml: no camera section; the {BACKEND.name} firmware's super-loop "
-                            "classifies camera frames: add camera (sensor, xclk_hz, frame, pins) or pick a board "
-                            "with a camera")
+    camera_board(BACKEND, board, board_name)
     calibration = ctx.read(Calibration)
     record = json.loads(ctx.inputs["quantize/ppq.json"].read_text())
     if record["target"] != board.esp_idf.target:
@@ -88,4 +82,4 @@ def run(ctx) -> None:
     files = project_files(board, board_name, ctx.config["project.name"], ctx.read(DatasetSummary).classes,
                           calibration, ctx.config.section("dataset.input"))
     files[MODEL_FILE] = model
-    ctx.write(write_project(ctx.out, "firmware", files, "platformio", board_name, board.serial_speed))
+    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))

@@ -16,7 +16,7 @@ from ...config import boards
 from ...csource import ctype, environment, hex_rows
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, write_project
-from .. import board_section
+from .. import camera_board
 from . import BACKEND
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -59,11 +59,7 @@ def run(ctx) -> None:
 
     board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])  # the board file: the only source
-    board_section(BACKEND, board, board_name)
-    if board.camera is None:
-        raise TinyedgeError(f"boards/{board_name}.yaml: no camera section; the {BACKEND.name} firmware's super-loop "
-                            "classifies camera frames: add camera (sensor, xclk_hz, frame, pins) or pick a board "
-                            "with a camera")
+    camera_board(BACKEND, board, board_name)
     calibration = ctx.read(Calibration)
     labels = ctx.read(DatasetSummary).classes
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from tinyedge_tasks.errors import TinyedgeError
 
-ESP_NN_VERSION = "1.2.0~1"  # tag v1.2.0, as project.COMPONENTS pins it
+ESP_NN_VERSION = "1.2.0~1"  # tag v1.2.0, as codegen.COMPONENTS pins it
 CHIPS = ("esp32", "esp32s3")
 ARENA_ALIGN = 16
 
@@ -73,45 +73,36 @@ def espnn_scratch(model_bytes: bytes, chip: str) -> list[dict]:
     if chip not in CHIPS:
         raise TinyedgeError(f"board chip '{chip}': ESP-NN scratch sizes are known for {', '.join(CHIPS)} only; "
                             "size the arena with firmware.arena_margin for this chip")
-    from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as schema
+    from tinyedge_tasks.lowering.graph import read_graph
 
-    names = {value: name for name, value in vars(schema.BuiltinOperator).items() if not name.startswith("_")}
-    model = schema.Model.GetRootAsModel(model_bytes, 0)
-    graph = model.Subgraphs(0)
+    graph = read_graph(model_bytes)
     found = []
-    for index in range(graph.OperatorsLength()):
-        op = graph.Operators(index)
-        code = model.OperatorCodes(op.OpcodeIndex())
-        name = names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))
-        tensor = graph.Tensors(op.Inputs(0))
-        int8 = tensor.Type() == schema.TensorType.INT8
-        shape = tensor.ShapeAsNumpy().tolist()
-        layer = graph.Tensors(op.Outputs(0)).Name().decode().split(";")[0]
+    for op in graph.operators:
+        tensor = graph.tensors[op.inputs[0]]
+        int8 = tensor.dtype == "INT8"
         size = 0
-        if name == "SOFTMAX" and int8:
-            size = shape[1] * 4  # esp_nn_softmax_opt.c:29-33 on every chip
-        elif name in ("CONV_2D", "DEPTHWISE_CONV_2D") and int8 and chip == "esp32s3":
-            size = _conv_scratch_s3(schema, graph, op, name, shape)
+        if op.name == "SOFTMAX" and int8:
+            size = tensor.shape[1] * 4  # esp_nn_softmax_opt.c:29-33 on every chip
+        elif op.name in ("CONV_2D", "DEPTHWISE_CONV_2D") and int8 and chip == "esp32s3":
+            size = _conv_scratch_s3(op, tensor.shape, graph.tensors[op.inputs[1]].shape)
         if size:
-            found.append({"op": name, "layer": layer, "bytes": size})
+            found.append({"op": op.name, "layer": op.layer, "bytes": size})
     return found
 
 
-def _conv_scratch_s3(schema, graph, op, name: str, shape: list[int]) -> int:
+def _conv_scratch_s3(op, shape: tuple[int, ...], filters: tuple[int, ...]) -> int:
+    """`filters`: conv [out, h, w, in]; depthwise [1, h, w, out]."""
     _, in_h, in_w, in_c = shape
-    filters = graph.Tensors(op.Inputs(1)).ShapeAsNumpy().tolist()  # conv [out, h, w, in]; depthwise [1, h, w, out]
     f_h, f_w = filters[1], filters[2]
-    table = op.BuiltinOptions()
-    options = schema.Conv2DOptions() if name == "CONV_2D" else schema.DepthwiseConv2DOptions()
-    options.Init(table.Bytes, table.Pos)
-    same = options.Padding() == schema.Padding.SAME
-    out_w, pad_w = _padding(in_w, f_w, options.StrideW(), options.DilationWFactor(), same)
-    out_h, pad_h = _padding(in_h, f_h, options.StrideH(), options.DilationHFactor(), same)
-    if name == "CONV_2D":
-        return conv_scratch_s3(in_w, in_h, in_c, f_w, f_h, filters[0], pad_w, pad_h, options.StrideW(),
-                               options.StrideH())
-    return depthwise_scratch_s3(in_w, in_h, in_c, f_w, f_h, options.DepthMultiplier(), out_w, out_h, pad_w, pad_h,
-                                options.StrideW(), options.StrideH())
+    options = op.options
+    stride_w, stride_h = options["stride_w"], options["stride_h"]
+    same = options["padding"] == "SAME"
+    out_w, pad_w = _padding(in_w, f_w, stride_w, options["dilation_w_factor"], same)
+    out_h, pad_h = _padding(in_h, f_h, stride_h, options["dilation_h_factor"], same)
+    if op.name == "CONV_2D":
+        return conv_scratch_s3(in_w, in_h, in_c, f_w, f_h, filters[0], pad_w, pad_h, stride_w, stride_h)
+    return depthwise_scratch_s3(in_w, in_h, in_c, f_w, f_h, options["depth_multiplier"], out_w, out_h, pad_w, pad_h,
+                                stride_w, stride_h)
 
 
 def arena_extra_bytes(model_bytes: bytes, chip: str) -> int:
