@@ -114,12 +114,12 @@ def test_instruction_count_is_exact_and_a_fault_is_reported(tmp_path):
 
 def test_doit_on_the_qemu_board_and_switching_backends(project_copy):
     """The built example (tflm, esp32cam) switched to board qemu-cortex-m4 with firmware.backend c reruns codegen,
-    build, calibrate and report only; calibrate runs the QEMU build on the whole test split with 0 samples
-    differing from TFLM; `doit flash` runs it in QEMU; switching back restores every stage from the cache."""
+    calibrate and report only; calibrate runs the QEMU build on the whole test split with 0 samples differing from
+    TFLM; `doit build` records its sizes, `doit flash` runs it in QEMU; switching back restores from the cache."""
     before = json.loads((project_copy / "build/calibrate/calibration.json").read_text())
     write_manifest(project_copy, {"board": "qemu-cortex-m4", "firmware": {"backend": "c"}})
     result = doit(project_copy)
-    assert ran(result) == {"codegen", "build", "calibrate", "report"}, result.stdout
+    assert ran(result) == {"codegen", "calibrate", "report"}, result.stdout
     calibration = json.loads((project_copy / "build/calibrate/calibration.json").read_text())
     assert calibration["runtime"] == "c (qemu mps2-an386 cortex-m4)"
     assert calibration["differing_samples"] == 0 and calibration["test_samples"] == 254
@@ -128,6 +128,7 @@ def test_doit_on_the_qemu_board_and_switching_backends(project_copy):
     assert abs(calibration["instructions_per_inference"] / figures["macs"] - figures["instructions_per_mac"]) < 0.01
     assert figures["arena_bytes"] <= 0.75 * figures["tflm_arena_bytes"]
     assert _no_overlap(json.loads((project_copy / "build/codegen/memory_plan.json").read_text())) > 0
+    assert "build" in ran(doit(project_copy, "build"))
     build = json.loads((project_copy / "build/build/build.json").read_text())
     assert build["env"] == "mps2-an386 cortex-m4" and 0 < build["flash_used_bytes"] < build["flash_available_bytes"]
     flashed = doit(project_copy, "flash")
@@ -139,9 +140,10 @@ def test_doit_on_the_qemu_board_and_switching_backends(project_copy):
     back = doit(project_copy)
     assert ran(back) == {"codegen", "calibrate", "report"}, back.stdout
     restored = [block.split("\n")[0] for block in back.stdout.split(".  ") if "restored from cache" in block]
-    # The report is redrawn, not restored: the qemu build's build/build/build.json is still in build/ and the
-    # tflm table's build is not a default stage, so the report now reads it (see README, "The C backend").
+    # The report is redrawn, not restored: the qemu build's build/build/build.json is still in build/ (the tflm
+    # table's build is not a default stage); the report shows it as another project's build, not as this one's.
     assert {"codegen", "calibrate"} <= set(restored), back.stdout
+    assert "another firmware project" in (project_copy / "build/report/report.md").read_text()
     assert json.loads((project_copy / "build/calibrate/calibration.json").read_text()) == before
 
 

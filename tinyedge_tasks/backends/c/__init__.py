@@ -3,7 +3,9 @@ C with hand-written kernels and one statically planned arena; built with arm-non
 Cortex-M4 and evaluated there (and with the host's gcc) on the whole test split, against the TFLM runtime. On an
 ESP32 board codegen writes an ESP-IDF project (PlatformIO) that runs the same C on camera frames.
 
-Stage order: quantize, codegen, build, calibrate: the evaluation runs what the build made."""
+Stage order: quantize, codegen, calibrate, build. calibrate compiles the model itself, for the host and (on the
+emulated board) with the qemu toolchain's own build, and runs both: it needs no `doit build`, which on an ESP32
+board needs PlatformIO's download."""
 from ...rows import Stage
 from ...table import BOARD_FILE, QUANTIZE_TFLITE, build_row
 from .. import Backend
@@ -24,14 +26,15 @@ BACKEND = Backend(
               needs=("quantize/model.tflite", "dataset/dataset.json", "dataset/data.npz"),
               makes=("budget.json", "project.json", "memory_plan.json"), tools=("tflite-micro", "numpy", "jinja2"),
               sources=BOARD_FILE),
-        build_row("Compile the generated C for the board with arm-none-eabi-gcc (toolchain qemu); record code, "
-                  "weight and static RAM bytes (arm-none-eabi-size). firmware.bin is the ELF QEMU loads.",
-                  tools=(), default=True),
-        Stage("calibrate", "Run the compiled model on the whole test split, host build (gcc) and QEMU build; compare "
-              "with the TFLM runtime byte for byte; count instructions per inference (QEMU -icount).",
+        Stage("calibrate", "Run the compiled model on the whole test split, host build (gcc) and, on the emulated "
+              "board, the QEMU build; compare with the TFLM runtime byte for byte; count instructions per inference "
+              "(QEMU -icount).",
               module=f"{__name__}.calibrate",
               needs=("quantize/model.tflite", "dataset/data.npz", "train/metrics.json", "codegen/project.json",
-                     "codegen/memory_plan.json", "build/firmware.bin"),
+                     "codegen/memory_plan.json"),
               makes=("calibration.json", "c_runtime.json"), tools=("tflite-micro", "numpy")),
+        build_row("Build the project with its toolchain: arm-none-eabi-gcc for the emulated board (code, weight and "
+                  "static RAM bytes from arm-none-eabi-size; firmware.bin is the ELF QEMU loads), PlatformIO for an "
+                  "ESP32 board (network on first use).", tools=("platformio",), default=False),
     ),
 )
