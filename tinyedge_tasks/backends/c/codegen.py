@@ -16,7 +16,7 @@ from ...config import boards
 from ...csource import environment
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, qemu, write_project
-from .. import board_section
+from .. import board_section, camera_board
 from . import BACKEND
 
 SAMPLES = 10   # test samples the firmware runs under `doit flash`
@@ -42,11 +42,7 @@ def _toolchain(board, board_name: str) -> str:
     """The board's toolchain section, checked to be one this backend writes a project for."""
     section = board_section(BACKEND, board, board_name)
     if section == "esp_idf":
-        if board.camera is None:
-            raise TinyedgeError(f"boards/{board_name}.yaml: no camera section; the ESP-IDF firmware of "
-                                "firmware.backend c classifies camera frames: add camera (sensor, xclk_hz, frame, "
-                                "pins) or pick a board with a camera")
-        return section
+        return camera_board(BACKEND, board, board_name)
     if (board.qemu.machine, board.qemu.cpu) != (qemu.MACHINE, qemu.CPU):
         raise TinyedgeError(f"boards/{board_name}.yaml: qemu: machine {board.qemu.machine}, cpu {board.qemu.cpu}; "
                             f"the qemu toolchain's start-up code and linker script are for machine {qemu.MACHINE}, "

@@ -9,7 +9,7 @@ from ...artifacts import DatasetSummary
 from ...config import boards
 from ...errors import TinyedgeError
 from ...toolchains import write_project
-from .. import board_section
+from .. import camera_board
 from . import BACKEND
 
 
@@ -19,10 +19,7 @@ def run(ctx) -> None:
 
     board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
-    toolchain = board_section(BACKEND, board, board_name)
-    if board.camera is None:
-        raise TinyedgeError(f"boards/{board_name}.yaml: no camera section; the MicroPython main.py classifies camera "
-                            "frames: add camera (sensor, xclk_hz, frame, pins) or pick a board with a camera")
+    toolchain = camera_board(BACKEND, board, board_name)
     labels = ctx.read(DatasetSummary).classes
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
     files, model = generate.model_files(model_bytes)
