@@ -69,3 +69,20 @@ def camera_board(backend: Backend, board, board_name: str) -> str:
                             "classifies camera frames: add camera (sensor, xclk_hz, frame, pins) or pick a board "
                             "with a camera")
     return section
+
+
+def status_led(config, board, board_name: str, labels: list[str]) -> dict:
+    """firmware.led_class checked against the data set and the board: the template values led (the board's
+    status LED, or None), led_class and led_index (-1 without one)."""
+    led_class = config["firmware.led_class"]
+    if led_class is None:
+        return {"led": None, "led_class": None, "led_index": -1}
+    if led_class not in labels:
+        raise config.error("firmware.led_class", f"'{led_class}' is not a class of the data set; expected one of "
+                           f"{', '.join(labels)}")
+    led = board.leds.get("status")
+    if led is None:
+        raise TinyedgeError(f"boards/{board_name}.yaml: leds: no 'status' LED to light for firmware.led_class; add "
+                            "leds.status {pin, active_low} or remove firmware.led_class")
+    return {"led": led, "led_class": led_class, "led_index": labels.index(led_class)}
+

@@ -16,7 +16,7 @@ from ...config import boards
 from ...csource import environment
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, qemu, write_project
-from .. import board_section, camera_board
+from .. import board_section, camera_board, status_led
 from . import BACKEND
 
 SAMPLES = 10   # test samples the firmware runs under `doit flash`
@@ -59,20 +59,10 @@ def _esp_idf_files(ctx, board, board_name: str, budget: Budget, sources: list[st
                             "backend's arena is a static array in internal RAM: shrink the model (input size, "
                             "train.width_multiplier) or use firmware.backend tflm, which can place it in PSRAM")
     labels = ctx.read(DatasetSummary).classes
-    led_class = ctx.config["firmware.led_class"]
-    led = board.leds.get("status")
-    if led_class is not None and led_class not in labels:
-        raise ctx.config.error("firmware.led_class", f"'{led_class}' is not a class of the data set; "
-                               f"expected one of {', '.join(labels)}")
-    if led_class is not None and led is None:
-        raise TinyedgeError(f"boards/{board_name}.yaml: leds: no 'status' LED to light for firmware.led_class; "
-                            "add leds.status {pin, active_low} or remove firmware.led_class")
+    led = status_led(ctx.config, board, board_name, labels)
     project = ctx.config["project.name"]
     values = {"board": board, "board_name": board_name, "project": project, "labels": labels,
-              "pins": board.camera.pins, "arena_bytes": budget.arena["bytes"],
-              "led": led if led_class is not None else None, "led_class": led_class,
-              "led_index": labels.index(led_class) if led_class is not None else -1,
-              "sources": sources}
+              "pins": board.camera.pins, "arena_bytes": budget.arena["bytes"], **led, "sources": sources}
     env = environment(TEMPLATES)
     files = esp_idf.skeleton(board, board_name, project, COMPONENTS, IDF_VERSION, SETTINGS)
     files.update({name: env.get_template(f"{name}.j2").render(values)

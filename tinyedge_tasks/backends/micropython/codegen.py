@@ -7,9 +7,8 @@ import json
 
 from ...artifacts import DatasetSummary
 from ...config import boards
-from ...errors import TinyedgeError
 from ...toolchains import write_project
-from .. import camera_board
+from .. import camera_board, status_led
 from . import BACKEND
 
 
@@ -26,17 +25,8 @@ def run(ctx) -> None:
     quant, _ = runtime.io_details(runtime.interpreter(model_bytes))
     shape = ctx.config.section("dataset.input")
     files["te_preprocess.py"] = generate.preprocess_source(shape.width, shape.height, shape.channels, quant)
-    led_class = ctx.config["firmware.led_class"]
-    led = None
-    if led_class is not None:
-        if led_class not in labels:
-            raise ctx.config.error("firmware.led_class", f"'{led_class}' is not a class of the data set; "
-                                   f"expected one of {', '.join(labels)}")
-        status = board.leds.get("status")
-        if status is None:
-            raise TinyedgeError(f"boards/{board_name}.yaml: leds: no 'status' LED to light for firmware.led_class; "
-                                "add leds.status {pin, active_low} or remove firmware.led_class")
-        led = (status.pin, status.active_low, labels.index(led_class))
+    status = status_led(ctx.config, board, board_name, labels)
+    led = (status["led"].pin, status["led"].active_low, status["led_index"]) if status["led"] else None
     files["main.py"] = generate.main_source(labels, board.camera, led)
     section = board.micropython
     files["mpremote.json"] = json.dumps({

@@ -14,9 +14,8 @@ from pathlib import Path
 from ...artifacts import Budget, Calibration, DatasetSummary
 from ...config import boards
 from ...csource import ctype, environment, hex_rows
-from ...errors import TinyedgeError
 from ...toolchains import esp_idf, write_project
-from .. import camera_board
+from .. import camera_board, status_led
 from . import BACKEND
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -73,14 +72,7 @@ def run(ctx) -> None:
     ctx.log(f"{board_name}: model {len(model_bytes)} B (flash {budget.flash['needed_bytes']} of "
             f"{budget.flash['available_bytes']} B with the runtime), arena {arena['bytes']} B in {place}")
 
-    led_class = ctx.config["firmware.led_class"]
-    led = board.leds.get("status")
-    if led_class is not None and led_class not in labels:
-        raise ctx.config.error("firmware.led_class", f"'{led_class}' is not a class of the data set; "
-                               f"expected one of {', '.join(labels)}")
-    if led_class is not None and led is None:
-        raise TinyedgeError(f"boards/{board_name}.yaml: leds: no 'status' LED to light for firmware.led_class; "
-                            "add leds.status {pin, active_low} or remove firmware.led_class")
+    led = status_led(ctx.config, board, board_name, labels)
     known = arena["extra_why"] is not None  # the chip's ESP-NN scratch was computed
     margin_reason = (f"{arena['extra_bytes']} B {arena['extra_why']} + {arena['margin']:.0%}" if known
                      else f"{arena['margin']:.0%} firmware.arena_margin")
@@ -88,8 +80,7 @@ def run(ctx) -> None:
         "board": board, "board_name": board_name, "project": ctx.config["project.name"], "labels": labels,
         "operators": operators, "pins": board.camera.pins, "source": "quantize/model.tflite",
         "arena": {**arena, "margin_reason": margin_reason, "place": place, "caps": caps, "known": known},
-        "led": led if led_class is not None else None, "led_class": led_class,
-        "led_index": labels.index(led_class) if led_class is not None else -1,
+        **led,
         "output": calibration.output, "output_ctype": ctype(calibration.output["dtype"], "output"),
         "model_bytes": len(model_bytes), "rows": hex_rows(model_bytes, 12, "0x{:02x}"),
     }
