@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import zipfile
 from pathlib import Path, PurePosixPath
 
@@ -128,6 +129,18 @@ def requires_trust(manifest_data: dict, root: Path) -> list[str]:
     return found
 
 
+PRIVATE = ("/tmp", "/var/tmp", "/run")  # fresh and empty inside the sandbox
+
+
+def _code_under(roots: tuple[str, ...]) -> list[Path]:
+    """The folders of this tinyedge and of sys.path that lie below `roots` (a checkout in /tmp, say): the rebuild
+    needs them, read-only, where the sandbox's empty tmpfs would hide them."""
+    import tinyedge_tasks
+    found = {Path(tinyedge_tasks.__file__).resolve().parent.parent}
+    found |= {Path(entry).resolve() for entry in sys.path if entry and Path(entry).is_dir()}
+    return sorted(path for path in found if any(path.is_relative_to(root) for root in roots))
+
+
 def sandboxed(cmd: list[str], workdir: Path, timeout: float, allow_write: list[Path] = (),
               env: dict[str, str] | None = None, no_sandbox: bool = False) -> subprocess.CompletedProcess:
     """Run `cmd` in `workdir` under bubblewrap: every namespace unshared (no network, own PIDs), the file system
@@ -153,8 +166,11 @@ def sandboxed(cmd: list[str], workdir: Path, timeout: float, allow_write: list[P
                                 "install it with `apt-get install bubblewrap`, or pass --no-sandbox if you "
                                 "trust the submission")
         command = [bwrap, "--unshare-all", "--die-with-parent", "--new-session", "--cap-drop", "ALL",
-                   "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-                   "--tmpfs", "/tmp", "--tmpfs", "/var/tmp", "--tmpfs", "/run"]
+                   "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+        for private in PRIVATE:
+            command += ["--tmpfs", private]
+        for code in _code_under(PRIVATE):  # tinyedge and its Python path, when they live where tmpfs hides them
+            command += ["--ro-bind", str(code), str(code)]
         for folder in writable:
             command += ["--bind", str(folder), str(folder)]
         command += ["--chdir", str(writable[0]), "--", *cmd]
