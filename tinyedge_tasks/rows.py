@@ -17,6 +17,8 @@ class Stage:
     templates: tuple[str, ...] = ()    # package-relative folders of non-Python files the stage reads (code too)
     sources: str = ""                  # "module:function" listing the project files it reads (images, a model
     #                                    file, the board file): called to make tasks, so keep that module light
+    watch: str = ""                    # "module:function" for doit's dependencies instead of `sources`: a data
+    #                                    folder as one path, checked by a tree state, not one per image
     default: bool = True               # part of a plain `doit`
     enabled_by: str | None = None      # manifest key; when it is null the stage is off and ...
     passthrough: dict = field(default_factory=dict)  # ... its files are these artifacts of earlier stages

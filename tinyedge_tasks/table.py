@@ -22,7 +22,7 @@ PROJECT_INDEX = "codegen/project.json"  # what build, flash and monitor read of 
 DATASET = Stage(
     "dataset", "Read the data set, resize it to the model input, split train/val/test by sample hash.",
     reads=("project.seed", "dataset"), makes=("data.npz", "dataset.json"), tools=("numpy", "pillow", "scikit-learn"),
-    sources="tinyedge_tasks.stages.dataset:sources")
+    sources="tinyedge_tasks.stages.dataset:sources", watch="tinyedge_tasks.stages.dataset:watched")
 CHECK = Stage(
     "check", "Preflight in seconds: the untrained model's operators on the backend, its bytes and arena on the board.",
     reads=("project.seed", "dataset.input", "train", "compression.quantize.scheme", "board", "firmware.backend",
@@ -34,7 +34,7 @@ TRAIN = Stage(
     "train", "Build (zoo, user function or file) and train the float model; write metrics and history.",
     reads=("project.seed", "train"), needs=("dataset/data.npz", "dataset/dataset.json"),
     makes=("model.h5", "metrics.json", "history.json", "model_summary.json"), tools=TFLITE,
-    sources="tinyedge_tasks.stages.train:sources",
+    sources="tinyedge_tasks.ml.model_spec:files",
     setup=("check",))  # the preflight runs first whenever training does; a board change alone reruns neither
 PRUNE = Stage(
     "prune", "Prune the float model (magnitude or filter pruning) and fine-tune it.",

@@ -150,14 +150,9 @@ class Project:
         return sorted(_function(stage.sources)(self.manifest)) if stage.sources else []
 
     def dependencies(self, stage: Stage) -> list[Path]:
-        """The sources as doit file_dep: a module whose sources() takes `tree` names a data folder as one
-        dependency (checked by a stat-only scan, see hashing.XXH3Checker) instead of one per file."""
-        if not stage.sources:
-            return []
-        function = _function(stage.sources)
-        if "tree" in function.__code__.co_varnames[:function.__code__.co_argcount]:
-            return sorted(function(self.manifest, tree=True))
-        return sorted(function(self.manifest))
+        """doit's file_dep for the stage's project files: what `watch` names (a folder is one dependency, checked
+        by a stat-only scan, see hashing.XXH3Checker), else the sources themselves."""
+        return sorted(_function(stage.watch)(self.manifest)) if stage.watch else self.sources(stage)
 
     def fingerprint(self, stage: Stage) -> dict:
         """Everything but the input files that decides a stage's outputs."""

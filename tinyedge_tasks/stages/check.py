@@ -9,7 +9,6 @@ import importlib
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 SAMPLES = 8  # calibration samples of the conversion: ranges do not change the bytes or the arena
 
@@ -17,21 +16,21 @@ SAMPLES = 8  # calibration samples of the conversion: ranges do not change the b
 def sources(manifest) -> list[Path]:
     """The model's files (as train reads them) and the board file."""
     from ..config import boards
-    from . import train
-    return [*train.sources(manifest), boards.path_of(manifest)]
+    from ..ml import model_spec
+    return [*model_spec.files(manifest), boards.path_of(manifest)]
 
 
 def run(ctx) -> None:
     from ..config import boards
     from ..ml.keras_util import as_float, deterministic, keras, load_data
     from ..tflite.convert import convert
-    from .train import _build
+    from ..ml.model_spec import build
 
     started = time.perf_counter()
     deterministic(ctx.config["project.seed"])
     data = load_data(ctx.inputs["dataset/data.npz"])
     classes = json.loads(ctx.inputs["dataset/dataset.json"].read_text())["classes"]
-    model = _build(SimpleNamespace(config=ctx.config, root=ctx.root), keras, data["x_train"].shape[1:], len(classes))
+    model = build(ctx.config, ctx.root, keras, data["x_train"].shape[1:], len(classes))
     _unzero(model, ctx.config["project.seed"])
     scheme = ctx.config["compression.quantize.scheme"]
     tflite = convert(model, as_float(data["x_train"][:SAMPLES]), scheme)

@@ -36,10 +36,10 @@ def _images(class_folder: Path) -> list[Path]:
     return sorted(p for p in class_folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
-def sources(manifest, tree: bool = False) -> list[Path]:
-    """The data files the split depends on; checked here so a bad path fails before anything runs. With `tree`
-    (the doit dependency of a no-op run) an image folder is one path, scanned by the engine's tree state, and
-    only its class folders are checked: listing 100,000 images here would cost more than the whole run."""
+def watched(manifest) -> list[Path]:
+    """The data set as doit's dependency, checked here so a bad path fails before anything runs: an image folder
+    is one path, scanned by the engine's tree state (listing 100,000 images on every no-op run would cost more than
+    the whole run), so only its class folders are checked."""
     source = manifest.get("dataset.source")
     if source == DIGITS:
         return []
@@ -47,13 +47,18 @@ def sources(manifest, tree: bool = False) -> list[Path]:
     expected = "an image folder (one sub-folder per class), an .npz with x and y, or sklearn:digits"
     if not path.exists():
         raise manifest.error("dataset.source", f"{path} does not exist; expected {expected}")
-    if path.is_file():
-        if path.suffix != ".npz":
-            raise manifest.error("dataset.source", f"{path} is a {path.suffix or 'plain'} file; expected {expected}")
-        return [path]
-    if tree:
+    if path.is_file() and path.suffix != ".npz":
+        raise manifest.error("dataset.source", f"{path} is a {path.suffix or 'plain'} file; expected {expected}")
+    if path.is_dir():
         _class_folders(manifest)
-        return [path]
+    return [path]
+
+
+def sources(manifest) -> list[Path]:
+    """The data files the split depends on: the .npz, or every image of the folder."""
+    paths = watched(manifest)
+    if not paths or paths[0].is_file():
+        return paths
     files = []
     for class_folder in _class_folders(manifest):
         images = _images(class_folder)
