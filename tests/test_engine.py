@@ -294,3 +294,23 @@ def test_second_concurrent_run_stops_with_a_message(project_copy):
     assert second.returncode != 0
     assert f"another doit run (pid {process.pid}) is building this project" in second.stdout + second.stderr
     assert "Traceback" not in second.stdout + second.stderr
+
+
+def test_two_checkouts_computing_the_same_stage_at_once_compute_it_once(project_copy, tmp_path):
+    """A second run that needs an action another run is computing (a sweep variant, a tune worker sharing the
+    cache) waits for it and restores it, instead of training the same model twice."""
+    changes = {"train": {"epochs": 8}}
+    write_manifest(project_copy, changes)
+    other = make_project(tmp_path / "other", changes)
+    first = subprocess.Popen([sys.executable, "-m", "doit", "train"], cwd=project_copy, stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True)
+    for line in first.stdout:
+        if "Epoch 1/8" in line:
+            break
+    second = doit(other, "train", env={"TINYEDGE_CACHE": str(project_copy / "cache")})
+    first_output = first.stdout.read()
+    assert first.wait(timeout=300) == 0, first_output
+    first.stdout.close()
+    assert "waiting: another run is computing the same train" in second.stdout, second.stdout
+    assert "done in" in first_output and "done in" not in second.stdout  # trained once, restored by the other
+    assert (other / "build/train/model.h5").read_bytes() == (project_copy / "build/train/model.h5").read_bytes()

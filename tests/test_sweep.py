@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -19,6 +20,7 @@ import yaml
 
 from conftest import doit, make_project, ran
 from tinyedge_tasks.commands.sweep import command_line_assignments
+from tinyedge_tasks.engine import hashing
 from tinyedge_tasks.experiment import manifest_edit, variants
 
 SWIFT = {"train": {"epochs": 1}, "compression": {"calibrate": {"samples": 20}}}
@@ -76,6 +78,9 @@ def test_data_folder_is_one_dependency(tmp_path):
     assert ran(doit(project, "dataset")) == set()
     os.utime(project / "images" / "c0" / "000.png")
     assert ran(doit(project, "dataset")) == set()
+    with sqlite3.connect(project / "cache" / "digests.sqlite3") as db:  # the touched tree's digest is kept:
+        remembered = db.execute("select stats from trees").fetchall()  # later no-ops do not rehash it
+    assert remembered == [(hashing.scan_tree(project / "images").stat_digest,)]
     _images(project / "extra", 31)
     shutil.copy(project / "extra" / "c1" / "030.png", project / "images" / "c1" / "030.png")
     assert ran(doit(project, "dataset")) == {"dataset"}
@@ -98,20 +103,26 @@ def test_sweep_trains_once_per_training_config_restores_a_second_run_and_reports
     grid = ["-S", "train.width_multiplier=0.5,1", "-S", "compression.quantize.scheme=int8,int16x8"]
     first = doit(project, "sweep", *grid, "--workers", "2")
     summary = _summary(project)
-    assert [v["status"] for v in summary["variants"]] == ["ok"] * 4, first.stdout[-3000:]
-    assert summary["trainings"] == 2  # one per width; the schemes share it
-    assert all(v["fits"] for v in summary["variants"])
-    assert "[4/4 width_multiplier=1 scheme=\"int16x8\"]" in first.stdout and "trainings run: 2" in first.stdout
+    trials = summary["trials"]
+    assert [t["state"] for t in trials] == ["complete"] * 4, first.stdout[-3000:]
+    assert sorted(json.dumps(t["values"], sort_keys=True) for t in trials) == \
+        sorted(json.dumps(g, sort_keys=True) for g in variants.grid(variants.parse_assignments(
+            ["train.width_multiplier=0.5,1", "compression.quantize.scheme=int8,int16x8"])))  # the grid, once each
+    computed = lambda stage: sum(t["stages"].get(stage) == "computed" for t in trials)  # noqa: E731
+    assert summary["trainings"] == computed("train") == 2  # one per width; the schemes share it
+    assert computed("dataset") == 1 and computed("quantize") == 4  # two at a time: one computes, one waits
+    assert all(t["fits"] for t in trials) and any(t["pareto"] for t in trials)
+    assert 'width_multiplier=1 scheme="int16x8"]' in first.stdout and "trainings run: 2" in first.stdout
     shutil.rmtree(project / "build" / "sweep")  # fresh folders: every stage of every variant comes from the cache
     again = doit(project, "sweep", *grid, "--workers", "2")
     summary = _summary(project)
-    assert {how for v in summary["variants"] for how in v["stages"].values()} == {"restored"}, again.stdout
+    assert {how for t in summary["trials"] for how in t["stages"].values()} == {"restored"}, again.stdout
     assert summary["seconds"] < 90
 
     failing = doit(project, "sweep", "-S", "firmware.led_class=zebra,'0'", check=False)
     assert failing.returncode == 1 and "1 of 2 variants failed" in failing.stdout + failing.stderr
-    rows = {v["values"]["firmware.led_class"]: v for v in _summary(project)["variants"]}
-    assert rows["0"]["status"] == "ok" and rows["zebra"]["status"] == "failed"
+    rows = {t["values"]["firmware.led_class"]: t for t in _summary(project)["trials"]}
+    assert rows["0"]["state"] == "complete" and rows["zebra"]["state"] == "fail"
     assert "zebra" in rows["zebra"]["error"] and "not a class" in rows["zebra"]["error"]
 
     table = doit(project, "experiments").stdout

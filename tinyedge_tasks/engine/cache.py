@@ -3,18 +3,24 @@
 Layout under the store folder:
   objects/ab/<xxh3-128>       file contents, named by digest
   actions/<action key>.json   what a stage run read (config slice, input digests) and made (outputs)
+  locks/<action key>.lock     held (flock) by the process computing that action
 Every write goes to a temporary name and is renamed into place, so a crash or a second process never
-leaves a half-written entry; restored bytes are verified against their digest.
+leaves a half-written entry; restored bytes are verified against their digest. Two processes that need the
+same action at once (sweep variants, tune workers on machines sharing the folder) do not both compute it:
+the second waits for the first's lock and then restores what it stored.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Callable, Iterator
 
 import xxhash
 
@@ -51,6 +57,7 @@ class Store:
         self.root = Path(root)
         self.objects = self.root / "objects"
         self.actions = self.root / "actions"
+        self.locks = self.root / "locks"
 
     def _object(self, digest: str) -> Path:
         return self.objects / digest[:2] / digest
@@ -66,6 +73,22 @@ class Store:
         except (json.JSONDecodeError, UnicodeDecodeError):
             self._action(key).unlink(missing_ok=True)
             return None
+
+    @contextmanager
+    def computing(self, key: str, on_wait: Callable[[], None] = lambda: None) -> Iterator[None]:
+        """Held while this process computes `key`; another holder makes it wait (on_wait says so first). The
+        kernel drops the lock of a process that dies, so a killed run never blocks the next one."""
+        self.locks.mkdir(parents=True, exist_ok=True)
+        with open(self.locks / f"{key}.lock", "a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                on_wait()
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def save(self, key: str, record: dict, staging: Path) -> dict:
         """Store every file under `staging` and the action record that points at them."""
@@ -155,5 +178,14 @@ class Store:
                 freed += obj.stat().st_size
                 obj.unlink()
                 removed += 1
+        for lock in self.locks.glob("*.lock"):  # a young lock, or one some process holds, stays
+            if now - lock.stat().st_mtime < grace_seconds:
+                continue
+            with open(lock, "a") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue
+                lock.unlink()
         return {"actions_dropped": dropped, "actions_kept": len(kept), "objects_removed": removed,
                 "bytes_freed": freed}

@@ -251,24 +251,13 @@ def execute(project: Project, stage: Stage):
         staging = Path(tempfile.mkdtemp(prefix=f"{stage.name}-", dir=project.build / ".tmp"))
         destination = project.build / stage.name
 
-        record = project.store.lookup(key)
-        started = time.perf_counter()
-        if record and project.store.restore(key, record, staging):
-            place_outputs(staging, destination)
-            print(f"  restored from cache in {time.perf_counter() - started:.3f} s "
-                  f"(computed in {record.get('seconds', 0):.1f} s; key {key[:12]})", flush=True)
+        if _restored(project, key, staging, destination):
             return None
-        staging.mkdir(parents=True, exist_ok=True)
-        context = StageContext(stage, project.manifest.slice(stage.reads, stage.name), inputs, sources,
-                               staging, project.root, project.state)
-        importlib.import_module(stage.module).run(context)
-        seconds = time.perf_counter() - started
-        missing = [f for f in stage.makes if not (staging / f).is_file()]
-        if missing:
-            raise TinyedgeError(f"stage {stage.name} did not write {', '.join(missing)} (a bug in tinyedge)")
-        project.store.save(key, {**fingerprint, "inputs": digests, "seconds": seconds}, staging)
-        place_outputs(staging, destination)
-        print(f"  done in {seconds:.1f} s, stored in cache (key {key[:12]})", flush=True)
+        with project.store.computing(key, lambda: print(f"  waiting: another run is computing the same {stage.name} "
+                                                        f"(key {key[:12]})", flush=True)):
+            if _restored(project, key, staging, destination):  # stored while this run waited
+                return None
+            _compute(project, stage, key, fingerprint, inputs, sources, digests, staging, destination)
         return None
     except TinyedgeError as exc:
         return TaskFailed(str(exc))
@@ -278,6 +267,35 @@ def execute(project: Project, stage: Stage):
     finally:
         if staging is not None:
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def _restored(project: Project, key: str, staging: Path, destination: Path) -> bool:
+    """Place the cached outputs of `key`, when the store has them whole."""
+    record = project.store.lookup(key)
+    started = time.perf_counter()
+    if not (record and project.store.restore(key, record, staging)):
+        return False
+    place_outputs(staging, destination)
+    print(f"  restored from cache in {time.perf_counter() - started:.3f} s "
+          f"(computed in {record.get('seconds', 0):.1f} s; key {key[:12]})", flush=True)
+    return True
+
+
+def _compute(project: Project, stage: Stage, key: str, fingerprint: dict, inputs: dict, sources: list,
+             digests: dict, staging: Path, destination: Path) -> None:
+    """Run the stage into `staging`, store what it made under `key`, then place it."""
+    started = time.perf_counter()
+    staging.mkdir(parents=True, exist_ok=True)
+    context = StageContext(stage, project.manifest.slice(stage.reads, stage.name), inputs, sources,
+                           staging, project.root, project.state)
+    importlib.import_module(stage.module).run(context)
+    seconds = time.perf_counter() - started
+    missing = [f for f in stage.makes if not (staging / f).is_file()]
+    if missing:
+        raise TinyedgeError(f"stage {stage.name} did not write {', '.join(missing)} (a bug in tinyedge)")
+    project.store.save(key, {**fingerprint, "inputs": digests, "seconds": seconds}, staging)
+    place_outputs(staging, destination)
+    print(f"  done in {seconds:.1f} s, stored in cache (key {key[:12]})", flush=True)
 
 
 def run_command(project: Project, command: Command, task):

@@ -3,8 +3,8 @@
 The variant folder holds its own tinyedge.yaml (the project's, without its sweep/tune sections, with the
 overrides), a copy of boards/ and dodo.py, and links to everything else of the project (a data folder, a model
 file), so relative paths in the manifest keep working. doit's state and lock are per folder, so variants run in
-parallel; the artifacts go to the one store ($TINYEDGE_CACHE), which writes every entry by atomic rename, so two
-variants computing the same stage at once store the same bytes twice, never a torn entry.
+parallel; the artifacts go to the one store ($TINYEDGE_CACHE), where a stage two variants need at once is
+computed by one and restored by the other (engine.cache.Store.computing).
 """
 from __future__ import annotations
 
