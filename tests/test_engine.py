@@ -46,11 +46,12 @@ def test_second_run_and_touch_run_nothing(project_copy):
 
 
 def test_list_help_and_noop_import_no_heavy_library(built_project):
-    """TensorFlow takes seconds, NumPy, matplotlib and pydantic a tenth each: none belongs in a no-op."""
+    """TensorFlow takes seconds, NumPy, matplotlib, pydantic and Optuna a tenth each: none belongs in a no-op."""
     probe = ("import sys\nfrom doit.doit_cmd import DoitMain\nfrom doit.cmd_base import ModuleTaskLoader\n"
              "import dodo\nfor args in (['list'], ['help'], ['info', 'train'], []):\n"
              "    assert DoitMain(ModuleTaskLoader(dodo)).run(args) == 0, args\n"
-             "print(sorted(m for m in ('tensorflow', 'tf_keras', 'numpy', 'matplotlib', 'pydantic') "
+             "print(sorted(m for m in ('tensorflow', 'tf_keras', 'numpy', 'matplotlib', 'pydantic', 'optuna', "
+             "'psycopg2', 'sqlalchemy') "
              "if m in sys.modules))\n")
     result = subprocess.run([sys.executable, "-c", probe], cwd=built_project, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr

@@ -56,6 +56,21 @@ def test_command_line_values():
         variants.parse_assignments(["a=1", "a=2"])
 
 
+def test_sweep_and_tune_without_the_extra_name_it(tmp_path):
+    """Optuna missing (a package on the path that fails to import as it would when absent): one line naming
+    the extra, before anything is built."""
+    hidden = tmp_path / "hidden"
+    (hidden / "optuna").mkdir(parents=True)
+    (hidden / "optuna" / "__init__.py").write_text("raise ImportError('No module named optuna')\n")
+    project = make_project(tmp_path / "p", {"tune": {"space": {"train.epochs": [1, 2]}}})
+    for command in (["sweep", "-S", "train.epochs=1,2"], ["tune"]):
+        result = doit(project, *command, check=False, env={"PYTHONPATH": str(hidden)})
+        output = result.stdout + result.stderr
+        assert result.returncode != 0 and "Traceback" not in output, output
+        assert f"doit {command[0]} needs Optuna" in output and "pip install 'tinyedge[tune]'" in output
+    assert not (project / "build").exists()
+
+
 def _images(folder: Path, per_class: int) -> None:
     import numpy as np
     from PIL import Image

@@ -19,6 +19,7 @@ from ..errors import TinyedgeError
 from ..report import charts
 from . import variants as v
 
+HEARTBEAT_SECONDS = 30
 FITS = "fits the board"  # the study's one constraint
 EXTRA = "the `tune` extra: pip install 'tinyedge[tune]' (Optuna and the PostgreSQL driver)"
 
@@ -42,9 +43,13 @@ def storage(optuna, url: str):
         url = url.replace("postgresql://", "postgresql+psycopg2://", 1)  # SQLAlchemy 2.1 would look for psycopg 3
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {"pool_pre_ping": True}
     from sqlalchemy.exc import IntegrityError, ProgrammingError
+    # A worker that was killed leaves its trial running: after 2 minutes without a heartbeat it is marked
+    # failed and its values are tried once more (the stages it finished come from the cache).
+    retry = optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=1)
     for attempt in range(5):
         try:
-            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
+                                              grace_period=4 * HEARTBEAT_SECONDS, heartbeat_stale_trial_callback=retry)
         except (IntegrityError, ProgrammingError):  # workers creating the tables of a new database at once
             if attempt == 4:
                 raise
@@ -119,6 +124,12 @@ class Search:
 def optimize(project, study, search: Search, trials: int, workers: int) -> float:
     """Run trials until the study holds `trials` of them; the seconds it took."""
     optuna = load_optuna(f"doit {search.kind}")
+    for key, choices in search.space.items():
+        odd = [c for c in choices if not isinstance(c, (str, int, float, bool, type(None)))] \
+            if isinstance(choices, list) else []
+        if odd:
+            raise TinyedgeError(f"{search.kind} {key}: {odd[0]!r} is not a single value; a choice is a number, "
+                                "a string, true/false or null (sweep a list-valued key through one of its items)")
     build_dir = project.manifest.get("project.build_dir")
     store = project.store.root.resolve()
     preflight = "check" in project.stage_by_name
