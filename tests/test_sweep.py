@@ -8,6 +8,7 @@ import io
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -147,6 +148,34 @@ def test_sweep_trains_once_per_training_config_restores_a_second_run_and_reports
     assert "width_multiplier" in table and "fits" in table
 
 
+def test_ctrl_c_stops_tune_with_one_line_and_the_trial_is_not_a_rejection(tmp_path):
+    """Ctrl-C reaches tune and its trial's doit alike (one process group, as in a terminal): the trial fails
+    (a rerun makes up for it), it is not counted as rejected by the preflight, and nothing prints a traceback."""
+    pytest.importorskip("optuna", reason="the tune extra: pip install 'tinyedge[tune]'")
+    project = make_project(tmp_path / "p", {"train": {"epochs": 300}, "tune": {"space": {"train.epochs": [300]},
+                                                                              "trials": 1}})
+    env = {k: v for k, v in os.environ.items() if k != "TINYEDGE_CACHE"}
+    process = subprocess.Popen([sys.executable, "-m", "doit", "tune", "--workers", "1"], cwd=project, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    log = project / "build" / "tune" / "digits-esp32cam" / "trial-0000" / "doit.log"
+    lines = []
+    for line in process.stdout:  # the trial's doit is training once the check passed
+        lines.append(line)
+        if "check computed" in line or "check restored" in line:
+            break
+    time.sleep(3)
+    os.killpg(process.pid, signal.SIGINT)
+    output = "".join(lines) + process.communicate(timeout=120)[0]
+    assert process.returncode == 130, output
+    assert "interrupted during tune" in output and "Traceback" not in output, output
+    import optuna
+    study = optuna.load_study(study_name="digits-esp32cam",
+                              storage=f"sqlite:///{project / 'cache' / 'tune.sqlite3'}")
+    [trial] = study.get_trials(deepcopy=False)
+    assert trial.state == optuna.trial.TrialState.FAIL and "rejected" not in trial.user_attrs, trial.user_attrs
+    assert "interrupted during train" in log.read_text()  # the trial's own doit stopped too, cleanly
+
+
 # --- doit tune against a real PostgreSQL server, two workers sharing one cache ------------------------------------
 
 def _postgres_bin() -> Path | None:
@@ -232,8 +261,12 @@ def test_tune_two_workers_on_postgresql_share_the_study_and_the_cache(tmp_path, 
         digest = variants.digest_file(calibration / "calibration.json")
         assert (store / "objects" / digest[:2] / digest).is_file()  # in the shared cache
 
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    trained = [t for t in complete if t.user_attrs["stages"].get("train") == "computed"]
+    assert len(trained) == len({t.params["train.width_multiplier"] for t in complete})  # once per width, whoever ran it
+
     project = workers[0]
-    done = next(t for t in trials if t.state == optuna.trial.TrialState.COMPLETE)
+    done = complete[0]
     doit(project, "tune", f"--storage={postgres}", "--apply", str(done.number), env={"TINYEDGE_CACHE": str(store)})
     manifest = yaml.safe_load((project / "tinyedge.yaml").read_text())
     assert manifest["compression"]["quantize"]["scheme"] == done.params["compression.quantize.scheme"]

@@ -43,7 +43,7 @@ def run(project, options, args) -> None:
     base = project.build / "tune" / settings["study"]
     search = s.Search("tune", settings["study"], settings["space"], settings["objectives"],
                       lambda number, values: base / f"trial-{number:04d}", base)
-    finished = sum(t.state.is_finished() for t in study.get_trials(deepcopy=False))
+    finished = s.held(study)
     workers = int(options.get("workers") or os.cpu_count() or 1)
     print(f"tune: study {settings['study']} in {s.shown(settings['storage'])}: {finished} finished trial(s), "
           f"running {max(settings['trials'] - finished, 0)} more, {workers} at a time; cache "

@@ -181,7 +181,9 @@ class Tune(_Section):
         description="Figures of calibration.json (quantized_test_accuracy, model_bytes, arena_bytes, ...) or of the "
                     "board budget as budget.<key> (budget.flash.needed_bytes, budget.arena.bytes): maximize or "
                     "minimize.")
-    trials: int = Field(20, ge=1, le=100000, description="Trials the study should hold; a rerun adds only the missing.")
+    trials: int = Field(20, ge=1, le=100000,
+                        description="Trials the study should hold (completed or rejected by the preflight); a rerun "
+                                    "adds only the missing, so failed or interrupted trials are made up for.")
     sampler: Literal["tpe", "nsga2", "random", "grid"] = Field(
         "tpe", description="grid: every combination of the choices (as doit sweep); tpe/nsga2 multi-objective.")
     study: Optional[str] = Field(None, description="Study name; default the project name.")

@@ -305,6 +305,10 @@ def run_command(project: Project, command: Command, task):
         return None
     except TinyedgeError as exc:
         return TaskFailed(str(exc))
+    except KeyboardInterrupt:  # what the command finished stays (a study keeps its finished trials)
+        print(f"interrupted during {command.name}; what it finished is kept, run it again to go on",
+              file=sys.stderr, flush=True)
+        raise SystemExit(130) from None
 
 
 def doit_config(default_tasks: list[str]) -> dict:

@@ -154,9 +154,10 @@ def optimize(project, study, search: Search, trials: int, workers: int) -> float
 
         say(f"in {project.relative(outcome.folder)}")
         if preflight and not v.run_doit(outcome, ["check"], store, build_dir, say):
-            if outcome.crashed:
+            if outcome.crashed or outcome.interrupted:  # no verdict on the board: a failed trial
                 done(error=outcome.error)
-                raise TinyedgeError(f"crashed in {outcome.failed_stage}: {outcome.error.splitlines()[-1]} "
+                raise TinyedgeError(outcome.error if outcome.interrupted else
+                                    f"crashed in {outcome.failed_stage}: {outcome.error.splitlines()[-1]} "
                                     "(its doit.log has the traceback)")
             done(rejected=outcome.error, preflight_seconds=round(outcome.seconds, 2))
             say(f"rejected by the preflight in {outcome.seconds:.1f} s: {outcome.error.splitlines()[0]}")
@@ -167,23 +168,31 @@ def optimize(project, study, search: Search, trials: int, workers: int) -> float
         v.finish(outcome, build_dir)
         if outcome.metrics is None or (outcome.status == "failed" and outcome.fits is not False):
             done(error=outcome.error)  # not the board's verdict: a failed trial, not a point
-            say(f"failed at {outcome.failed_stage or 'start'}: {outcome.error.splitlines()[0]}")
-            raise TinyedgeError(f"failed at {outcome.failed_stage}: {outcome.error}")
+            failure = outcome.error if outcome.interrupted else \
+                f"failed at {outcome.failed_stage or 'start'}: {outcome.error}"
+            say(failure.splitlines()[0])
+            raise TinyedgeError(failure)
         done()
         trial.set_constraint(FITS, 0.0 if outcome.fits else 1.0)  # <= 0 is feasible
         figures = [_figure(outcome, name) for name in search.objectives]
         say(f"{'fits' if outcome.fits else 'does NOT fit'}; "
-            + ", ".join(f"{n} {f:g}" for n, f in zip(search.objectives, figures))
+            + ", ".join(f"{n} {_number(f)}" for n, f in zip(search.objectives, figures))
             + f" ({outcome.seconds:.1f} s, computed: {','.join(outcome.computed()) or 'nothing'})")
         return figures
 
     started = time.perf_counter()
-    finished = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
-    if trials > len(finished):
-        stop = optuna.study.MaxTrialsCallback(trials, states=None)
-        study.optimize(objective, n_trials=trials - len(finished), n_jobs=workers, catch=(TinyedgeError,),
+    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    if trials > held(study):
+        stop = optuna.study.MaxTrialsCallback(trials, states=done)
+        study.optimize(objective, n_trials=trials - held(study), n_jobs=workers, catch=(TinyedgeError,),
                        callbacks=[stop])
     return time.perf_counter() - started
+
+
+def held(study) -> int:
+    """Trials the study holds a verdict for (a point, or a rejection); a failed or interrupted trial is not
+    one, so a rerun makes up for it."""
+    return sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.get_trials(deepcopy=False))
 
 
 def _number(x: float):
@@ -214,7 +223,7 @@ def summarize(project, study, search: Search, seconds: float) -> list[dict]:
               r["seconds"] or "", r["error"].split("\n")[0][:70]] for r in rows]
     rejected = [r for r in rows if r["fits"] is False and r["state"] == "pruned"]
     trainings = sum(r["stages"].get("train") == "computed" for r in rows)
-    lines = [f"{len(rows)} trials in {seconds:.1f} s; trainings run: {trainings}; restored whole: "
+    lines = [f"{len(rows)} trials ({seconds:.1f} s in this run); trainings run: {trainings}; restored whole: "
              f"{sum(bool(r['stages']) and r['state'] == 'complete' and 'computed' not in r['stages'].values() for r in rows)}",
              f"Pareto front of the trials that fit the board: {sorted(front) or 'none yet'}",
              f"rejected by the preflight before training: {len(rejected)}, "

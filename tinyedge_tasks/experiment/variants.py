@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -141,6 +142,7 @@ class Outcome:
     budget: dict | None = None          # codegen/budget.json
     fits: bool | None = None
     crashed: bool = False               # a traceback (doit TaskError), not a TinyedgeError message
+    interrupted: bool = False           # Ctrl-C: no verdict on the variant
 
     @property
     def label(self) -> str:
@@ -186,6 +188,9 @@ def run_doit(outcome: Outcome, targets: list[str], store: Path, build_dir: str,
         return True
     text = "".join(lines) + log.read_text(errors="replace")  # doit reports a failed task on stdout
     log.write_text(text)
+    if code in (130, -signal.SIGINT):
+        outcome.status, outcome.error, outcome.interrupted = "failed", "interrupted (Ctrl-C)", True
+        return False
     found = FAILURE.search(text)
     if found:
         outcome.failed_stage, message = found.group(1), found.group(2).strip()
