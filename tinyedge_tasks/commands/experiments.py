@@ -70,13 +70,17 @@ def pareto(points: list[tuple[float, int, int]]) -> list[bool]:
     return [not any(dominates(other, point) for other in points) for point in points]
 
 
+LABEL_ALL_UP_TO = 12  # beyond this many points only the Pareto front is numbered: the table has the rest
+
+
 def _chart(rows: list[dict], front: list[bool]) -> bytes:
     fig, axes = charts.figure(2)
     for axis, metric, label in zip(axes, ("model_bytes", "arena_bytes"), ("int8 model bytes", "TFLM arena bytes")):
         labels: dict[tuple, list[str]] = {}
         for index, (row, best) in enumerate(zip(rows, front), 1):
             at = (row["metrics"][metric], row["metrics"]["quantized_test_accuracy"])
-            labels.setdefault(at, []).append(str(index))
+            if best or len(rows) <= LABEL_ALL_UP_TO:
+                labels.setdefault(at, []).append(str(index))
             axis.scatter(*at, s=90 if best else 40, marker="*" if best else "o", zorder=3,
                          color="#d62728" if best else "none" if row["fits"] is False else "#7f7f7f",
                          edgecolors="#7f7f7f")  # hollow: does not fit the board
@@ -85,6 +89,10 @@ def _chart(rows: list[dict], front: list[bool]) -> bytes:
         ordered = sorted((r["metrics"][metric], r["metrics"]["quantized_test_accuracy"])
                          for r, best in zip(rows, front) if best)
         axis.plot(*zip(*ordered), color="#d62728", alpha=0.5, label="Pareto front (*)")
+        sizes = [r["metrics"][metric] for r in rows]
+        if min(sizes) > 0 and max(sizes) > 20 * min(sizes):  # a 6 KB and a 2 MB model on one axis
+            axis.set_xscale("log")
+            label += " (log scale)"
         axis.margins(0.15)
         axis.set_xlabel(label)
         axis.set_ylabel("int8 test accuracy (TFLM)")

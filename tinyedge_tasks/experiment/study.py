@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -30,6 +31,7 @@ def load_optuna(command: str):
     except ImportError:
         raise TinyedgeError(f"{command} needs Optuna, which is not installed; it comes with {EXTRA}") from None
     optuna.logging.set_verbosity(optuna.logging.ERROR)  # a failed trial is a row of our table, not a traceback
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)  # the heartbeat's retry
     return optuna
 
 
