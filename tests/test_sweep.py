@@ -96,7 +96,7 @@ def test_data_folder_is_one_dependency(tmp_path):
     assert ran(doit(project, "dataset")) == set()
     with sqlite3.connect(project / "cache" / "digests.sqlite3") as db:  # the touched tree's digest is kept:
         remembered = db.execute("select stats from trees").fetchall()  # later no-ops do not rehash it
-    assert remembered == [(hashing.scan_tree(project / "images").stat_digest,)]
+    assert remembered == [(hashing.tree_stat_digest(project / "images"),)]
     _images(project / "extra", 31)
     shutil.copy(project / "extra" / "c1" / "030.png", project / "images" / "c1" / "030.png")
     assert ran(doit(project, "dataset")) == {"dataset"}

@@ -18,7 +18,6 @@ import sys
 import threading
 from array import array
 from dataclasses import dataclass
-from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -84,15 +83,16 @@ class StatCache:
         self._pending[key] = digest
         return digest
 
-    def tree_digest(self, folder: str | os.PathLike, tree: Tree) -> str:
-        """Digest of the names and contents under `folder`: remembered for the scan's stats (a touched file
+    def tree_digest(self, folder: str | os.PathLike, stat_digest: str) -> str:
+        """Digest of the names and contents under `folder`: remembered for its stat digest (a touched file
         costs one rehash once, not a full pass on every later no-op); otherwise only files whose stat moved
         are read, the rest come from one query."""
         folder = os.path.abspath(folder)
         remembered = self._pending_trees.get(folder) or self._connect().execute(
             "select stats, digest from trees where path = ?", (folder,)).fetchone()
-        if remembered and remembered[0] == tree.stat_digest:
+        if remembered and remembered[0] == stat_digest:
             return remembered[1]
+        tree = scan_tree(folder)
         prefix = os.path.join(folder, "")
         known = {row[0]: row[1:] for row in self._connect().execute(
             "select path, mtime_ns, size, digest from digests where path > ? and path < ?",
@@ -107,7 +107,7 @@ class StatCache:
                 print(f"  hashed {done}/{len(moved)} new or changed files in {folder}", file=sys.stderr)
         lines = [f"{rel}\0{known[prefix + rel][2]}" for rel in tree.paths]
         digest = digest_bytes("\n".join(lines).encode())
-        self._pending_trees[folder] = (tree.stat_digest, digest)
+        self._pending_trees[folder] = (stat_digest, digest)
         return digest
 
     def flush(self) -> None:
@@ -124,20 +124,12 @@ class StatCache:
 
 @dataclass
 class Tree:
-    """A stat-only scan of a folder: every regular file's relative path, mtime_ns and size, sorted by path;
-    hidden names (.DS_Store, .git) are left out."""
+    """Every regular file under a folder: relative path, mtime_ns and size, sorted by path; hidden names
+    (.DS_Store, .git) are left out."""
 
     paths: list[str]
     mtimes: list[int]
     sizes: list[int]
-
-    @cached_property
-    def stat_digest(self) -> str:
-        """Equal digests: nothing under the folder was added, removed, renamed or written."""
-        hasher = xxhash.xxh3_128("\0".join(self.paths).encode())
-        hasher.update(array("q", self.mtimes).tobytes())
-        hasher.update(array("q", self.sizes).tobytes())
-        return hasher.hexdigest()
 
 
 def _list(root: str, rel: str) -> tuple[list[str], list[int], list[int], list[str]]:
@@ -164,18 +156,29 @@ def _list(root: str, rel: str) -> tuple[list[str], list[int], list[int], list[st
     return [names[i] for i in order], [mtimes[i] for i in order], [sizes[i] for i in order], folders
 
 
-def _walk(root: str, folders: list[str]) -> list[tuple[str, list[str], list[int], list[int]]]:
-    """(folder, names, mtimes, sizes) for each of `folders` and every folder below them."""
+def _as_listed(rel: str, names: list[str], mtimes: list[int], sizes: list[int]) -> tuple:
+    return rel, names, mtimes, sizes
+
+
+def _folder_digest(rel: str, names: list[str], mtimes: list[int], sizes: list[int]) -> tuple[str, str]:
+    hasher = xxhash.xxh3_128("\0".join(names).encode())
+    hasher.update(array("q", mtimes).tobytes())
+    hasher.update(array("q", sizes).tobytes())
+    return rel, hasher.hexdigest()
+
+
+def _walk(root: str, folders: list[str], keep: Callable) -> list[tuple]:
+    """keep(folder, names, mtimes, sizes) for each of `folders` and every folder below them."""
     found, pending = [], list(folders)
     while pending:
         rel = pending.pop()
         names, mtimes, sizes, below = _list(root, rel)
-        found.append((rel, names, mtimes, sizes))
+        found.append(keep(rel, names, mtimes, sizes))
         pending += below
     return found
 
 
-def _walk_in_child(root: str, folders: list[str]) -> Callable[[], list]:
+def _walk_in_child(root: str, folders: list[str], keep: Callable) -> Callable[[], list]:
     """_walk in a forked process; returns a function that collects its result. One stat costs ~2 us of
     kernel time and threads cannot overlap them (the GIL), so 100,000 files scan in half the time on two
     cores. A child that fails is redone here, so its error (a folder removed meanwhile) shows as usual."""
@@ -186,7 +189,7 @@ def _walk_in_child(root: str, folders: list[str]) -> Callable[[], list]:
         try:
             os.close(read_end)
             with os.fdopen(write_end, "wb") as out:
-                out.write(pickle.dumps(_walk(root, folders)))
+                out.write(pickle.dumps(_walk(root, folders, keep)))
             code = 0
         finally:
             os._exit(code)
@@ -196,23 +199,35 @@ def _walk_in_child(root: str, folders: list[str]) -> Callable[[], list]:
         with os.fdopen(read_end, "rb") as received:
             data = received.read()
         _, status = os.waitpid(pid, 0)
-        return pickle.loads(data) if status == 0 else _walk(root, folders)
+        return pickle.loads(data) if status == 0 else _walk(root, folders, keep)
     return result
 
 
-def scan_tree(folder: str | os.PathLike) -> Tree:
-    """One stat per file: 100,000 files must scan in a fraction of a second. The subfolders (class folders)
-    are shared out among the cores when there are several, and no other thread runs (fork would copy it)."""
+def _walk_tree(folder: str | os.PathLike, keep: Callable) -> list[tuple]:
+    """keep(...) of every folder under `folder`, sorted by folder. One stat per file: the subfolders (class
+    folders) are shared out among the cores when there are several and no other thread runs (fork copies
+    only the calling thread)."""
     root = os.fspath(folder)
     names, mtimes, sizes, below = _list(root, "")
     workers = min(len(below), os.cpu_count() or 1) if threading.active_count() == 1 else 1
     shares = [below[i::workers] for i in range(workers)] if below else [[]]
-    children = [_walk_in_child(root, share) for share in shares[1:]]
-    found = [("", names, mtimes, sizes), *_walk(root, shares[0])]
+    children = [_walk_in_child(root, share, keep) for share in shares[1:]]
+    found = [keep("", names, mtimes, sizes), *_walk(root, shares[0], keep)]
     for result in children:
         found += result()
+    return sorted(found, key=lambda listed: listed[0])
+
+
+def tree_stat_digest(folder: str | os.PathLike) -> str:
+    """Equal digests: nothing under the folder was added, removed, renamed or written. Each folder's files
+    are digested where they were listed, so a no-op moves 32 bytes per folder, not 100,000 names."""
+    return digest_bytes("\n".join(f"{rel}\0{digest}" for rel, digest in _walk_tree(folder, _folder_digest)).encode())
+
+
+def scan_tree(folder: str | os.PathLike) -> Tree:
+    """The full listing, for the content digest (when the stat digest moved)."""
     tree = Tree([], [], [])
-    for rel, names, mtimes, sizes in sorted(found, key=lambda folder: folder[0]):
+    for rel, names, mtimes, sizes in _walk_tree(folder, _as_listed):
         tree.paths += [rel + name for name in names]
         tree.mtimes += mtimes
         tree.sizes += sizes
@@ -230,8 +245,8 @@ class XXH3Checker(FileChangedChecker):
         if stat_mode.S_ISDIR(file_stat.st_mode):
             if not state or state[0] != "tree":
                 return True
-            tree = scan_tree(file_path)
-            return tree.stat_digest != state[1] and STAT_CACHE.tree_digest(file_path, tree) != state[2]
+            stat_digest = tree_stat_digest(file_path)
+            return stat_digest != state[1] and STAT_CACHE.tree_digest(file_path, stat_digest) != state[2]
         if state and state[0] == "tree":
             return True
         mtime_ns, size, digest = state
@@ -243,10 +258,10 @@ class XXH3Checker(FileChangedChecker):
 
     def get_state(self, dep, current_state):
         if os.path.isdir(dep):
-            tree = scan_tree(dep)
-            if current_state and tuple(current_state[:2]) == ("tree", tree.stat_digest):
+            stat_digest = tree_stat_digest(dep)
+            if current_state and tuple(current_state[:2]) == ("tree", stat_digest):
                 return None
-            return "tree", tree.stat_digest, STAT_CACHE.tree_digest(dep, tree)
+            return "tree", stat_digest, STAT_CACHE.tree_digest(dep, stat_digest)
         stat = os.stat(dep)
         if current_state and tuple(current_state[:2]) == (stat.st_mtime_ns, stat.st_size):
             return None
