@@ -209,7 +209,7 @@ def _walk_tree(folder: str | os.PathLike, keep: Callable) -> list[tuple]:
     only the calling thread)."""
     root = os.fspath(folder)
     names, mtimes, sizes, below = _list(root, "")
-    workers = min(len(below), os.cpu_count() or 1) if threading.active_count() == 1 else 1
+    workers = min(len(below), len(os.sched_getaffinity(0))) if threading.active_count() == 1 else 1
     shares = [below[i::workers] for i in range(workers)] if below else [[]]
     children = [_walk_in_child(root, share, keep) for share in shares[1:]]
     found = [keep("", names, mtimes, sizes), *_walk(root, shares[0], keep)]
