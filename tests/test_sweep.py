@@ -129,6 +129,7 @@ def test_sweep_trains_once_per_training_config_restores_a_second_run_and_reports
     assert computed("dataset") == 1 and computed("quantize") == 4  # two at a time: one computes, one waits
     assert all(t["fits"] for t in trials) and any(t["pareto"] for t in trials)
     assert 'width_multiplier=1 scheme="int16x8"]' in first.stdout and "trainings run: 2" in first.stdout
+    assert (project / "build/sweep/summary.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     shutil.rmtree(project / "build" / "sweep")  # fresh folders: every stage of every variant comes from the cache
     again = doit(project, "sweep", *grid, "--workers", "2")
     summary = _summary(project)

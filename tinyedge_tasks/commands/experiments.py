@@ -89,12 +89,8 @@ def _chart(rows: list[dict], front: list[bool]) -> bytes:
         ordered = sorted((r["metrics"][metric], r["metrics"]["quantized_test_accuracy"])
                          for r, best in zip(rows, front) if best)
         axis.plot(*zip(*ordered), color="#d62728", alpha=0.5, label="Pareto front (*)")
-        sizes = [r["metrics"][metric] for r in rows]
-        if min(sizes) > 0 and max(sizes) > 20 * min(sizes):  # a 6 KB and a 2 MB model on one axis
-            axis.set_xscale("log")
-            label += " (log scale)"
         axis.margins(0.15)
-        axis.set_xlabel(label)
+        charts.x_axis(axis, [r["metrics"][metric] for r in rows], label)
         axis.set_ylabel("int8 test accuracy (TFLM)")
         axis.legend(loc="best")
     return charts.png(fig)

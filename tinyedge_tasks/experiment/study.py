@@ -201,6 +201,26 @@ def _number(x: float):
     return int(x) if x.is_integer() else round(x, 4)
 
 
+def _chart(rows: list[dict], names: list[str]) -> bytes:
+    """The trials with a point: the first objective against the second (or the trial number), the Pareto
+    front of those that fit starred, those that do not fit hollow."""
+    fig, [axis] = charts.figure(1, width=5.0, height=3.6)
+    points = [r for r in rows if r["figures"]]
+    xs = [r["figures"][1] if len(names) > 1 else r["number"] for r in points]
+    labels: dict[tuple, list[str]] = {}
+    for r, x in zip(points, xs):
+        axis.scatter(x, r["figures"][0], s=90 if r["pareto"] else 40, marker="*" if r["pareto"] else "o", zorder=3,
+                     color="#d62728" if r["pareto"] else "#7f7f7f" if r["fits"] else "none", edgecolors="#7f7f7f")
+        if r["pareto"]:  # trials with the same values share a point and a label
+            labels.setdefault((x, r["figures"][0]), []).append(str(r["number"]))
+    for at, numbers in labels.items():
+        axis.annotate(",".join(numbers), at, textcoords="offset points", xytext=(5, 4))
+    charts.x_axis(axis, xs, names[1] if len(names) > 1 else "trial")
+    axis.set_ylabel(names[0])
+    axis.set_title(f"{len(points)} trials with a point, Pareto front starred", fontsize=9)
+    return charts.png(fig)
+
+
 def summarize(project, study, search: Search, seconds: float) -> list[dict]:
     """Print the trials as a table (the Pareto front of those that fit starred) and write summary.{md,json}
     beside them; the rows."""
@@ -233,8 +253,12 @@ def summarize(project, study, search: Search, seconds: float) -> list[dict]:
     print(charts.text_table(headers, table))
     print(f"{search.kind}: " + f"\n{search.kind}: ".join(lines))
     search.base.mkdir(parents=True, exist_ok=True)
+    picture = ""
+    if any(r["figures"] for r in rows):
+        (search.base / "summary.png").write_bytes(_chart(rows, names))
+        picture = "\n![the trials' objectives](summary.png)\n"
     (search.base / "summary.md").write_text(f"# {search.kind} {search.name}\n\n{charts.markdown_table(headers, table)}"
-                                            "\n\n" + "\n".join(f"- {line}" for line in lines) + "\n")
+                                            "\n\n" + "\n".join(f"- {line}" for line in lines) + "\n" + picture)
     (search.base / "summary.json").write_text(json.dumps(
         {"study": search.name, "objectives": search.objectives, "seconds": seconds, "trainings": trainings,
          "trials": rows}, indent=1))

@@ -28,6 +28,14 @@ def figure(columns: int = 1, width: float = 4.2, height: float = 3.2):
     return fig, list(axes[0])
 
 
+def x_axis(axis, values: list[float], label: str) -> None:
+    """Label the x axis; a log scale when the values span more than 20x (a 6 KB and a 2 MB model)."""
+    if values and min(values) > 0 and max(values) > 20 * min(values):
+        axis.set_xscale("log")
+        label += " (log scale)"
+    axis.set_xlabel(label)
+
+
 def png(fig) -> bytes:
     buffer = io.BytesIO()
     fig.tight_layout()
