@@ -21,6 +21,7 @@ from ..report import charts
 from . import variants as v
 
 HEARTBEAT_SECONDS = 30
+VERDICTS = ("COMPLETE", "PRUNED")  # a point, or a rejection by the preflight
 FITS = "fits the board"  # the study's one constraint
 EXTRA = "the `tune` extra: pip install 'tinyedge[tune]' (Optuna and the PostgreSQL driver)"
 
@@ -183,9 +184,8 @@ def optimize(project, study, search: Search, trials: int, workers: int) -> float
         return figures
 
     started = time.perf_counter()
-    done = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     if trials > held(study):
-        stop = optuna.study.MaxTrialsCallback(trials, states=done)
+        stop = optuna.study.MaxTrialsCallback(trials, states=[optuna.trial.TrialState[name] for name in VERDICTS])
         study.optimize(objective, n_trials=trials - held(study), n_jobs=workers, catch=(TinyedgeError,),
                        callbacks=[stop])
     return time.perf_counter() - started
@@ -194,7 +194,7 @@ def optimize(project, study, search: Search, trials: int, workers: int) -> float
 def held(study) -> int:
     """Trials the study holds a verdict for (a point, or a rejection); a failed or interrupted trial is not
     one, so a rerun makes up for it."""
-    return sum(t.state.name in ("COMPLETE", "PRUNED") for t in study.get_trials(deepcopy=False))
+    return sum(t.state.name in VERDICTS for t in study.get_trials(deepcopy=False))
 
 
 def _number(x: float):
