@@ -177,6 +177,43 @@ def test_ctrl_c_stops_tune_with_one_line_and_the_trial_is_not_a_rejection(tmp_pa
     assert "interrupted during train" in log.read_text()  # the trial's own doit stopped too, cleanly
 
 
+WORKER = """
+import sys, time
+from tinyedge_tasks.experiment import study as s
+s.HEARTBEAT_SECONDS = 1  # the product's 30 s, shortened so the test waits seconds, not minutes
+optuna = s.load_optuna("test")
+study = optuna.create_study(study_name="x", storage=s.storage(optuna, sys.argv[1]), load_if_exists=True,
+                            sampler=optuna.samplers.RandomSampler(seed=int(sys.argv[3])))
+def objective(trial):
+    x = trial.suggest_int("x", 0, 10**9)
+    print("running", x, flush=True)
+    if sys.argv[2] == "hang":
+        time.sleep(600)
+    return x
+study.optimize(objective, n_trials=1)
+"""
+
+
+def test_a_killed_workers_trial_is_retried_with_its_values(tmp_path):
+    """kill -9 leaves a trial running in the storage; once its heartbeat is stale the next worker marks it
+    failed and runs its values again (their stages come from the cache)."""
+    pytest.importorskip("optuna", reason="the tune extra: pip install 'tinyedge[tune]'")
+    url = f"sqlite:///{tmp_path / 'study.sqlite3'}"
+    hung = subprocess.Popen([sys.executable, "-c", WORKER, url, "hang", "1"], stdout=subprocess.PIPE, text=True)
+    first = hung.stdout.readline().split()[1]
+    time.sleep(2)  # a heartbeat or two recorded
+    hung.kill()
+    hung.wait()
+    hung.stdout.close()
+    time.sleep(5)  # past the grace period (4 heartbeats)
+    retried = subprocess.run([sys.executable, "-c", WORKER, url, "run", "2"], capture_output=True, text=True,
+                             check=True)
+    assert retried.stdout.split()[1] == first  # another seed would draw another value
+    import optuna
+    trials = optuna.load_study(study_name="x", storage=url).get_trials()
+    assert [(t.state.name, t.params["x"]) for t in trials] == [("FAIL", int(first)), ("COMPLETE", int(first))]
+
+
 # --- doit tune against a real PostgreSQL server, two workers sharing one cache ------------------------------------
 
 def _postgres_bin() -> Path | None:
