@@ -4,7 +4,6 @@ mpy-cross compiles every module for the ESP32; a real doit run, and switching ba
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -58,8 +57,7 @@ def test_mobilenet_in_the_unix_port_is_tflm_byte_for_byte():
 def test_wasm_port_runs_the_plain_kernels_with_the_same_outputs(tmp_path):
     """A second, independent MicroPython: the official WebAssembly port under Node. It rejects the viper decorator,
     so te_model falls back to the plain kernels on its own (the import-time choice under test)."""
-    if not (WASM / "micropython.mjs").exists():
-        pytest.skip("the npm package is missing: run tests/setup.sh")
+    assert (WASM / "micropython.mjs").exists(), "the npm package is missing: run tests/setup.sh"
     files, model = package("tiny_cnn")
     images = samples()[:3]
     script = ["import te_model, te_preprocess", "print('kernels', te_model.kernels.__name__)"]

@@ -4,7 +4,6 @@ Settings are the fastest that still train (one epoch, few calibration samples); 
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import optuna  # the tune extra (tests/setup.sh installs it): missing, the file fails, never skips
 import pytest
 import yaml
 
@@ -152,7 +152,6 @@ def test_sweep_trains_once_per_training_config_restores_a_second_run_and_reports
 def test_ctrl_c_stops_tune_with_one_line_and_the_trial_is_not_a_rejection(tmp_path):
     """Ctrl-C reaches tune and its trial's doit alike (one process group, as in a terminal): the trial fails
     (a rerun makes up for it), it is not counted as rejected by the preflight, and nothing prints a traceback."""
-    pytest.importorskip("optuna", reason="the tune extra: pip install 'tinyedge[tune]'")
     project = make_project(tmp_path / "p", {"train": {"epochs": 300}, "tune": {"space": {"train.epochs": [300]},
                                                                               "trials": 1}})
     env = {k: v for k, v in os.environ.items() if k != "TINYEDGE_CACHE"}
@@ -169,7 +168,6 @@ def test_ctrl_c_stops_tune_with_one_line_and_the_trial_is_not_a_rejection(tmp_pa
     output = "".join(lines) + process.communicate(timeout=120)[0]
     assert process.returncode == 130, output
     assert "interrupted during tune" in output and "Traceback" not in output, output
-    import optuna
     study = optuna.load_study(study_name="digits-esp32cam",
                               storage=f"sqlite:///{project / 'cache' / 'tune.sqlite3'}")
     [trial] = study.get_trials(deepcopy=False)
@@ -197,7 +195,6 @@ study.optimize(objective, n_trials=1)
 def test_a_killed_workers_trial_is_retried_with_its_values(tmp_path):
     """kill -9 leaves a trial running in the storage; once its heartbeat is stale the next worker marks it
     failed and runs its values again (their stages come from the cache)."""
-    pytest.importorskip("optuna", reason="the tune extra: pip install 'tinyedge[tune]'")
     url = f"sqlite:///{tmp_path / 'study.sqlite3'}"
     hung = subprocess.Popen([sys.executable, "-c", WORKER, url, "hang", "1"], stdout=subprocess.PIPE, text=True)
     first = hung.stdout.readline().split()[1]
@@ -209,7 +206,6 @@ def test_a_killed_workers_trial_is_retried_with_its_values(tmp_path):
     retried = subprocess.run([sys.executable, "-c", WORKER, url, "run", "2"], capture_output=True, text=True,
                              check=True)
     assert retried.stdout.split()[1] == first  # another seed would draw another value
-    import optuna
     trials = optuna.load_study(study_name="x", storage=url).get_trials()
     assert [(t.state.name, t.params["x"]) for t in trials] == [("FAIL", int(first)), ("COMPLETE", int(first))]
 
@@ -260,7 +256,6 @@ def _tight_board(project: Path) -> None:
 
 
 def test_tune_two_workers_on_postgresql_share_the_study_and_the_cache(tmp_path, postgres):
-    pytest.importorskip("optuna", reason="the tune extra: pip install 'tinyedge[tune]'")
     tune = {"space": {"train.width_multiplier": [0.5, 3.0], "compression.quantize.scheme": ["int8", "int16x8"]},
             "objectives": {"quantized_test_accuracy": "maximize", "arena_bytes": "minimize"},
             "trials": 4, "sampler": "random", "study": "shared"}
@@ -279,7 +274,6 @@ def test_tune_two_workers_on_postgresql_share_the_study_and_the_cache(tmp_path, 
     assert [p.returncode for p in processes] == [0, 0], "\n".join(o[-3000:] for o in outputs)
     seconds = time.perf_counter() - started
 
-    import optuna
     study = optuna.load_study(study_name="shared", storage=postgres.replace("postgresql:", "postgresql+psycopg2:"))
     trials = study.get_trials(deepcopy=False)
     ran_by = {p.name: sorted(int(f.name.split("-")[1]) for f in (p / "build" / "tune" / "shared").glob("trial-*"))

@@ -76,16 +76,10 @@ LABEL_ALL_UP_TO = 12  # beyond this many points only the Pareto front is numbere
 def _chart(rows: list[dict], front: list[bool]) -> bytes:
     fig, axes = charts.figure(2)
     for axis, metric, label in zip(axes, ("model_bytes", "arena_bytes"), ("int8 model bytes", "TFLM arena bytes")):
-        labels: dict[tuple, list[str]] = {}
-        for index, (row, best) in enumerate(zip(rows, front), 1):
-            at = (row["metrics"][metric], row["metrics"]["quantized_test_accuracy"])
-            if best or len(rows) <= LABEL_ALL_UP_TO:
-                labels.setdefault(at, []).append(str(index))
-            axis.scatter(*at, s=90 if best else 40, marker="*" if best else "o", zorder=3,
-                         color="#d62728" if best else "none" if row["fits"] is False else "#7f7f7f",
-                         edgecolors="#7f7f7f")  # hollow: does not fit the board
-        for at, names in labels.items():  # rows with the same figures share one label
-            axis.annotate(",".join(names), at, textcoords="offset points", xytext=(6, 4))
+        charts.pareto_points(axis, [(r["metrics"][metric], r["metrics"]["quantized_test_accuracy"]) for r in rows],
+                             front, [r["fits"] for r in rows],
+                             [str(i) if best or len(rows) <= LABEL_ALL_UP_TO else None
+                              for i, best in enumerate(front, 1)])
         ordered = sorted((r["metrics"][metric], r["metrics"]["quantized_test_accuracy"])
                          for r, best in zip(rows, front) if best)
         axis.plot(*zip(*ordered), color="#d62728", alpha=0.5, label="Pareto front (*)")

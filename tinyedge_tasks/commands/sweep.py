@@ -7,7 +7,6 @@ restored by the others.
 """
 from __future__ import annotations
 
-import os
 import sys
 
 from ..config.manifest import Tune
@@ -43,7 +42,7 @@ def run(project, options, args) -> None:
                       lambda number, values: folder / v.folder_name(values), folder)
     study = optuna.create_study(directions=list(objectives.values()),
                                 sampler=s.sampler(optuna, "grid", axes, project.manifest.get("project.seed")))
-    workers = int(options.get("workers") or os.cpu_count() or 1)
+    workers = s.workers(options)
     print(f"sweep: {len(combinations)} variants of {', '.join(axes)} in {project.relative(folder)}/, {workers} at a "
           f"time, cache {project.store.root.resolve()}", flush=True)
     seconds = s.optimize(project, study, search, len(combinations), workers)

@@ -44,7 +44,7 @@ def run(project, options, args) -> None:
     search = s.Search("tune", settings["study"], settings["space"], settings["objectives"],
                       lambda number, values: base / f"trial-{number:04d}", base)
     finished = s.held(study)
-    workers = int(options.get("workers") or os.cpu_count() or 1)
+    workers = s.workers(options)
     print(f"tune: study {settings['study']} in {s.shown(settings['storage'])}: {finished} finished trial(s), "
           f"running {max(settings['trials'] - finished, 0)} more, {workers} at a time; cache "
           f"{project.store.root.resolve()}", flush=True)

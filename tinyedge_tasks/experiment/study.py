@@ -9,6 +9,7 @@ computes, the other waits and restores).
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 import warnings
@@ -184,11 +185,16 @@ def optimize(project, study, search: Search, trials: int, workers: int) -> float
         return figures
 
     started = time.perf_counter()
-    if trials > held(study):
+    missing = trials - held(study)
+    if missing > 0:
         stop = optuna.study.MaxTrialsCallback(trials, states=[optuna.trial.TrialState[name] for name in VERDICTS])
-        study.optimize(objective, n_trials=trials - held(study), n_jobs=workers, catch=(TinyedgeError,),
-                       callbacks=[stop])
+        study.optimize(objective, n_trials=missing, n_jobs=workers, catch=(TinyedgeError,), callbacks=[stop])
     return time.perf_counter() - started
+
+
+def workers(options) -> int:
+    """--workers, else one trial per core."""
+    return int(options.get("workers") or os.cpu_count() or 1)
 
 
 def held(study) -> int:
@@ -207,14 +213,8 @@ def _chart(rows: list[dict], names: list[str]) -> bytes:
     fig, [axis] = charts.figure(1, width=5.0, height=3.6)
     points = [r for r in rows if r["figures"]]
     xs = [r["figures"][1] if len(names) > 1 else r["number"] for r in points]
-    labels: dict[tuple, list[str]] = {}
-    for r, x in zip(points, xs):
-        axis.scatter(x, r["figures"][0], s=90 if r["pareto"] else 40, marker="*" if r["pareto"] else "o", zorder=3,
-                     color="#d62728" if r["pareto"] else "#7f7f7f" if r["fits"] else "none", edgecolors="#7f7f7f")
-        if r["pareto"]:  # trials with the same values share a point and a label
-            labels.setdefault((x, r["figures"][0]), []).append(str(r["number"]))
-    for at, numbers in labels.items():
-        axis.annotate(",".join(numbers), at, textcoords="offset points", xytext=(5, 4))
+    charts.pareto_points(axis, [(x, r["figures"][0]) for x, r in zip(xs, points)], [r["pareto"] for r in points],
+                         [r["fits"] for r in points], [str(r["number"]) if r["pareto"] else None for r in points])
     charts.x_axis(axis, xs, names[1] if len(names) > 1 else "trial")
     axis.set_ylabel(names[0])
     axis.set_title(f"{len(points)} trials with a point, Pareto front starred", fontsize=9)

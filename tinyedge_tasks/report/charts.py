@@ -28,6 +28,20 @@ def figure(columns: int = 1, width: float = 4.2, height: float = 3.2):
     return fig, list(axes[0])
 
 
+def pareto_points(axis, points: list[tuple[float, float]], best: list[bool], fits: list[bool | None],
+                  labels: list[str | None]) -> None:
+    """Scatter (x, y) points: the Pareto front as red stars, points that do not fit the board hollow; points at
+    the same place share one label ("3,7"); a None label is not drawn."""
+    shared: dict[tuple, list[str]] = {}
+    for at, star, fit, label in zip(points, best, fits, labels):
+        axis.scatter(*at, s=90 if star else 40, marker="*" if star else "o", zorder=3,
+                     color="#d62728" if star else "none" if fit is False else "#7f7f7f", edgecolors="#7f7f7f")
+        if label is not None:
+            shared.setdefault(at, []).append(label)
+    for at, names in shared.items():
+        axis.annotate(",".join(names), at, textcoords="offset points", xytext=(5, 4))
+
+
 def x_axis(axis, values: list[float], label: str) -> None:
     """Label the x axis; a log scale when the values span more than 20x (a 6 KB and a 2 MB model)."""
     if values and min(values) > 0 and max(values) > 20 * min(values):
