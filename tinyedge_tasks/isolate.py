@@ -97,14 +97,16 @@ def call(target: str, *args: Any, what: str, timeout: float = 600.0,
     with tempfile.NamedTemporaryFile(prefix="tinyedge-child-", suffix=".log") as log:
         child = _context.Process(target=_child_main, args=(writer, log.name, target, args, kwargs),
                                  name=f"tinyedge: {what}", daemon=True)
-        child.start()
-        writer.close()
         try:
+            with _ctrl_c_held():
+                child.start()
+            writer.close()
             outcome, last = _collect(reader, child, time.monotonic() + timeout, progress or report)
         finally:
             if child.is_alive():
                 child.kill()
-            child.join()
+            if child.pid is not None:
+                child.join()
             reader.close()
         with open(log.name, errors="replace") as said_lines:
             lines = [line.rstrip() for line in said_lines if line.strip()][-TAIL_LINES:]
@@ -114,6 +116,18 @@ def call(target: str, *args: Any, what: str, timeout: float = 600.0,
         _, exception, tb = outcome
         raise exception from ChildTraceback(tb)
     raise _crash(what, child.exitcode, timeout if outcome == "timeout" else None, lines, last)
+
+
+@contextlib.contextmanager
+def _ctrl_c_held():
+    """Ctrl-C waits until the child has started: a child fed half its arguments would print a pickle traceback
+    beside the one-line message. The fork server, started here the first time, inherits SIGINT blocked (it
+    ignores it anyway, as the children do: stopping them is the parent's job)."""
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a Ctrl-C held meanwhile is raised here
 
 
 def _collect(reader: Connection, child, deadline: float, progress: Callable[[str], None]):
