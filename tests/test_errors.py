@@ -186,6 +186,15 @@ def test_7_ctrl_c_is_one_line_and_exit_130(project_copy, tmp_path):
     assert "Traceback" not in err and digests(project_copy) == before
 
 
+def test_7_ctrl_c_outside_a_stage_is_one_line_and_exit_130(project_copy):
+    """A Ctrl-C while doit checks what is up to date (or hashes the data set) is no stage's, and still one line:
+    here raised right after the plugin made the tasks, where doit's own loop would run."""
+    code = "import dodo\nraise KeyboardInterrupt\n"
+    done = subprocess.run([sys.executable, "-c", code], cwd=project_copy, capture_output=True, text=True, timeout=120)
+    assert done.returncode == -signal.SIGINT, done.stderr
+    assert done.stderr.strip() == "interrupted; the last good artifacts are kept"
+
+
 # 8. smaller findings
 def test_8_budget_advice_is_computed_from_the_miss(project_copy):
     board = boards.load(project_copy / "boards" / "esp32cam.yaml")
@@ -199,6 +208,18 @@ def test_8_budget_advice_is_computed_from_the_miss(project_copy):
         boards.budget(board, "esp32cam", 4_000_000, 10_000, 0.25, {"width_multiplier": 1.0})
     message = str(caught.value)
     assert "structured pruning" in message and "sparsity 0.48 or more" in message and "0.72 or less" in message
+
+
+def test_8_advice_for_a_model_file_names_no_width_multiplier(project_copy):
+    """A loaded model (train.model: x.h5) has no width knob: the advice names what its user can change."""
+    board = boards.load(project_copy / "boards" / "esp32cam.yaml")
+    file_model = {"width_multiplier": None, "input": (160, 160), "scheme": "int8"}
+    for model_bytes, arena, advice in ((20000, 4_000_000, "dataset.input 136x136 or smaller"),
+                                       (4_000_000, 10_000, "a model with fewer filters")):
+        with pytest.raises(TinyedgeError) as caught:
+            boards.budget(board, "esp32cam", model_bytes, arena, 0.25, file_model)
+        message = str(caught.value)
+        assert "width_multiplier" not in message and "structured pruning" in message and advice in message, message
 
 
 def test_8_worst_layer_is_a_layer_name():

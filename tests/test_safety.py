@@ -334,12 +334,24 @@ def test_the_same_code_escapes_without_the_sandbox(tmp_path, listener):
 
 
 def test_sandbox_system_is_read_only(tmp_path):
-    target = Path(sys.prefix) / f"tinyedge-escape-{uuid.uuid4().hex}"
+    """Judged on the host's disk: a write that lands in the sandbox's private tmpfs (/tmp, where this test's
+    folder lies) is no escape; one that reaches a host file is. The interpreter's own prefix is bound back
+    read-only wherever it lives (a venv under /tmp too), so the sandbox's Python starts and cannot alter it."""
+    work = tmp_path / "work"
+    work.mkdir()
+    targets = [Path(sys.prefix) / f"tinyedge-escape-{uuid.uuid4().hex}",
+               Path(sys.executable).resolve().parent / f"tinyedge-escape-{uuid.uuid4().hex}",
+               tmp_path / "beside-the-work-folder.txt"]
+    script = ("import sys\nfor target in sys.argv[1:]:\n    try:\n        open(target, 'w').write('x')\n"
+              "        print(target, 'written')\n    except OSError as exc:\n        print(target, exc.strerror)\n")
     try:
-        result = sandboxed(["touch", str(target)], tmp_path, timeout=30)
-        assert result.returncode != 0 and "Read-only file system" in result.stderr and not target.exists()
+        result = sandboxed([sys.executable, "-c", script, *map(str, targets)], work, timeout=60)
+        assert result.returncode == 0, result.stderr  # the sandbox's Python started, wherever it lives
+        assert not any(target.exists() for target in targets), result.stdout
+        assert f"{targets[0]} Read-only file system" in result.stdout  # bound back, read-only
     finally:
-        target.unlink(missing_ok=True)
+        for target in targets:
+            target.unlink(missing_ok=True)
 
 
 def test_sandbox_time_limit(tmp_path):

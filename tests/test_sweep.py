@@ -159,11 +159,14 @@ def test_ctrl_c_stops_tune_with_one_line_and_the_trial_is_not_a_rejection(tmp_pa
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     log = project / "build" / "tune" / "digits-esp32cam" / "trial-0000" / "doit.log"
     lines = []
-    for line in process.stdout:  # the trial's doit is training once the check passed
+    for line in process.stdout:  # the trial's doit trains once the check passed
         lines.append(line)
         if "check computed" in line or "check restored" in line:
             break
-    time.sleep(3)
+    staging = project / "build" / "tune" / "digits-esp32cam" / "trial-0000" / "build" / ".tmp"
+    while not any(staging.glob("train-*")):  # train's staging folder: the stage has begun (no guessed delay)
+        assert process.poll() is None, "".join(lines) + process.stdout.read()
+        time.sleep(0.05)
     os.killpg(process.pid, signal.SIGINT)
     output = "".join(lines) + process.communicate(timeout=120)[0]
     assert process.returncode == 130, output

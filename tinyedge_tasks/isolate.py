@@ -19,9 +19,11 @@ import pickle
 import signal
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable, Iterable
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
@@ -121,13 +123,27 @@ def call(target: str, *args: Any, what: str, timeout: float = 600.0,
 @contextlib.contextmanager
 def _ctrl_c_held():
     """Ctrl-C waits until the child has started: a child fed half its arguments would print a pickle traceback
-    beside the one-line message. The fork server, started here the first time, inherits SIGINT blocked (it
-    ignores it anyway, as the children do: stopping them is the parent's job)."""
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    beside the one-line message. Python runs its SIGINT handler in the main thread whichever thread the kernel
+    hands the signal to (NumPy's and TensorFlow's threads take a process-wide SIGINT that the main thread blocks),
+    so blocking is not holding: the main thread's handler is swapped for one that remembers, and called after.
+    SIGINT is blocked as well, so that the fork server, when it starts here, and every child it forks inherit it
+    blocked until the child ignores it (stopping children is the parent's job). The resource tracker, which
+    unblocks SIGINT as it starts, is started before."""
+    resource_tracker.ensure_running()
+    held: list = []
+    in_main = threading.current_thread() is threading.main_thread()  # elsewhere no KeyboardInterrupt is raised
+    handler = signal.getsignal(signal.SIGINT) if in_main else None
+    if callable(handler):
+        signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)  # a Ctrl-C held meanwhile is raised here
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)  # a SIGINT pending on this thread reaches the recorder
+        if callable(handler):
+            signal.signal(signal.SIGINT, handler)
+    if held:
+        handler(signal.SIGINT, held[0])
 
 
 def _collect(reader: Connection, child, deadline: float, progress: Callable[[str], None]):

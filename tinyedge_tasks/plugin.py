@@ -41,9 +41,24 @@ def _creator(project: Project, row: Stage | Command):
     return create
 
 
+def _one_line_on_ctrl_c(previous_hook):
+    """A Ctrl-C outside a stage (doit checking what is up to date, hashing the data set, loading the manifest)
+    ends the run like one inside it: one line, exit 130 (Python exits by SIGINT after an unhandled
+    KeyboardInterrupt). Stage outputs are only ever placed whole, so nothing built is lost."""
+    def hook(kind, value, traceback):
+        if issubclass(kind, KeyboardInterrupt):
+            print("interrupted; the last good artifacts are kept", file=sys.stderr, flush=True)
+        else:
+            previous_hook(kind, value, traceback)
+    hook.tinyedge = True
+    return hook
+
+
 def stage_tasks() -> dict:
     """`task_<stage>` functions and DOIT_CONFIG for a dodo.py namespace; a manifest error stops doit with its
     message. Called when doit imports dodo.py, in the project folder, before doit opens its state in cache/."""
+    if not getattr(sys.excepthook, "tinyedge", False):
+        sys.excepthook = _one_line_on_ctrl_c(sys.excepthook)
     Path(STATE_DIR).mkdir(exist_ok=True)
     os.environ[RUN_ENV] = str(os.getpid())
     try:

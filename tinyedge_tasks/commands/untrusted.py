@@ -133,12 +133,16 @@ PRIVATE = ("/tmp", "/var/tmp", "/run")  # fresh and empty inside the sandbox
 
 
 def _code_under(roots: tuple[str, ...]) -> list[Path]:
-    """The folders of this tinyedge and of sys.path that lie below `roots` (a checkout in /tmp, say): the rebuild
-    needs them, read-only, where the sandbox's empty tmpfs would hide them."""
+    """What the rebuild's Python needs that lies below `roots` (a venv, pipx or tox environment, a CI tool cache,
+    a checkout in /tmp): the interpreter's prefixes and the real folder of its executable, this tinyedge and
+    sys.path. Bound back read-only where the sandbox's empty tmpfs would hide them."""
     import tinyedge_tasks
     found = {Path(tinyedge_tasks.__file__).resolve().parent.parent}
+    found |= {Path(folder).resolve() for folder in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
+    found |= {Path(sys.executable).parent.absolute(), Path(sys.executable).resolve().parent}
     found |= {Path(entry).resolve() for entry in sys.path if entry and Path(entry).is_dir()}
-    return sorted(path for path in found if any(path.is_relative_to(root) for root in roots))
+    below = sorted(path for path in found if any(path.is_relative_to(root) for root in roots))
+    return [path for path in below if not any(path != other and path.is_relative_to(other) for other in below)]
 
 
 def sandboxed(cmd: list[str], workdir: Path, timeout: float, allow_write: list[Path] = (),

@@ -67,7 +67,8 @@ def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, ma
     whole margin (a flat fraction). The camera frames count as the firmware allocates them: board.frame_buffers
     frames, in PSRAM when the board has some, else in internal RAM.
     Raises with needed vs available numbers and the knobs that would make it fit, computed from the miss.
-    `knobs` (optional) holds the manifest's current values: width_multiplier, input (width, height), scheme.
+    `knobs` (optional) holds the manifest's current values: width_multiplier (only for a zoo model: a loaded file
+    or a user function has no such knob), input (width, height), scheme.
     `on_table` (optional) gets the rows (memory, needed B, available B) before the verdict, fit or not."""
     knobs = knobs or {}
     fraction = margin if extra is None else min(margin, KNOWN_EXTRA_MARGIN)
@@ -126,10 +127,13 @@ def _flash_advice(model_bytes: int, room: int, knobs: dict) -> str:
         return "the runtime alone fills the app partition"
     factor = room / model_bytes
     width = knobs.get("width_multiplier")
+    pruning = (f"structured pruning (compression.prune.kind: structured) with sparsity {1 - factor:.2f} or more "
+               "(unstructured pruning leaves the zeros in the file)")
+    if "width_multiplier" in knobs and width is None:  # a model file or function: no width knob to turn
+        return f"the weights must shrink to {factor:.0%} of {model_bytes} B: {pruning}, or a model with fewer filters"
     now = f" (now {width:g}: {width * math.sqrt(factor):.2f} or less)" if width else ""
     return (f"the weights must shrink to {factor:.0%} of {model_bytes} B: train.width_multiplier times "
-            f"{math.sqrt(factor):.2f} or less{now}, or structured pruning (compression.prune.kind: structured) with "
-            f"sparsity {1 - factor:.2f} or more (unstructured pruning leaves the zeros in the file)")
+            f"{math.sqrt(factor):.2f} or less{now}, or {pruning}")
 
 
 def _arena_advice(arena_min: int, arena: int, margin: float, largest: int, has_psram: bool, knobs: dict,
@@ -142,8 +146,12 @@ def _arena_advice(arena_min: int, arena: int, margin: float, largest: int, has_p
             f"(now {size[0]}x{size[1]})" if size else f"dataset.input {math.sqrt(factor):.2f} times as wide and high")
     tips.append(side)
     width = knobs.get("width_multiplier")
-    tips.append(f"train.width_multiplier {width * factor:.2f} or less (now {width:g})" if width
-                else f"train.width_multiplier times {factor:.2f} or less")
+    if "width_multiplier" in knobs and width is None:  # a model file or function: no width knob to turn
+        tips.append(f"structured pruning (compression.prune.kind: structured) with sparsity {1 - factor:.2f} or "
+                    "more, which removes whole filters and their activations")
+    else:
+        tips.append(f"train.width_multiplier {width * factor:.2f} or less (now {width:g})" if width
+                    else f"train.width_multiplier times {factor:.2f} or less")
     if knobs.get("scheme") == "int16x8" and arena / 2 <= largest:
         tips.append("compression.quantize.scheme int8 (its activations take half the bytes of int16x8)")
     if arena_min + extra_bytes <= largest < arena:

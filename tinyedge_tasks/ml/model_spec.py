@@ -22,6 +22,11 @@ def _model_kind(spec: str, root: Path) -> str:
     return "function" if ":" in spec else "file"
 
 
+def is_zoo(spec: str) -> bool:
+    """A zoo model has the width knob (train.width_multiplier); a model file or a user function has not."""
+    return spec in ZOO
+
+
 def _function_file(spec: str, root: Path) -> Path | None:
     module_name = spec.split(":", 1)[0]
     sys.path.insert(0, str(root))

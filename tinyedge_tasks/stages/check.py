@@ -24,7 +24,7 @@ def run(ctx) -> None:
     from ..config import boards
     from ..ml.keras_util import as_float, deterministic, keras, load_data
     from ..tflite.convert import convert
-    from ..ml.model_spec import build
+    from ..ml.model_spec import build, is_zoo
 
     started = time.perf_counter()
     deterministic(ctx.config["project.seed"])
@@ -45,8 +45,8 @@ def run(ctx) -> None:
     arena = preflight.measure(tflite, data["x_test"], where)
     board_name = ctx.config["board"]
     shape = ctx.config["dataset.input"]
-    knobs = {"width_multiplier": ctx.config["train.width_multiplier"], "input": (shape["width"], shape["height"]),
-             "scheme": scheme}
+    knobs = {"width_multiplier": ctx.config["train.width_multiplier"] if is_zoo(ctx.config["train.model"]) else None,
+             "input": (shape["width"], shape["height"]), "scheme": scheme}
     board = boards.load(ctx.root / boards.BOARDS_DIR / f"{board_name}.yaml")
     ctx.log(f"budget on {board_name} ({board.chip}), model {len(tflite)} B, measured arena {arena} B:")
     budget = preflight.budget(board, board_name, tflite, arena, ctx.config["firmware.arena_margin"], knobs,
