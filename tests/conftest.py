@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +16,12 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The Ctrl-C tests play a user at a terminal, whose doit starts with SIGINT's default action. A suite started as a
+# background job of a non-interactive shell (`cmd &`, nohup, some CI runners) has SIGINT ignored, and an ignored
+# or blocked signal is inherited across fork and exec: every doit the tests start would then ignore Ctrl-C too.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 FAST = {"train": {"epochs": 4}, "compression": {"calibrate": {"samples": 100}}}
 
 
@@ -84,7 +91,6 @@ def project_copy(built_project, tmp_path) -> Path:
 def ctrl_c_left_as_found():
     """A test that leaves SIGINT blocked or its handler changed in this process would hand that to every doit
     the later tests start (both are inherited across fork and exec): fail the test that did it."""
-    import signal
     yield
     blocked = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
     handler = signal.getsignal(signal.SIGINT)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import isolate
 from ..errors import TinyedgeError
-from . import runtime
+from . import model_file
 
 DEGENERATE_SCALE = 1e-6  # an int8 scale this small spans +-1e-4: no trained network's logits live there
 SCORE_INPUTS = {"SOFTMAX", "LOG_SOFTMAX", "LOGISTIC"}  # ops whose input is the logits
@@ -30,7 +30,7 @@ def _layer(name: str) -> str:
 def check_output_range(model_bytes: bytes, where: str) -> None:
     """Refuse a model whose logits have a near-zero quantization scale: TFLM's SOFTMAX aborts on it (its
     multiplier underflows), and an untrained network whose activations die out produces exactly that."""
-    schema = runtime._schema()
+    schema = model_file.flatbuffer_schema()
     model = schema.Model.GetRootAsModel(model_bytes, 0)
     graph = model.Subgraphs(0)
 
@@ -38,7 +38,7 @@ def check_output_range(model_bytes: bytes, where: str) -> None:
         quant = graph.Tensors(index).Quantization()
         return float(quant.ScaleAsNumpy().min()) if quant is not None and quant.ScaleLength() else None
 
-    ops = runtime.operators(model_bytes)
+    ops = model_file.operators(model_bytes)
     logits = [(graph.Operators(i).Inputs(0), f"the input of {op['op']}") for i, op in enumerate(ops)
               if op["op"] in SCORE_INPUTS]
     logits += [(graph.Outputs(i), "a model output") for i in range(graph.OutputsLength())]
@@ -57,7 +57,7 @@ def check_output_range(model_bytes: bytes, where: str) -> None:
 def measurable(model_bytes: bytes) -> bytes:
     """A copy whose degenerate scales (an untrained model's) are set to 1/256: the arena and the operators do
     not depend on scale values, and TFLM's SOFTMAX would abort on the real ones. For the preflight only."""
-    graph = runtime._graph(model_bytes)
+    graph = model_file.main_graph(model_bytes)
     data = bytearray(model_bytes)
     for index in range(graph.TensorsLength()):
         quant = graph.Tensors(index).Quantization()
@@ -70,7 +70,7 @@ def measurable(model_bytes: bytes) -> bytes:
     return bytes(data)
 
 
-def probe(model_bytes: bytes, sample: np.ndarray, what: str, arena: int = runtime.PROBE_ARENA) -> str | None:
+def probe(model_bytes: bytes, sample: np.ndarray, what: str, arena: int = model_file.PROBE_ARENA) -> str | None:
     """Allocate and run one sample in `arena` bytes: None if it runs, TFLM's refusal if it fails cleanly; a
     crash raises a TinyedgeError naming the signal and the operator being set up or run."""
     try:
@@ -87,7 +87,7 @@ def arena_refused(problem: str) -> bool:
 def over_ceiling(what: str, problem: str) -> TinyedgeError:
     """A model whose arena exceeds the probe ceiling: a budget error with the numbers, not a runtime fault."""
     return TinyedgeError(
-        f"{what}: the model needs more than {runtime.PROBE_ARENA} bytes ({runtime.PROBE_ARENA / 2**20:g} MiB) of "
+        f"{what}: the model needs more than {model_file.PROBE_ARENA} bytes ({model_file.PROBE_ARENA / 2**20:g} MiB) of "
         f"tensor arena, more RAM than a microcontroller board offers (TFLM: {problem}); make the activations "
         "smaller: a smaller train.width_multiplier or dataset.input, or fewer filters in the first layers")
 
@@ -98,15 +98,15 @@ def smallest_arena(model_bytes: bytes, sample: np.ndarray, what: str,
 
     TFLM segfaults on some too-small arenas (UNIDIRECTIONAL_SEQUENCE_LSTM) instead of refusing them: such a
     probe is counted as too small and the search goes on in a new child from the bounds it had reached."""
-    problem = probe(model_bytes, sample, f"{what} (ample {runtime.PROBE_ARENA}-byte arena)")
+    problem = probe(model_bytes, sample, f"{what} (ample {model_file.PROBE_ARENA}-byte arena)")
     if problem and arena_refused(problem):
         raise over_ceiling(what, problem)
     if problem:
         raise TinyedgeError(f"{what}: the model converts but does not run in TFLM ({problem}); its operators: "
-                            f"{', '.join(sorted({op['op'] for op in runtime.operators(model_bytes)}))}. Replace the "
+                            f"{', '.join(sorted({op['op'] for op in model_file.operators(model_bytes)}))}. Replace the "
                             "layer TFLM names with one it runs in that type, or choose another "
                             "compression.quantize.scheme")
-    low, high, notes = None, runtime.PROBE_ARENA, []
+    low, high, notes = None, model_file.PROBE_ARENA, []
     while True:
         try:
             return isolate.call(f"{__name__}:_child_search", model_bytes, sample[:1], low, high, what=what,
@@ -133,7 +133,7 @@ def _explained(crash: isolate.NativeCrash, model_bytes: bytes, image: np.ndarray
     and run in turn in one more child, until it dies (TFLM's abort in Prepare prints nothing to name it).
     Only in the ample arena: in a small one the crash may depend on the arena size, and a cut model, which
     needs less, would blame the wrong operator; then the crash message and TFLM's lines are all that is known."""
-    if crash.signal_name is None or arena != runtime.PROBE_ARENA:
+    if crash.signal_name is None or arena != model_file.PROBE_ARENA:
         return crash
     try:
         found = isolate.call(f"{__name__}:_child_first_failing", model_bytes, image, arena,
@@ -148,7 +148,7 @@ def _explained(crash: isolate.NativeCrash, model_bytes: bytes, image: np.ndarray
 def _truncated(model_bytes: bytes, count: int) -> bytes:
     """The model cut after its first `count` operators, the last one's output as its only output: two vector
     lengths and one index patched in a copy of the FlatBuffer (TFLM prepares and runs operators in order)."""
-    graph = runtime._schema().Model.GetRootAsModel(model_bytes, 0).Subgraphs(0)
+    graph = model_file.main_graph(model_bytes)
     table = graph._tab
     operators, outputs = table.Vector(table.Offset(10)), table.Vector(table.Offset(8))  # SubGraph fields 3, 2
     data = bytearray(model_bytes)
@@ -163,7 +163,7 @@ def _runs(model_bytes: bytes, arena: int, sample: np.ndarray | None) -> str | No
     costs no inference: a large model's search probes allocation only and runs once at the size it found."""
     with isolate.said() as said:
         try:
-            engine = runtime.tflm(model_bytes, arena)
+            engine = model_file.tflm(model_bytes, arena)
             if sample is not None:
                 engine.set_input(sample, 0)
                 engine.invoke()
@@ -182,18 +182,18 @@ def _child_search(model_bytes: bytes, sample: np.ndarray, low: int | None, high:
     """Bisection between a size that fails (None: not known yet) and one that runs: on allocation first, then
     one run at the size found; should that run fail, the search goes on above it running the sample each time."""
     if low is None:
-        isolate.step(f"trying a {runtime.ARENA_FLOOR}-byte arena", runtime.ARENA_FLOOR)
-        if _runs(model_bytes, runtime.ARENA_FLOOR, sample) is None:
-            return runtime.ARENA_FLOOR
-        low = runtime.ARENA_FLOOR
+        isolate.step(f"trying a {model_file.ARENA_FLOOR}-byte arena", model_file.ARENA_FLOOR)
+        if _runs(model_bytes, model_file.ARENA_FLOOR, sample) is None:
+            return model_file.ARENA_FLOOR
+        low = model_file.ARENA_FLOOR
     found = _bisect(model_bytes, None, low, high)
     isolate.step(f"running the model in the {found}-byte arena found", found)
     return found if _runs(model_bytes, found, sample) is None else _bisect(model_bytes, sample, found, high)
 
 
 def _bisect(model_bytes: bytes, sample: np.ndarray | None, low: int, high: int) -> int:
-    while high - low > runtime.ARENA_STEP:
-        middle = (low + high) // 2 // runtime.ARENA_STEP * runtime.ARENA_STEP
+    while high - low > model_file.ARENA_STEP:
+        middle = (low + high) // 2 // model_file.ARENA_STEP * model_file.ARENA_STEP
         if middle <= low:
             break
         isolate.step(f"trying a {middle}-byte arena", middle)
@@ -203,15 +203,15 @@ def _bisect(model_bytes: bytes, sample: np.ndarray | None, low: int, high: int) 
 
 def _child_predict(model_bytes: bytes, arena: int, inputs: np.ndarray) -> np.ndarray:
     isolate.step(f"allocating the model in a {arena}-byte arena")
-    engine = runtime.tflm(model_bytes, arena)
+    engine = model_file.tflm(model_bytes, arena)
     isolate.step(f"running {len(inputs)} inputs")
-    _, out = runtime.io_details(runtime.interpreter(model_bytes, arena))
-    return runtime.invoke_all(engine, inputs, out, isolate.report)
+    _, out = model_file.io_details(model_file.interpreter(model_bytes, arena))
+    return model_file.invoke_all(engine, inputs, out, isolate.report)
 
 
 def _child_first_failing(model_bytes: bytes, image: np.ndarray, arena: int) -> str | None:
     """Set up and run the model cut after each operator in turn; the crash's last step names the culprit."""
-    for index, op in enumerate(runtime.operators(model_bytes)):
+    for index, op in enumerate(model_file.operators(model_bytes)):
         name = f"{index} {op['op']} (layer {_layer(op['layer'])})"
         isolate.step(f"operator {name}")
         problem = _runs(_truncated(model_bytes, index + 1), arena, image)
