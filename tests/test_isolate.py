@@ -8,7 +8,7 @@ import threading
 import numpy as np
 import pytest
 
-from tinyedge_tasks import isolate
+from tinyedge_tasks.native import isolate
 
 
 def test_ctrl_c_while_a_child_starts_is_held_then_raised():

@@ -20,8 +20,18 @@ def parse_size(text: str) -> int:
     return int(float(match.group(1)) * UNITS[match.group(2)])
 
 
+def json_schema() -> dict:
+    """The manifest schema as JSON Schema, for editors (yaml-language-server) and checks."""
+    from .backends import builtin
+    from .config.manifest import Manifest
+    schema = Manifest.model_json_schema()
+    schema["$defs"]["Firmware"]["properties"]["backend"]["examples"] = builtin()  # editors offer these
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "tinyedge.yaml"
+    return schema
+
+
 def schema_text() -> str:
-    from .config.manifest import json_schema
     return json.dumps(json_schema(), indent=2, sort_keys=True) + "\n"
 
 

@@ -13,7 +13,7 @@ import platform
 import zipfile
 from pathlib import Path
 
-from .. import __version__
+from .._version import __version__
 from ..errors import TinyedgeError
 from ..engine.hashing import STAT_CACHE
 from ..engine.pipeline import tool_version

@@ -136,8 +136,7 @@ def _code_under(roots: tuple[str, ...]) -> list[Path]:
     """What the rebuild's Python needs that lies below `roots` (a venv, pipx or tox environment, a CI tool cache,
     a checkout in /tmp): the interpreter's prefixes and the real folder of its executable, this tinyedge and
     sys.path. Bound back read-only where the sandbox's empty tmpfs would hide them."""
-    import tinyedge_tasks
-    found = {Path(tinyedge_tasks.__file__).resolve().parent.parent}
+    found = {Path(__file__).resolve().parents[2]}  # the folder holding this tinyedge_tasks
     found |= {Path(folder).resolve() for folder in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix)}
     found |= {Path(sys.executable).parent.absolute(), Path(sys.executable).resolve().parent}
     found |= {Path(entry).resolve() for entry in sys.path if entry and Path(entry).is_dir()}

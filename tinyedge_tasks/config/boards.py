@@ -84,13 +84,7 @@ def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, ma
         on_table([("flash (model + runtime)", flash_needed, board.flash.app_partition_bytes),
                   (f"arena ({margin_text}), internal RAM", arena, internal_free),
                   ("arena, PSRAM", arena, max(psram_free, 0))])
-    if flash_needed > board.flash.app_partition_bytes:
-        room = board.flash.app_partition_bytes - board.flash.runtime_bytes
-        raise TinyedgeError(
-            f"board {board_name}: the model does not fit in flash: it needs {flash_needed} B (model {model_bytes} B "
-            f"+ about {board.flash.runtime_bytes} B of runtime), the app partition ({board.flash.partitions}) holds "
-            f"{board.flash.app_partition_bytes} B: {flash_needed - board.flash.app_partition_bytes} B too many; "
-            f"{_flash_advice(model_bytes, room, knobs)}, or a board with a larger app partition")
+    _check_flash(board, board_name, model_bytes, knobs)
     if arena <= internal_free:
         placement = "internal"
     elif arena <= psram_free:
@@ -105,10 +99,7 @@ def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, ma
             f"{arena_min} B + {margin_text}, firmware.arena_margin {margin:g}), {where}: {arena - largest} B too many; "
             f"{_arena_advice(arena_min, arena, margin, largest, board.psram is not None, knobs, extra_bytes)}")
     return {
-        "board": board_name,
-        "chip": board.chip,
-        "cpu_mhz": board.cpu_mhz,
-        "model_bytes": model_bytes,
+        "board": board_name, "chip": board.chip, "cpu_mhz": board.cpu_mhz, "model_bytes": model_bytes,
         "flash": {"needed_bytes": flash_needed, "available_bytes": board.flash.app_partition_bytes,
                   "runtime_estimate_bytes": board.flash.runtime_bytes, "partitions": board.flash.partitions},
         "arena": {"measured_min_bytes": arena_min, "margin": fraction, "extra_bytes": extra_bytes,
@@ -118,6 +109,19 @@ def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, ma
                   "frames": {"count": board.frame_buffers, "bytes": frames,
                              "place": ("psram" if board.psram else "internal") if frames else None}},
     }
+
+
+def _check_flash(board: "Board", board_name: str, model_bytes: int, knobs: dict) -> None:
+    """The model and the runtime in the app partition, or an error with the numbers and what to change."""
+    flash_needed = model_bytes + board.flash.runtime_bytes
+    if flash_needed <= board.flash.app_partition_bytes:
+        return
+    room = board.flash.app_partition_bytes - board.flash.runtime_bytes
+    raise TinyedgeError(
+        f"board {board_name}: the model does not fit in flash: it needs {flash_needed} B (model {model_bytes} B "
+        f"+ about {board.flash.runtime_bytes} B of runtime), the app partition ({board.flash.partitions}) holds "
+        f"{board.flash.app_partition_bytes} B: {flash_needed - board.flash.app_partition_bytes} B too many; "
+        f"{_flash_advice(model_bytes, room, knobs)}, or a board with a larger app partition")
 
 
 def _flash_advice(model_bytes: int, room: int, knobs: dict) -> str:

@@ -206,16 +206,6 @@ class Manifest(_Section):
     tune: Optional[Tune] = Field(None, description="`doit tune`: the search space, objectives and study.")
 
 
-def json_schema() -> dict:
-    """The manifest schema as JSON Schema, for editors (yaml-language-server) and checks."""
-    from ..backends import builtin
-    schema = Manifest.model_json_schema()
-    schema["$defs"]["Firmware"]["properties"]["backend"]["examples"] = builtin()  # editors offer these
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema["title"] = "tinyedge.yaml"
-    return schema
-
-
 def _line_map(node: yaml.Node, path: Path, prefix: tuple = (), lines: dict | None = None) -> dict:
     """Map every key path of a composed YAML document to the 1-based line it stands on.
 

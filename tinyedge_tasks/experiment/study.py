@@ -125,70 +125,89 @@ class Search:
     base: Path                           # where the summary goes
 
 
-def optimize(project, study, search: Search, trials: int, workers: int) -> float:
-    """Run trials until the study holds `trials` of them; the seconds it took."""
-    optuna = load_optuna(f"doit {search.kind}")
+def _check_choices(search: Search) -> None:
     for key, choices in search.space.items():
         odd = [c for c in choices if not isinstance(c, (str, int, float, bool, type(None)))] \
             if isinstance(choices, list) else []
         if odd:
             raise TinyedgeError(f"{search.kind} {key}: {odd[0]!r} is not a single value; a choice is a number, "
                                 "a string, true/false or null (sweep a list-valued key through one of its items)")
-    build_dir = project.manifest.get("project.build_dir")
-    store = project.store.root.resolve()
-    preflight = "check" in project.stage_by_name
-    lock = threading.Lock()
 
-    def objective(trial):
-        values = {key: _suggest(trial, key, spec) for key, spec in search.space.items()}
-        v.validate_values(project.root, values)
+
+class _Objective:
+    """One trial: its values built as a variant from the shared cache, the preflight first; the objectives back,
+    the board's fit as the constraint. Called from several threads at once (workers)."""
+
+    def __init__(self, project, search: Search, optuna):
+        self.project, self.search, self.optuna = project, search, optuna
+        self.build_dir = project.manifest.get("project.build_dir")
+        self.store = project.store.root.resolve()
+        self.preflight = "check" in project.stage_by_name
+        self.lock = threading.Lock()
+
+    def __call__(self, trial):
+        values = {key: _suggest(trial, key, spec) for key, spec in self.search.space.items()}
+        v.validate_values(self.project.root, values)
         trial.set_user_attr("values", values)
-        outcome = v.Outcome(values, search.folder(trial.number, values))
-        v.write_variant(project.root, outcome.folder, values, build_dir, store)
-
-        def say(text: str) -> None:
-            with lock:
-                print(f"[{search.kind} {trial.number} {outcome.label}] {text}", flush=True)
-
-        def done(**attributes) -> None:
-            for key, value in {"seconds": round(outcome.seconds, 2), "stages": outcome.stages, **attributes}.items():
-                trial.set_user_attr(key, value)
-            v.record(store, search.kind, f"{search.name}-{outcome.folder.name}", outcome, build_dir,
-                     {"study": search.name, "trial": trial.number})
-
-        say(f"in {project.relative(outcome.folder)}")
-        if preflight and not v.run_doit(outcome, ["check"], store, build_dir, say):
-            if outcome.crashed or outcome.interrupted:  # no verdict on the board: a failed trial
-                done(error=outcome.error)
-                raise TinyedgeError(outcome.error if outcome.interrupted else
-                                    f"crashed in {outcome.failed_stage}: {outcome.error.splitlines()[-1]} "
-                                    "(its doit.log has the traceback)")
-            done(rejected=outcome.error, preflight_seconds=round(outcome.seconds, 2))
-            say(f"rejected by the preflight in {outcome.seconds:.1f} s: {outcome.error.splitlines()[0]}")
-            raise optuna.TrialPruned(outcome.error)
-        if preflight:
-            trial.set_user_attr("preflight_seconds", round(outcome.seconds, 2))
-        v.run_doit(outcome, [v.target(project)], store, build_dir, say)
-        v.finish(outcome, build_dir)
+        outcome = v.Outcome(values, self.search.folder(trial.number, values))
+        v.write_variant(self.project.root, outcome.folder, values, self.build_dir, self.store)
+        say = self._sayer(trial, outcome)
+        say(f"in {self.project.relative(outcome.folder)}")
+        if self.preflight:
+            self._preflight(trial, outcome, say)
+        v.run_doit(outcome, [v.target(self.project)], self.store, self.build_dir, say)
+        v.finish(outcome, self.build_dir)
         if outcome.metrics is None or (outcome.status == "failed" and outcome.fits is not False):
-            done(error=outcome.error)  # not the board's verdict: a failed trial, not a point
+            self._done(trial, outcome, error=outcome.error)  # not the board's verdict: a failed trial, not a point
             failure = outcome.error if outcome.interrupted else \
                 f"failed at {outcome.failed_stage or 'start'}: {outcome.error}"
             say(failure.splitlines()[0])
             raise TinyedgeError(failure)
-        done()
+        self._done(trial, outcome)
         trial.set_constraint(FITS, 0.0 if outcome.fits else 1.0)  # <= 0 is feasible
-        figures = [_figure(outcome, name) for name in search.objectives]
+        figures = [_figure(outcome, name) for name in self.search.objectives]
         say(f"{'fits' if outcome.fits else 'does NOT fit'}; "
-            + ", ".join(f"{n} {_number(f)}" for n, f in zip(search.objectives, figures))
+            + ", ".join(f"{n} {_number(f)}" for n, f in zip(self.search.objectives, figures))
             + f" ({outcome.seconds:.1f} s, computed: {','.join(outcome.computed()) or 'nothing'})")
         return figures
 
+    def _preflight(self, trial, outcome: v.Outcome, say: Callable[[str], None]) -> None:
+        """`doit check` of the variant: a rejection prunes the trial before it trains."""
+        if v.run_doit(outcome, ["check"], self.store, self.build_dir, say):
+            trial.set_user_attr("preflight_seconds", round(outcome.seconds, 2))
+            return
+        if outcome.crashed or outcome.interrupted:  # no verdict on the board: a failed trial
+            self._done(trial, outcome, error=outcome.error)
+            raise TinyedgeError(outcome.error if outcome.interrupted else
+                                f"crashed in {outcome.failed_stage}: {outcome.error.splitlines()[-1]} "
+                                "(its doit.log has the traceback)")
+        self._done(trial, outcome, rejected=outcome.error, preflight_seconds=round(outcome.seconds, 2))
+        say(f"rejected by the preflight in {outcome.seconds:.1f} s: {outcome.error.splitlines()[0]}")
+        raise self.optuna.TrialPruned(outcome.error)
+
+    def _sayer(self, trial, outcome: v.Outcome) -> Callable[[str], None]:
+        def say(text: str) -> None:
+            with self.lock:
+                print(f"[{self.search.kind} {trial.number} {outcome.label}] {text}", flush=True)
+        return say
+
+    def _done(self, trial, outcome: v.Outcome, **attributes) -> None:
+        for key, value in {"seconds": round(outcome.seconds, 2), "stages": outcome.stages, **attributes}.items():
+            trial.set_user_attr(key, value)
+        v.record(self.store, self.search.kind, f"{self.search.name}-{outcome.folder.name}", outcome,
+                 self.build_dir, {"study": self.search.name, "trial": trial.number})
+
+
+def optimize(project, study, search: Search, trials: int, workers: int) -> float:
+    """Run trials until the study holds `trials` of them; the seconds it took."""
+    optuna = load_optuna(f"doit {search.kind}")
+    _check_choices(search)
     started = time.perf_counter()
     missing = trials - held(study)
     if missing > 0:
         stop = optuna.study.MaxTrialsCallback(trials, states=[optuna.trial.TrialState[name] for name in VERDICTS])
-        study.optimize(objective, n_trials=missing, n_jobs=workers, catch=(TinyedgeError,), callbacks=[stop])
+        study.optimize(_Objective(project, search, optuna), n_trials=missing, n_jobs=workers,
+                       catch=(TinyedgeError,), callbacks=[stop])
     return time.perf_counter() - started
 
 

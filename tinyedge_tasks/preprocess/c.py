@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..csource import ctype, environment, hex_rows
+from ..native.csource import ctype, environment, hex_rows
 from . import input_table
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"

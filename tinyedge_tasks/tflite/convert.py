@@ -11,7 +11,7 @@ import re
 import numpy as np
 
 from ..errors import TinyedgeError
-from ..native import captured_stderr
+from ..native.stderr import captured_stderr
 from . import runtime
 
 DEBUG_SAMPLES = 50  # samples the per-layer error table is measured on (each runs float + quantized models)
@@ -23,7 +23,7 @@ SCHEMES = {  # scheme -> (supported ops set, model input/output type)
 
 
 def _converter(model, representative: np.ndarray, scheme: str):
-    from ..ml.keras_util import tf
+    from ..native.tensorflow import tf
     ops, io_type = SCHEMES[scheme]
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -92,7 +92,7 @@ def check_runs(tflite: bytes, scheme: str, image: np.ndarray) -> None:
 def layer_error(model, representative: np.ndarray, scheme: str) -> dict:
     """TFLite's QuantizationDebugger: each quantized layer's output against the float model's, in units of
     that layer's quantization step (rmse/scale above ~0.3 marks a layer that loses accuracy)."""
-    from ..ml.keras_util import tf
+    from ..native.tensorflow import tf
     if scheme == "int16x8":
         return {"scheme": scheme, "layers": [],
                 "note": "TFLite's QuantizationDebugger measures int8 models only; no table for int16x8"}
@@ -136,7 +136,7 @@ def _round(value: float) -> float:
 
 def float_footprint(model, sample: np.ndarray) -> dict:
     """Bytes and smallest TFLM arena of the float32 TFLite model, to set the int8 one against."""
-    from ..ml.keras_util import tf
+    from ..native.tensorflow import tf
     with captured_stderr():
         flatbuffer = tf.lite.TFLiteConverter.from_keras_model(model).convert()
     return {"float_tflite_bytes": len(flatbuffer), "float_arena_bytes": runtime.smallest_arena(flatbuffer, sample)}

@@ -10,7 +10,7 @@ import struct
 
 import numpy as np
 
-from .. import isolate
+from ..native import isolate
 from ..errors import TinyedgeError
 from . import model_file
 

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..csource import environment
+from ..native.csource import environment
 from ..errors import TinyedgeError
 
 TEMPLATES = Path(__file__).resolve().parent / "esp_idf_templates"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ...artifacts import Budget, DatasetSummary
 from ...config import boards
-from ...csource import environment
+from ...native.csource import environment
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, qemu, write_project
 from .. import board_section, camera_board, status_led

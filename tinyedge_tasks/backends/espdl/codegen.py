@@ -45,7 +45,7 @@ SETTINGS = [
 def project_files(board, board_name: str, project: str, labels: list[str], calibration: Calibration,
                   shape) -> dict[str, str]:
     """Every text file of the project; the caller adds the .espdl bytes as MODEL_FILE."""
-    from ...csource import ctype, environment
+    from ...native.csource import ctype, environment
     from ...preprocess import c as preprocess_c
 
     quant = calibration.input

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ...artifacts import Budget, Calibration, DatasetSummary
 from ...config import boards
-from ...csource import ctype, environment, hex_rows
+from ...native.csource import ctype, environment, hex_rows
 from ...toolchains import esp_idf, write_project
 from .. import camera_board, status_led
 from . import BACKEND

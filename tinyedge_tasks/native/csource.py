@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import TinyedgeError
+from ..errors import TinyedgeError
 
 CTYPES = {"int8": "int8_t", "uint8": "uint8_t", "int16": "int16_t"}
 

@@ -27,7 +27,7 @@ from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from .errors import TinyedgeError
+from ..errors import TinyedgeError
 
 TAIL_LINES = 12  # lines of the child's stdout/stderr quoted in a crash message
 
