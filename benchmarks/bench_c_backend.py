@@ -1,4 +1,4 @@
-"""The C backend against TFLM on the zoo models of tests/fixtures/c (tiny_cnn, mobilenet; int8 per-channel and
+"""The C backend against TFLM on the zoo models of tests/fixtures/zoo (tiny_cnn, mobilenet; int8 per-channel and
 per-tensor; unpruned and structured-pruned), every TFLM figure measured in the same run:
 
 - arena: the C backend's planned arena against TFLM's smallest (the bisection calibrate uses, real TFLM allocator);
@@ -26,7 +26,7 @@ from tinyedge_tasks.tflite import runtime, worker
 from tinyedge_tasks.toolchains import qemu
 from tinyedge_tasks.toolchains.host import compile_host, run_host
 
-FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "c"
+FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "zoo"
 ZOO = [f"{model}_{scheme}_{prune}" for model in ("tiny_cnn", "mobilenet") for scheme in ("int8", "int8_per_tensor")
        for prune in ("none", "structured")]
 CONSTANTS = r"op\d+_(weights|bias|multipliers|shifts)"

@@ -22,7 +22,7 @@ from tinyedge_tasks.backends.micropython import generate, unix
 from tinyedge_tasks.tflite import runtime as tflm
 from tinyedge_tasks.toolchains import mpremote
 
-FIXTURES = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "micropython"
+ZOO = Path(__file__).resolve().parent.parent / "tests" / "fixtures" / "zoo"
 # Host core (x86-64, ~3-4 GHz, ~3 instructions per cycle) against the ESP32's Xtensa LX6 (240 MHz, at most one
 # instruction per cycle, weights in PSRAM behind a small cache): viper emits native code for both, so the same loop
 # costs about 30-50x longer on the board; MicroPython bytecode slows down by about the same factor.
@@ -40,7 +40,7 @@ def tflm_seconds(model: bytes, inputs: np.ndarray) -> float:
 
 
 def bench(name: str, images: np.ndarray) -> dict:
-    model = (FIXTURES / f"{name}.tflite").read_bytes()
+    model = (ZOO / f"{name}_int8_none.tflite").read_bytes()
     files, lowered = generate.model_files(model)
     quant, out = tflm.io_details(tflm.interpreter(model))
     _, height, width, channels = quant["shape"]
@@ -72,7 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=32)
     args = parser.parse_args()
-    with np.load(FIXTURES / "data.npz") as data:
+    with np.load(ZOO / "data.npz") as data:
         images = data["x_test"][:args.samples]
     print(f"{'model':10} {'MACs':>9} {'TFLM ms':>8} {'viper ms':>9} {'plain ms':>9} {'differ':>7} {'.mpy B':>8} "
           f"{'weights B':>9}  ESP32 ESTIMATE viper / plain (ms, host x {ESP32_FACTOR[0]}-{ESP32_FACTOR[1]})")

@@ -1,9 +1,9 @@
 """The C backend (firmware.backend: c): generated C against the real TFLM runtime byte for byte, the same outputs on
 the emulated Cortex-M4 (QEMU mps2-an386), the memory plan, refusals, and the whole doit flow on the qemu board.
 
-Fixtures (tests/fixtures/c/): the int8 models of the zoo (tiny_cnn, mobilenet; per-channel and per-tensor; unpruned
-and structured-pruned), each `doit quantize` of the example with those manifest values and 4 epochs; data.npz is
-the example's test split; unsupported_logistic has a LOGISTIC layer named `squash`."""
+Fixtures (tests/fixtures/zoo/): the int8 models of the zoo (tiny_cnn, mobilenet; per-channel and per-tensor;
+unpruned and structured-pruned), each `doit quantize` of the example with those manifest values and 4 epochs; data.npz
+is the example's test split. tests/fixtures/unsupported_logistic has a LOGISTIC layer named `squash`."""
 from __future__ import annotations
 
 import json
@@ -24,7 +24,8 @@ from tinyedge_tasks.tflite import runtime
 from tinyedge_tasks.toolchains import qemu
 from tinyedge_tasks.toolchains.host import compile_host, run_host
 
-FIXTURES = Path(__file__).parent / "fixtures" / "c"
+FIXTURES = Path(__file__).parent / "fixtures"
+ZOO_DIR = FIXTURES / "zoo"
 ZOO = [f"{model}_{scheme}_{prune}" for model in ("tiny_cnn", "mobilenet") for scheme in ("int8", "int8_per_tensor")
        for prune in ("none", "structured")]
 QEMU_SAMPLES = 8
@@ -35,7 +36,7 @@ STUB_HEADER = ("#include <stdint.h>\n#define TINYEDGE_INPUT_SIZE 1\n#define TINY
 
 def _inputs(model) -> tuple[np.ndarray, np.ndarray]:
     """(the test split quantized with the model's input parameters, labels)."""
-    with np.load(FIXTURES / "data.npz") as data:
+    with np.load(ZOO_DIR / "data.npz") as data:
         x, y = data["x_test"], data["y_test"]
     return input_table(model.input.scale, model.input.zero_point, "int8")[x], y
 
@@ -75,7 +76,7 @@ def _no_overlap(plan: dict) -> int:
 def test_c_matches_tflm_on_every_test_sample(name, tmp_path):
     """Host gcc build on all 254 test samples: 0 differing bytes; on two models the QEMU build prints the same
     outputs as the host build (a subset of samples). The plan is overlap-free and smaller than TFLM's arena."""
-    tflite = (FIXTURES / f"{name}.tflite").read_bytes()
+    tflite = (ZOO_DIR / f"{name}.tflite").read_bytes()
     model = lower(tflite)
     inputs, labels = _inputs(model)
     src = _write(generate(model), tmp_path / "src")

@@ -16,12 +16,12 @@ from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.tflite import runtime as tflm
 from tinyedge_tasks.toolchains import mpremote
 
-FIXTURES = Path(__file__).parent / "fixtures" / "micropython"
+ZOO = Path(__file__).parent / "fixtures" / "zoo"  # tests/fixtures/regenerate.py makes it
 WASM = Path(__file__).parent / ".npm" / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
 
 
 def package(name: str) -> tuple[dict[str, str], bytes]:
-    model = (FIXTURES / f"{name}.tflite").read_bytes()
+    model = (ZOO / f"{name}_int8_none.tflite").read_bytes()
     files, _ = generate.model_files(model)
     quant, _ = tflm.io_details(tflm.interpreter(model))
     _, height, width, channels = quant["shape"]
@@ -30,7 +30,7 @@ def package(name: str) -> tuple[dict[str, str], bytes]:
 
 
 def samples() -> np.ndarray:
-    with np.load(FIXTURES / "data.npz") as data:
+    with np.load(ZOO / "data.npz") as data:
         return data["x_test"]
 
 
