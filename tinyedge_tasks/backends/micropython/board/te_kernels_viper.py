@@ -86,6 +86,23 @@ def _mbqm(x: int, multiplier: int, shift: int) -> int:
 
 
 @micropython.viper
+def _window(start: int, dilation: int, size: int, taps: int) -> int:
+    # the taps [lo, hi) of a kernel row or column starting at `start` that land inside 0..size-1, as lo << 16 | hi
+    # (viper returns one int; padding is folded in by never visiting the taps outside)
+    lo = 0
+    if start < 0:
+        lo = (dilation - 1 - start) // dilation
+    hi = 0
+    if size - start > 0:
+        hi = (size - start + dilation - 1) // dilation
+    if hi > taps:
+        hi = taps
+    if lo > hi:
+        lo = hi
+    return (lo << 16) | hi
+
+
+@micropython.viper
 def _conv(arena, inp: int, out: int, weights, p, depthwise: int):
     in_h = int(p[0])
     in_w = int(p[1])
@@ -116,28 +133,14 @@ def _conv(arena, inp: int, out: int, weights, p, depthwise: int):
     taps = k_h * row
     for oy in range(out_h):
         y0 = oy * s_h - pad_h
-        ky0 = 0
-        if y0 < 0:
-            ky0 = (d_h - 1 - y0) // d_h
-        ky1 = 0
-        if in_h - y0 > 0:
-            ky1 = (in_h - y0 + d_h - 1) // d_h
-        if ky1 > k_h:
-            ky1 = k_h
-        if ky0 > ky1:
-            ky0 = ky1
+        rows = int(_window(y0, d_h, in_h, k_h))
+        ky0 = rows >> 16
+        ky1 = rows & 0xFFFF
         for ox in range(out_w):
             x0 = ox * s_w - pad_w
-            kx0 = 0
-            if x0 < 0:
-                kx0 = (d_w - 1 - x0) // d_w
-            kx1 = 0
-            if in_w - x0 > 0:
-                kx1 = (in_w - x0 + d_w - 1) // d_w
-            if kx1 > k_w:
-                kx1 = k_w
-            if kx0 > kx1:
-                kx0 = kx1
+            cols = int(_window(x0, d_w, in_w, k_w))
+            kx0 = cols >> 16
+            kx1 = cols & 0xFFFF
             clipped = 0
             if ky0 > 0 or ky1 < k_h or kx0 > 0 or kx1 < k_w:
                 clipped = 1
@@ -244,20 +247,14 @@ def _pool(arena, inp: int, out: int, p, average: int):
     a = ptr8(arena)
     for oy in range(out_h):
         y0 = oy * s_h - pad_h
-        ky0 = 0
-        if y0 < 0:
-            ky0 = 0 - y0
-        ky1 = in_h - y0
-        if ky1 > k_h:
-            ky1 = k_h
+        rows = int(_window(y0, 1, in_h, k_h))
+        ky0 = rows >> 16
+        ky1 = rows & 0xFFFF
         for ox in range(out_w):
             x0 = ox * s_w - pad_w
-            kx0 = 0
-            if x0 < 0:
-                kx0 = 0 - x0
-            kx1 = in_w - x0
-            if kx1 > k_w:
-                kx1 = k_w
+            cols = int(_window(x0, 1, in_w, k_w))
+            kx0 = cols >> 16
+            kx1 = cols & 0xFFFF
             for c in range(ch):
                 acc = -128
                 if average:
