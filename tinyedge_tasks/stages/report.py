@@ -24,21 +24,35 @@ def _json(ctx, name: str):
 
 
 def run(ctx) -> None:
+    """The page, section by section, from the artifacts the stages wrote (each section says what is absent)."""
     config = {key: ctx.config[key] for key in ctx.stage.reads}
-    dataset = _json(ctx, "dataset/dataset.json")
-    with np.load(ctx.inputs["dataset/data.npz"]) as arrays:
-        data = {name: arrays[name] for name in ("x_train", "y_train")}
-    history, metrics = _json(ctx, "train/history.json"), _json(ctx, "train/metrics.json")
     calibration = _json(ctx, "calibrate/calibration.json")
-    prune_info, budget, firmware = (_json(ctx, n) for n in ("prune/prune.json", "codegen/budget.json",
-                                                              "build/build.json"))
-    errors = layer_errors(_json(ctx, "quantize/layer_error.json"))
-    pruning = config["compression"]["prune"] is not None
-
     trained, pruned = _json(ctx, "train/model_summary.json"), _json(ctx, "prune/model_summary.json")
     layers = layer_rows(trained, pruned)
-
+    budget = _json(ctx, "codegen/budget.json")
     page = Page(f"tinyedge report: {config['project']['name']}")
+    _summary(page, config, calibration)
+    page.section("Manifest")
+    page.code(yaml.safe_dump(config, sort_keys=False))
+    dataset = _data_set(page, ctx)
+    metrics = _training(page, ctx)
+    _compression(page, ctx, config, calibration, metrics, trained, pruned)
+    page.section("Confusion matrix (int8, test split)")
+    page.chart(confusion_chart(calibration["confusion"], dataset["classes"]), "confusion matrix")
+    page.table(["true \\ predicted"] + dataset["classes"],
+               [[c] + row for c, row in zip(dataset["classes"], calibration["confusion"])])
+    _layers(page, ctx, layers)
+    _budget(page, budget)
+    _firmware(page, ctx)
+    macs = sum(r["macs"] for r in layers)
+    _speed(page, ctx, config, calibration, budget, macs)
+    page.write(ctx.out)
+    ctx.log(f"report: {len(layers)} layers, {macs:,} MACs, float {trained['float_tflite_bytes']:,} B / arena "
+            f"{trained['float_arena_bytes']:,} B, int8 {calibration['model_bytes']:,} B / arena "
+            f"{calibration['arena_bytes']:,} B")
+
+
+def _summary(page: Page, config: dict, calibration: dict) -> None:
     runtime = calibration.get("runtime", "TFLM runtime")
     page.text(f"Board {config['board']}; int8 test accuracy {calibration['quantized_test_accuracy']:.4f} in the "
               f"{runtime}; model {calibration['model_bytes']:,} B; tensor arena {calibration['arena_bytes']:,} B.")
@@ -46,25 +60,36 @@ def run(ctx) -> None:
         page.text(f"Outputs of the {runtime} differ from the TFLM runtime's on {calibration['differing_samples']} "
                   f"of {calibration['test_samples']} test samples.")
 
-    page.section("Manifest")
-    page.code(yaml.safe_dump(config, sort_keys=False))
 
+def _data_set(page: Page, ctx) -> dict:
+    dataset = _json(ctx, "dataset/dataset.json")
+    with np.load(ctx.inputs["dataset/data.npz"]) as arrays:
+        images, labels = arrays["x_train"], arrays["y_train"]
     page.section("Data set")
     page.table(["class"] + dataset["classes"] + ["total"],
                [[split] + counts + [sum(counts)] for split, counts in dataset["counts"].items()])
     if dataset.get("skipped"):
         page.text(f"{len(dataset['skipped'])} unreadable images skipped.", absent=True)
-    page.chart(dataset_chart(dataset, data["x_train"], data["y_train"]), "class counts and sample images")
+    page.chart(dataset_chart(dataset, images, labels), "class counts and sample images")
+    return dataset
 
+
+def _training(page: Page, ctx) -> dict:
+    metrics = _json(ctx, "train/metrics.json")
     page.section("Training")
     page.table(["model", "parameters", "epochs", "val accuracy", "test accuracy"],
                [[metrics["model"], metrics["parameters"], metrics["epochs"], metrics["val_accuracy"],
                  metrics["test_accuracy"]]])
-    page.chart(training_chart(history), "training curves")
+    page.chart(training_chart(_json(ctx, "train/history.json")), "training curves")
+    return metrics
 
+
+def _compression(page: Page, ctx, config: dict, calibration: dict, metrics: dict, trained: dict,
+                 pruned: dict) -> None:
+    pruning = config["compression"]["prune"] is not None
     page.section("Compression: float → pruned → int8")
-    float_bytes, float_arena = trained["float_tflite_bytes"], trained["float_arena_bytes"]
-    rows = [["float32", metrics["test_accuracy"], float_bytes, float_arena, trained["nonzero_weights"]]]
+    rows = [["float32", metrics["test_accuracy"], trained["float_tflite_bytes"], trained["float_arena_bytes"],
+             trained["nonzero_weights"]]]
     if pruning:
         rows.append(["pruned float32", pruned["test_accuracy"], pruned["float_tflite_bytes"],
                      pruned["float_arena_bytes"], pruned["nonzero_weights"]])
@@ -76,16 +101,15 @@ def run(ctx) -> None:
     page.text(f"Accuracy drop float → int8: {calibration['accuracy_drop_points']} points. Float and pruned "
               "sizes and arenas are of float32 TFLite models measured in the same TFLM runtime.")
     page.chart(compression_chart(rows), "accuracy, model bytes and arena")
+    prune_info = _json(ctx, "prune/prune.json")
     if prune_info is not None:
         before, after = prune_info.get("before", {}), prune_info.get("after", {})
         page.table(["prune.json", "value"], scalars(prune_info))
         page.table(["measure (prune stage)", "before", "after"], [[k, v, after.get(k)] for k, v in before.items()])
 
-    page.section("Confusion matrix (int8, test split)")
-    page.chart(confusion_chart(calibration["confusion"], dataset["classes"]), "confusion matrix")
-    page.table(["true \\ predicted"] + dataset["classes"],
-               [[c] + row for c, row in zip(dataset["classes"], calibration["confusion"])])
 
+def _layers(page: Page, ctx, layers: list[dict]) -> None:
+    errors = layer_errors(_json(ctx, "quantize/layer_error.json"))
     page.section("Layers")
     page.table(["layer", "type", "output", "float params", "params", "MACs", "sparsity", "int8 RMSE",
                 "RMSE/step", "int8 weight B", "activation B"],
@@ -101,16 +125,21 @@ def run(ctx) -> None:
     if not errors:
         page.text("No per-layer quantization error (quantize/layer_error.json absent).", absent=True)
 
-    page.section("Board budget")
-    if budget is not None:
-        memory = budget_rows(budget)
-        page.table(["memory", "used B", "available B"], memory)
-        page.chart(budget_chart(memory), "flash, SRAM and PSRAM budget")
-    else:
-        page.text("No budget: codegen did not run (codegen/budget.json absent).", absent=True)
 
+def _budget(page: Page, budget: dict | None) -> None:
+    page.section("Board budget")
+    if budget is None:
+        page.text("No budget: codegen did not run (codegen/budget.json absent).", absent=True)
+        return
+    memory = budget_rows(budget)
+    page.table(["memory", "used B", "available B"], memory)
+    page.chart(budget_chart(memory), "flash, SRAM and PSRAM budget")
+
+
+def _firmware(page: Page, ctx) -> None:
+    """The build's sizes, when the build is of codegen's current project; and the C backend's memory plan."""
+    firmware, index = _json(ctx, "build/build.json"), ctx.inputs.get("codegen/project.json")
     page.section("Firmware")
-    index = ctx.inputs.get("codegen/project.json")
     if firmware is not None and index is not None and firmware.get("project") != xxhash.xxh3_128_hexdigest(
             index.read_bytes()):
         page.text("The last build (build/build.json) is of another firmware project than codegen's current one "
@@ -127,7 +156,10 @@ def run(ctx) -> None:
                    [[t["tensor"], t["bytes"], t["offset"], t["first"], t["last"], t["shares"] or ""]
                     for t in plan["tensors"]])
 
-    macs = sum(r["macs"] for r in layers)
+
+def _speed(page: Page, ctx, config: dict, calibration: dict, budget: dict | None, macs: int) -> None:
+    """Instructions counted where a runtime counts them, and the latency estimate, labelled as one."""
+    runtime = calibration.get("runtime", "TFLM runtime")
     instructions = calibration.get("instructions_per_inference")
     if instructions:
         page.section("Instructions per inference (measured)")
@@ -142,6 +174,3 @@ def run(ctx) -> None:
     page.text(f"Estimate, not a measurement: {macs:,} MACs / ({clock_mhz:g} MHz × {MACS_PER_CYCLE} MAC per "
               f"cycle) ≈ {estimate_ms:.1f} ms per inference on {config['board']} (clock: {clock_from}). "
               "Optimised kernels (ESP-NN) can be several times faster; preprocessing and camera time excluded.")
-    page.write(ctx.out)
-    ctx.log(f"report: {len(layers)} layers, {macs:,} MACs, float {float_bytes:,} B / arena {float_arena:,} B, "
-            f"int8 {calibration['model_bytes']:,} B / arena {calibration['arena_bytes']:,} B")
