@@ -224,7 +224,7 @@ def test_esp32_board_with_the_c_backend_writes_an_esp_idf_project(project_copy, 
     assert index["toolchain"] == "platformio" and index["board"] == "esp32cam"
     firmware = project_copy / "build/codegen/firmware"
     kernels = {name for name in index["files"] if name.startswith("src/te_")}
-    assert {"src/te_conv2d.c", "src/te_kernels.h", "src/te_fully_connected.c"} <= kernels
+    assert {"src/te_conv2d.h", "src/te_kernels.h", "src/te_fully_connected.h"} <= kernels
     assert set(index["files"]) == {"platformio.ini", "CMakeLists.txt", "sdkconfig.defaults", "partitions.csv",
                                    "src/idf_component.yml", "src/CMakeLists.txt", "src/main.c", "src/model.c",
                                    "src/model.h", "src/preprocess.c", "src/preprocess.h"} | kernels

@@ -1,10 +1,30 @@
-/* TFLite's fixed-point primitives (gemmlowp semantics, double rounding as in the PyPI tflite-micro build) and
-   the window clipping the convolutions share.
+/* TFLite's fixed-point primitives (gemmlowp semantics, double rounding as in the PyPI tflite-micro build), the requantization
+   the kernels share and word loads.
    Right shifts of negative values are arithmetic on every compiler tinyedge supports (gcc, arm-none-eabi-gcc). */
 #ifndef TE_FIXED_POINT_H
 #define TE_FIXED_POINT_H
 
 #include <stdint.h>
+#include <string.h>
+
+#ifdef __GNUC__   /* the per-layer kernels are inlined into each layer, where every shape is a constant */
+#define TE_INLINE static inline __attribute__((always_inline))
+#define TE_UNROLL _Pragma("GCC unroll 8")
+#else
+#define TE_INLINE static inline
+#define TE_UNROLL
+/* Unaligned 32-bit loads and stores (one LDR/STR on the Cortex-M4/M7/M33). */
+TE_INLINE uint32_t te_load32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+TE_INLINE void te_store32(void *p, uint32_t v) {
+    memcpy(p, &v, 4);
+}
+
+#endif
 
 /* round(a * b / 2^31), saturating the one overflow case (INT32_MIN * INT32_MIN). */
 static inline int32_t te_srdhm(int32_t a, int32_t b) {
@@ -31,17 +51,31 @@ static inline int32_t te_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
     return te_rounding_divide_by_pot(te_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
 }
 
-/* The taps [first, last) of a window starting at origin with this dilation that fall inside 0 .. size - 1. */
-static inline void te_window(int origin, int dilation, int taps, int size, int *first, int *last) {
-    int a = origin < 0 ? (-origin + dilation - 1) / dilation : 0;
-    int b = size - origin <= 0 ? 0 : (size - origin + dilation - 1) / dilation;
-    b = b < taps ? b : taps;
-    *first = a < b ? a : b;
-    *last = b;
+/* te_mbqm for a right shift (shift < 0) and |x| < 2^30, which the generator proves per layer (`fast`): the
+   rounded doubling high product is round(2x * multiplier / 2^32), and rounding x / 2^e halves away from zero is
+   ((x - (x < 0)) >> (e - 1) + 1) >> 1 (e - 1 = ~shift). Equal to te_mbqm for every such input, in ~7 instructions. */
+TE_INLINE int32_t te_requantize(int32_t x, int32_t multiplier, int32_t shift, int fast) {
+    if (!fast) {
+        return te_mbqm(x, multiplier, shift);
+    }
+    int32_t y = (int32_t)(((int64_t)(x * 2) * multiplier + ((int64_t)1 << 31)) >> 32);
+    y = (y + (y >> 31)) >> ~shift;
+    return (y + 1) >> 1;
 }
 
 static inline int32_t te_clamp(int32_t value, int32_t low, int32_t high) {
     return value < low ? low : (value > high ? high : value);
+}
+
+/* Unaligned 32-bit loads and stores (one LDR/STR on the Cortex-M4/M7/M33). */
+TE_INLINE uint32_t te_load32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+TE_INLINE void te_store32(void *p, uint32_t v) {
+    memcpy(p, &v, 4);
 }
 
 #endif
