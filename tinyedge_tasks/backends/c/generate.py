@@ -2,9 +2,9 @@
 
 No interpreter, no allocation, nothing beyond <stdint.h> and <string.h> (and <arm_acle.h> on DSP cores); the
 arithmetic lives in the hand-written kernels/ files, every parameter in the lowered model (tinyedge_tasks/lowering).
-CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED are inline kernels: each layer passes a static const parameter
+CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and the pools are inline kernels: each layer passes a static const parameter
 block, which the compiler folds into code specialised to that layer's shapes, offsets and flags. Here the
-lowered parameters get the C kernels' layout (conv weight rows zero padded to a multiple of 8) and the `fast`
+lowered parameters get the C kernels' layout (conv weight rows zero padded to a multiple of 4) and the `fast`
 flag: whether te_requantize's short path is exact for the layer (every shift negative, |accumulator| < 2^30)."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from ...lowering.lower import ConstArray, LoweredModel, LoweredOp
 KERNELS = Path(__file__).parent / "kernels"
 COMMON = ("te_kernels.h", "te_fixed_point.h")
 KERNEL_FILE = {"conv2d": "te_conv2d.h", "depthwise_conv2d": "te_depthwise_conv2d.h",
-               "fully_connected": "te_fully_connected.h", "max_pool": "te_pool.c", "average_pool": "te_pool.c",
+               "fully_connected": "te_fully_connected.h", "max_pool": "te_pool.h", "average_pool": "te_pool.h",
                "mean": "te_mean.c", "add": "te_add.c", "softmax": "te_softmax.c", "pad": "te_pad.c"}
 PARAMS_TYPE = {"conv2d": "te_conv_params", "depthwise_conv2d": "te_conv_params",
                "fully_connected": "te_fully_connected_params", "max_pool": "te_pool_params",
@@ -38,10 +38,9 @@ def _fast(params: dict) -> int:
 
 
 def _depth(op: LoweredOp) -> int:
-    """A conv's im2col depth: k_h * k_w * in_c rounded up to a multiple of 8 (the kernel's 4-tap steps, 8-byte
-    columns)."""
+    """A conv's im2col depth: k_h * k_w * in_c rounded up to a multiple of 4 (the kernel's steps of 4 taps)."""
     p = op.params
-    return -(-p["k_h"] * p["k_w"] * p["in_c"] // 8) * 8
+    return -(-p["k_h"] * p["k_w"] * p["in_c"] // 4) * 4
 
 
 def c_params(op: LoweredOp) -> dict:
@@ -111,6 +110,15 @@ def _header(model: LoweredModel) -> str:
 #define TINYEDGE_ARENA_SIZE {ram_bytes(model)}
 /* Multiply-accumulates per inference. */
 #define TINYEDGE_MACS {model.macs}L
+/* Operators, in order: with TINYEDGE_LAYER_HOOK defined, tinyedge_invoke calls tinyedge_layer_done(i) (the
+   caller's) after operator i, so that a harness can time each one. */
+#define TINYEDGE_LAYERS {len(model.ops)}
+#ifdef TINYEDGE_LAYER_HOOK
+void tinyedge_layer_done(int layer);
+#define TE_LAYER_DONE(layer) tinyedge_layer_done(layer)
+#else
+#define TE_LAYER_DONE(layer) ((void)0)
+#endif
 
 /* One inference: reads TINYEDGE_INPUT_SIZE bytes from in, writes TINYEDGE_OUTPUT_SIZE bytes to out; returns 0.
    Not reentrant (one static arena). */
@@ -130,7 +138,7 @@ def _array(array: ConstArray) -> str:
 def _call(index: int, op: LoweredOp, params: dict, scratch: int) -> tuple[str, str]:
     """(the op's static parameter block, its call in tinyedge_invoke)."""
     if op.kernel == "reshape":   # its output shares its input's bytes (lowering/plan.py): nothing to run
-        return "", f"    /* {index}: {op.op} {op.layer}: in place, no code */\n"
+        return "", f"    /* {index}: {op.op} {op.layer}: in place, no code */\n    TE_LAYER_DONE({index});\n"
     fields = ", ".join(f".{key} = {value.name if isinstance(value, ConstArray) else value}"
                        for key, value in params.items())
     name = f"op{index}"
@@ -138,7 +146,7 @@ def _call(index: int, op: LoweredOp, params: dict, scratch: int) -> tuple[str, s
     args = [f"arena + {offset}" for offset in op.inputs] + [f"arena + {op.output}"]
     if op.kernel == "conv2d":
         args.append(f"(int16_t *)(void *)(arena + {scratch})")
-    return block, f"    te_{op.kernel}(&{name}, {', '.join(args)});\n"
+    return block, f"    te_{op.kernel}(&{name}, {', '.join(args)});\n    TE_LAYER_DONE({index});\n"
 
 
 def _source(model: LoweredModel) -> str:

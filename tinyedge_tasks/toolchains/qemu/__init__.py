@@ -42,6 +42,7 @@ SAMPLES, LABELS = "samples.bin", "samples.txt"   # what upload runs: int8 inputs
 class QemuRun:
     outputs: np.ndarray                 # int8 (N, output bytes)
     instructions_per_inference: float   # mean over the N samples, +-40 per sample
+    layer_instructions: list[float]     # per operator, mean over the samples (a model with TINYEDGE_LAYERS)
 
 
 def build(folder: Path, state: Path, binary: Path) -> dict:
@@ -86,7 +87,8 @@ def compile_firmware(src_dir: Path, out_dir: Path, timeout: float = 180) -> Path
                             "sudo apt-get install libnewlib-arm-none-eabi")
     elf = out_dir / "model.elf"
     sources = sorted(str(p) for p in src_dir.glob("*.c"))
-    run_tool(["arm-none-eabi-gcc", *CFLAGS, "-DTE_SYSTICK", "-T", str(HERE / "mps2-an386.ld"), "-I", str(src_dir),
+    hook = ["-DTINYEDGE_LAYER_HOOK"] if "TINYEDGE_LAYERS" in (src_dir / "model.h").read_text() else []
+    run_tool(["arm-none-eabi-gcc", *CFLAGS, "-DTE_SYSTICK", *hook, "-T", str(HERE / "mps2-an386.ld"), "-I", str(src_dir),
               *sources, str(HERE / "harness.c"), str(HERE / "startup.c"), "-o", str(elf)],
              f"compiling {src_dir} for the Cortex-M4", timeout)
     return elf
@@ -106,7 +108,9 @@ def run(elf: Path, inputs: np.ndarray, timeout: float = 300) -> QemuRun:
         if found is None:
             raise TinyedgeError(f"running {elf} in QEMU: no summary line from the harness; it printed:\n{line}")
         outputs = np.frombuffer((Path(work) / "out.bin").read_bytes(), dtype=np.int8).reshape(len(inputs), -1)
-    return QemuRun(outputs, int(found.group(2)) * INSTRUCTIONS_PER_TICK / len(inputs))
+    layers = [int(ticks) * INSTRUCTIONS_PER_TICK / len(inputs)
+              for ticks in re.findall(r"layer \d+, (\d+) systick ticks", line)]
+    return QemuRun(outputs, int(found.group(2)) * INSTRUCTIONS_PER_TICK / len(inputs), layers)
 
 
 def object_sizes(src_dir: Path, out_dir: Path, timeout: float = 180) -> dict[str, dict[str, int]]:

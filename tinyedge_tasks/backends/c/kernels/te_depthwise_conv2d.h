@@ -9,12 +9,18 @@
 #include "te_fixed_point.h"
 #include "te_kernels.h"
 
-/* Input tap (y, x) of channel c, or the zero point outside the image (only tested when check). */
-TE_INLINE int32_t te_dw_tap(const te_conv_params *p, const int8_t *input, int y, int x, int c, int check) {
-    if (check && (y < 0 || y >= p->in_h || x < 0 || x >= p->in_w)) {
-        return -p->input_offset;
+/* Input tap (y0 + dy, x0 + dx) of channel c, or the zero point outside the image (only tested when check); at is
+   the tap's pixel, addressed from the window's corner so that interior taps are constant offsets. */
+TE_INLINE int32_t te_dw_tap(const te_conv_params *p, const int8_t *input, int y0, int x0, int dy, int dx, int c,
+                            int check) {
+    if (check) {
+        const int y = y0 + dy, x = x0 + dx;
+        if (y < 0 || y >= p->in_h || x < 0 || x >= p->in_w) {
+            return -p->input_offset;
+        }
+        return input[((long)y * p->in_w + x) * p->in_c + c];
     }
-    return input[((long)y * p->in_w + x) * p->in_c + c];
+    return input[((long)y0 * p->in_w + x0) * p->in_c + c + (dy * p->in_w + dx) * p->in_c];
 }
 
 /* Output pixel (oy, ox), and (oy, ox + 1) when two. */
@@ -27,14 +33,13 @@ TE_INLINE void te_dw_pixels(const te_conv_params *p, const int8_t *input, int8_t
         int32_t a0 = p->bias[c], a1 = a0;
         TE_UNROLL
         for (int ky = 0; ky < p->k_h; ++ky) {
-            const int y = y0 + ky * p->dil_h;
             TE_UNROLL
             for (int kx = 0; kx < p->k_w; ++kx) {
-                const int x = x0 + kx * p->dil_w;
+                const int dy = ky * p->dil_h, dx = kx * p->dil_w;
                 const int32_t w = p->weights[(ky * p->k_w + kx) * out_c + c];
-                a0 += w * te_dw_tap(p, input, y, x, ic, check);
+                a0 += w * te_dw_tap(p, input, y0, x0, dy, dx, ic, check);
                 if (two) {
-                    a1 += w * te_dw_tap(p, input, y, x + p->stride_w, ic, check);
+                    a1 += w * te_dw_tap(p, input, y0, x0, dy, dx + p->stride_w, ic, check);
                 }
             }
         }

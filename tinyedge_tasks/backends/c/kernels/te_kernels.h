@@ -1,6 +1,6 @@
 /* tinyedge C backend: int8 kernels with TFLite's integer arithmetic (bit-exact with TFLM's reference kernels).
    Layout NHWC, batch 1; every parameter is precomputed by the generator (tinyedge_tasks/lowering). C99.
-   CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED are inline (te_conv2d.h, ...): model.c gives each layer its
+   CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and the pools are inline (te_conv2d.h, ...): model.c gives each layer its
    parameters as a static const block, so the compiler specialises the kernel to that layer's constants. */
 #ifndef TE_KERNELS_H
 #define TE_KERNELS_H
@@ -10,7 +10,7 @@
 typedef struct {
     int in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
     int depth_multiplier;                         /* depthwise only */
-    int depth;                                    /* conv: k_h * k_w * in_c rounded up to a multiple of 8 */
+    int depth;                                    /* conv: k_h * k_w * in_c rounded up to a multiple of 4 */
     int32_t input_offset, output_offset, act_min, act_max;
     int per_channel;                              /* 0: multipliers[0], shifts[0] for every channel */
     int fast;                                     /* te_requantize's fast path is exact for this layer */
@@ -58,8 +58,6 @@ typedef struct {
     int8_t value;
 } te_pad_params;
 
-void te_max_pool(const te_pool_params *p, const int8_t *input, int8_t *output);
-void te_average_pool(const te_pool_params *p, const int8_t *input, int8_t *output);
 void te_mean(const te_mean_params *p, const int8_t *input, int8_t *output);
 void te_add(const te_add_params *p, const int8_t *input1, const int8_t *input2, int8_t *output);
 void te_softmax(const te_softmax_params *p, const int8_t *input, int8_t *output);
