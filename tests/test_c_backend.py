@@ -16,7 +16,7 @@ import pytest
 from conftest import doit, ran, write_manifest
 
 from tinyedge_tasks.backends.c.codegen import memory_plan
-from tinyedge_tasks.backends.c.generate import generate
+from tinyedge_tasks.backends.c.generate import generate, lower_model
 from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.lowering.lower import lower
 from tinyedge_tasks.preprocess import input_table
@@ -77,7 +77,7 @@ def test_c_matches_tflm_on_every_test_sample(name, tmp_path):
     (the SMLAD/SXTB16 kernels) prints the same outputs as the host build (a subset of samples), and its
     per-operator counts add up to the whole. The plan is overlap-free and smaller than TFLM's arena."""
     tflite = (FIXTURES / f"{name}.tflite").read_bytes()
-    model = lower(tflite)
+    model = lower_model(tflite)
     inputs, labels = _inputs(model)
     src = _write(generate(model), tmp_path / "src")
     got, seconds = run_host(compile_host(src, tmp_path / "host"), inputs)
@@ -264,5 +264,7 @@ def test_esp32_board_with_the_c_backend_writes_an_esp_idf_project(project_copy, 
     assert config.envs() == ["esp32cam"] and config.get("env:esp32cam", "framework") == ["espidf"]
     budget = json.loads((project_copy / "build/codegen/budget.json").read_text())
     plan = json.loads((project_copy / "build/codegen/memory_plan.json").read_text())
-    assert budget["arena"]["bytes"] == plan["arena_bytes"] and budget["arena"]["placement"] == "internal"
+    # the budget rounds the exact plan up to the boards' 16-byte arena alignment
+    assert plan["arena_bytes"] <= budget["arena"]["bytes"] < plan["arena_bytes"] + 16
+    assert budget["arena"]["placement"] == "internal"
     assert f"#define TINYEDGE_ARENA_SIZE {plan['arena_bytes']}" in (firmware / "src/model.h").read_text()

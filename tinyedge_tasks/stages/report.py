@@ -122,10 +122,10 @@ def run(ctx) -> None:
     plan = _json(ctx, "codegen/memory_plan.json")
     if plan is not None:
         page.section("Memory plan (tensor arena)")
-        page.text(f"{plan['arena_bytes']:,} B for {len(plan['tensors'])} tensors. {plan['method']}")
-        page.table(["tensor", "bytes", "offset", "first op", "last op", "shares the bytes of"],
-                   [[t["tensor"], t["bytes"], t["offset"], t["first"], t["last"], t["shares"] or ""]
-                    for t in plan["tensors"]])
+        page.text(f"{plan['arena_bytes']:,} B for {len(plan['tensors'])} buffers. {plan['method']}")
+        page.table(["buffer", "bytes", "offset", "first op", "last op", "shares the bytes of", "holds"],
+                   [[t["tensor"], t["bytes"], t["offset"], t["first"], t["last"], t["shares"] or "",
+                     t.get("holds", "")] for t in plan["tensors"]])
 
     macs = sum(r["macs"] for r in layers)
     instructions = calibration.get("instructions_per_inference")

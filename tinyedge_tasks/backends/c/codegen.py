@@ -72,16 +72,20 @@ def _esp_idf_files(ctx, board, board_name: str, budget: Budget, sources: list[st
 
 def memory_plan(model) -> dict:
     """The arena plan as the report and the tests read it: every tensor's bytes, lifetime (operator steps, -1 the
-    model input) and offset, the tensors sharing another's bytes, and each operator's offsets. arena_bytes is the
-    whole static array: the activations, then the convolutions' im2col scratch."""
-    from .generate import ram_bytes, scratch_bytes
+    model input) and offset, the tensors sharing another's bytes, what each buffer holds (an activation, or a
+    convolution's scratch), and each operator's offsets."""
     plan = model.plan
+
+    def holds(tensor: int) -> str:
+        if tensor in model.scratch:
+            return f"the im2col scratch of operator {model.scratch[tensor]} (two int8 windows, two int16 columns)"
+        return "an activation tensor"
+
     return {
-        "method": plan.method, "arena_bytes": ram_bytes(model), "activation_bytes": plan.arena_size,
-        "scratch_bytes": scratch_bytes(model), "scratch_holds": "two output pixels' im2col windows (int8) and "
-        "their int16 columns, for the convolution being run", "macs": model.macs,
+        "method": plan.method, "arena_bytes": plan.arena_size, "macs": model.macs,
         "tensors": [{"tensor": b.tensor, "bytes": b.size, "first": b.first, "last": b.last,
-                     "offset": plan.offsets[b.tensor], "shares": plan.aliases.get(b.tensor)}
+                     "offset": plan.offsets[b.tensor], "shares": plan.aliases.get(b.tensor),
+                     "holds": holds(b.tensor)}
                     for b in sorted(plan.buffers, key=lambda b: (b.first, b.tensor))],
         "operators": [{"op": op.op, "layer": op.layer, "kernel": op.kernel, "inputs": op.inputs,
                        "output": op.output} for op in model.ops],
@@ -91,24 +95,23 @@ def memory_plan(model) -> dict:
 def run(ctx) -> None:
     import numpy as np
 
-    from ...lowering.lower import lower
     from ...preprocess import c as preprocess_c
     from ...preprocess import input_table
-    from .generate import constant_bytes, generate, ram_bytes
+    from .generate import constant_bytes, generate, lower_model
 
     board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
     toolchain = _toolchain(board, board_name)
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
-    model = lower(model_bytes)   # an unsupported operator stops here
+    model = lower_model(model_bytes)   # an unsupported operator stops here
     weights = constant_bytes(model)
     from . import check
-    budget = Budget(**check.budget(board, board_name, model_bytes, ram_bytes(model), 0.0))   # the plan is exact
+    budget = Budget(**check.budget(board, board_name, model_bytes, model.arena_size, 0.0))   # the plan is exact
     ctx.write(budget)
     plan = memory_plan(model)
     (ctx.out / "memory_plan.json").write_text(json.dumps(plan, indent=1))
     ctx.log(f"{board_name}: {len(model.ops)} operators, {model.macs} MACs, constants {weights} B, arena "
-            f"{plan['arena_bytes']} B ({len(plan['tensors'])} tensors planned, {plan['scratch_bytes']} B scratch)")
+            f"{plan['arena_bytes']} B (planned: {len(plan['tensors'])} buffers)")
 
     quant = {"dtype": "int8", "scale": model.input.scale, "zero_point": model.input.zero_point}
     shape = ctx.config.section("dataset.input")
