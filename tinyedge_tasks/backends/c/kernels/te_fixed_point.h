@@ -1,11 +1,15 @@
-/* TFLite's fixed-point primitives (gemmlowp semantics, double rounding as in the PyPI tflite-micro build), the requantization
-   the kernels share and word loads.
+/* TFLite's fixed-point primitives (gemmlowp semantics, double rounding as in the PyPI tflite-micro build), the
+   requantization and output narrowing the kernels share, and word loads.
    Right shifts of negative values are arithmetic on every compiler tinyedge supports (gcc, arm-none-eabi-gcc). */
 #ifndef TE_FIXED_POINT_H
 #define TE_FIXED_POINT_H
 
 #include <stdint.h>
 #include <string.h>
+
+#ifdef __ARM_FEATURE_SAT
+#include <arm_acle.h>
+#endif
 
 #ifdef __GNUC__   /* the per-layer kernels are inlined into each layer, where every shape is a constant */
 #define TE_INLINE static inline __attribute__((always_inline))
@@ -65,6 +69,19 @@ TE_INLINE int32_t te_requantize(int32_t x, int32_t multiplier, int32_t shift, in
 
 static inline int32_t te_clamp(int32_t value, int32_t low, int32_t high) {
     return value < low ? low : (value > high ? high : value);
+}
+
+/* A requantized value + the output offset, clamped to the activation range (within int8) and narrowed: one
+   SSAT where the range is the whole int8 range (constant in an inlined kernel). */
+TE_INLINE int8_t te_output(int32_t value, int32_t offset, int32_t low, int32_t high) {
+    value += offset;
+#ifdef __ARM_FEATURE_SAT
+    value = __ssat(value, 8);
+    value = low > -128 && value < low ? low : value;
+    return (int8_t)(high < 127 && value > high ? high : value);
+#else
+    return (int8_t)te_clamp(value, low, high);
+#endif
 }
 
 /* Unaligned 32-bit loads and stores (one LDR/STR on the Cortex-M4/M7/M33). */

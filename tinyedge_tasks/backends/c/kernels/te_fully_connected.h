@@ -37,11 +37,10 @@ TE_INLINE void te_fc_rows(const te_fully_connected_params *p, const int8_t *in, 
         }
     }
     const int qa = p->per_channel ? o : 0, qb = p->per_channel ? o + 1 : 0;
-    out[o] = (int8_t)te_clamp(te_requantize(a, p->multipliers[qa], p->shifts[qa], p->fast) + p->output_offset,
-                              p->act_min, p->act_max);
+    const int32_t off = p->output_offset, lo = p->act_min, hi = p->act_max;
+    out[o] = te_output(te_requantize(a, p->multipliers[qa], p->shifts[qa], p->fast), off, lo, hi);
     if (two) {
-        out[o + 1] = (int8_t)te_clamp(te_requantize(b, p->multipliers[qb], p->shifts[qb], p->fast) +
-                                      p->output_offset, p->act_min, p->act_max);
+        out[o + 1] = te_output(te_requantize(b, p->multipliers[qb], p->shifts[qb], p->fast), off, lo, hi);
     }
 }
 
