@@ -2,7 +2,7 @@
 
 No interpreter, no allocation, nothing beyond <stdint.h> and <string.h> (and <arm_acle.h> on DSP cores); the
 arithmetic lives in the hand-written kernels/ files, every parameter in the lowered model (tinyedge_tasks/lowering).
-CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and the pools are inline kernels: each layer passes a static const parameter
+Every kernel but SOFTMAX and PAD is inline: each layer passes a static const parameter
 block, which the compiler folds into code specialised to that layer's shapes, offsets and flags. Here the
 lowered parameters get the C kernels' layout (conv weight rows zero padded to a multiple of 4) and the `fast`
 flag: whether te_requantize's short path is exact for the layer (every shift negative, |accumulator| < 2^30)."""
@@ -18,7 +18,7 @@ KERNELS = Path(__file__).parent / "kernels"
 COMMON = ("te_kernels.h", "te_fixed_point.h")
 KERNEL_FILE = {"conv2d": "te_conv2d.h", "depthwise_conv2d": "te_depthwise_conv2d.h",
                "fully_connected": "te_fully_connected.h", "max_pool": "te_pool.h", "average_pool": "te_pool.h",
-               "mean": "te_mean.c", "add": "te_add.c", "softmax": "te_softmax.c", "pad": "te_pad.c"}
+               "mean": "te_mean.h", "add": "te_add.h", "softmax": "te_softmax.c", "pad": "te_pad.c"}
 PARAMS_TYPE = {"conv2d": "te_conv_params", "depthwise_conv2d": "te_conv_params",
                "fully_connected": "te_fully_connected_params", "max_pool": "te_pool_params",
                "average_pool": "te_pool_params", "mean": "te_mean_params", "add": "te_add_params",

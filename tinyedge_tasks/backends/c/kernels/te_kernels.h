@@ -1,6 +1,6 @@
 /* tinyedge C backend: int8 kernels with TFLite's integer arithmetic (bit-exact with TFLM's reference kernels).
    Layout NHWC, batch 1; every parameter is precomputed by the generator (tinyedge_tasks/lowering). C99.
-   CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED and the pools are inline (te_conv2d.h, ...): model.c gives each layer its
+   Every kernel but SOFTMAX and PAD is inline (te_conv2d.h, ...): model.c gives each layer its
    parameters as a static const block, so the compiler specialises the kernel to that layer's constants. */
 #ifndef TE_KERNELS_H
 #define TE_KERNELS_H
@@ -58,8 +58,6 @@ typedef struct {
     int8_t value;
 } te_pad_params;
 
-void te_mean(const te_mean_params *p, const int8_t *input, int8_t *output);
-void te_add(const te_add_params *p, const int8_t *input1, const int8_t *input2, int8_t *output);
 void te_softmax(const te_softmax_params *p, const int8_t *input, int8_t *output);
 void te_pad(const te_pad_params *p, const int8_t *input, int8_t *output);
 
