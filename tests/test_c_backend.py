@@ -95,6 +95,25 @@ def test_c_matches_tflm_on_every_test_sample(name, tmp_path):
         assert abs(sum(result.layer_instructions) - result.instructions_per_inference) <= 40 * len(model.ops)
 
 
+def test_the_same_code_on_the_cortex_m7_board(tmp_path):
+    """boards/qemu-cortex-m7.yaml (mps2-an500): codegen accepts it, and the same generated C built for the
+    Cortex-M7 (DSP kernels) gives TFLM's outputs there, with per-operator counts."""
+    from tinyedge_tasks.backends.c.codegen import _toolchain
+    from tinyedge_tasks.config import boards
+
+    board = boards.load(Path(__file__).parent.parent / "boards" / "qemu-cortex-m7.yaml")
+    assert _toolchain(board, "qemu-cortex-m7") == "qemu"
+    assert (board.qemu.machine, board.qemu.cpu) == ("mps2-an500", "cortex-m7")
+    tflite = (FIXTURES / "mobilenet_int8_structured.tflite").read_bytes()
+    model = lower_model(tflite)
+    inputs, _ = _inputs(model)
+    src = _write(generate(model), tmp_path / "src")
+    elf = qemu.compile_firmware(src, tmp_path / "m7", cpu=board.qemu.cpu)
+    result = qemu.run(elf, inputs[:4], machine=board.qemu.machine, cpu=board.qemu.cpu)
+    assert np.array_equal(result.outputs, _tflm_outputs(tflite, inputs[:4]))
+    assert 1 < result.instructions_per_inference / model.macs < 4 and len(result.layer_instructions) == len(model.ops)
+
+
 def test_unsupported_operator_is_refused_naming_its_layer():
     with pytest.raises(TinyedgeError) as error:
         lower((FIXTURES / "unsupported_logistic.tflite").read_bytes())

@@ -18,8 +18,6 @@ from ...tflite import runtime as tflm
 from ...tflite import worker
 from ...toolchains import host, qemu
 
-RUNTIME = f"c (qemu {qemu.MACHINE} {qemu.CPU})"
-
 
 def _scores(raw: np.ndarray, output: dict) -> np.ndarray:
     """int8 outputs dequantized exactly as the TFLM worker does, so equal bytes give equal scores."""
@@ -53,7 +51,8 @@ def run(ctx) -> None:
         if index.toolchain == "qemu":
             elf = work / "firmware.elf"
             qemu.build(src.parent, work, elf)
-            emulated = qemu.run(elf, inputs)
+            machine, cpu = qemu.target(src.parent)
+            emulated = qemu.run(elf, inputs, machine=machine, cpu=cpu)
             ctx.log(f"QEMU build: {emulated.instructions_per_inference:.0f} instructions per inference")
     host_scores = _scores(host_raw, output_details)
     scores = _scores(emulated.outputs, output_details) if emulated else host_scores
@@ -75,7 +74,7 @@ def run(ctx) -> None:
                                   model_bytes=len(model_bytes), arena_bytes=plan["arena_bytes"], input=input_details,
                                   output=output_details,
                                   operators=sorted({op["op"] for op in tflm.operators(model_bytes)}),
-                                  runtime=RUNTIME if emulated else "c (host gcc build; the ESP32 build needs "
+                                  runtime=f"c (qemu {machine} {cpu})" if emulated else "c (host gcc build; the ESP32 build needs "
                                   "PlatformIO)", differing_samples=max(host_differing, qemu_differing or 0),
                                   instructions_per_inference=round(instructions) if instructions else None)
     ctx.write(result)

@@ -43,10 +43,10 @@ def _toolchain(board, board_name: str) -> str:
     section = board_section(BACKEND, board, board_name)
     if section == "esp_idf":
         return camera_board(BACKEND, board, board_name)
-    if (board.qemu.machine, board.qemu.cpu) != (qemu.MACHINE, qemu.CPU):
+    if qemu.TARGETS.get(board.qemu.machine) != board.qemu.cpu:
+        known = ", ".join(f"machine {m}, cpu {c}" for m, c in qemu.TARGETS.items())
         raise TinyedgeError(f"boards/{board_name}.yaml: qemu: machine {board.qemu.machine}, cpu {board.qemu.cpu}; "
-                            f"the qemu toolchain's start-up code and linker script are for machine {qemu.MACHINE}, "
-                            f"cpu {qemu.CPU}: set those")
+                            f"the qemu toolchain's start-up code and linker script are for {known}: set one of those")
     return section
 
 
@@ -127,4 +127,5 @@ def run(ctx) -> None:
         images, truth = data["x_test"][:SAMPLES], data["y_test"][:SAMPLES]
     files[qemu.SAMPLES] = input_table(quant["scale"], quant["zero_point"], "int8")[images].tobytes()
     files[qemu.LABELS] = "\n".join(f"{int(y)} ({labels[int(y)]})" for y in truth)
+    files[qemu.TARGET_FILE] = json.dumps({"machine": board.qemu.machine, "cpu": board.qemu.cpu})
     ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed))
