@@ -114,6 +114,35 @@ def test_the_same_code_on_the_cortex_m7_board(tmp_path):
     assert 1 < result.instructions_per_inference / model.macs < 4 and len(result.layer_instructions) == len(model.ops)
 
 
+REQUANTIZE_CHECK = r"""#include <stdio.h>
+#include "te_fixed_point.h"
+int main(void) {
+    unsigned long long s = 88172645463325252ull;
+    long differ = 0;
+    for (long i = 0; i < 2000000; ++i) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        const int32_t acc = ((int32_t)(s & 0x7fffffff) - (1 << 30)) >> (int)((s >> 33) % 24);
+        const int32_t m = (int32_t)((1u << 30) + ((s >> 20) & 0x3fffffff)), shift = -1 - (int32_t)((s >> 52) % 31);
+        const int32_t off = (int32_t)((s >> 40) & 255) - 128;
+        differ += te_output(acc, m, -shift - 1, 1, off, -128, 127) != te_output(acc, m, shift, 0, off, -128, 127);
+    }
+    printf("%ld\n", differ);
+    return 0;
+}
+"""
+
+
+def test_short_requantization_equals_tflite_rounding(tmp_path):
+    """te_output's short path (the generator's `fast` layers) against te_mbqm, TFLite's double rounding, on 2
+    million accumulators of every magnitude below 2^30, multipliers and right shifts (plain C, host gcc)."""
+    (tmp_path / "check.c").write_text(REQUANTIZE_CHECK)
+    kernels = Path(__file__).parent.parent / "tinyedge_tasks" / "backends" / "c" / "kernels"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(kernels),
+                    str(tmp_path / "check.c"), "-o", str(tmp_path / "check")], check=True, timeout=60)
+    assert subprocess.run([str(tmp_path / "check")], check=True, capture_output=True, text=True,
+                          timeout=60).stdout.strip() == "0"
+
+
 def test_unsupported_operator_is_refused_naming_its_layer():
     with pytest.raises(TinyedgeError) as error:
         lower((FIXTURES / "unsupported_logistic.tflite").read_bytes())

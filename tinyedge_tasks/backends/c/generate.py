@@ -5,7 +5,8 @@ arithmetic lives in the hand-written kernels/ files, every parameter in the lowe
 Every kernel but SOFTMAX and PAD is inline: each layer passes a static const parameter
 block, which the compiler folds into code specialised to that layer's shapes, offsets and flags. Here the
 lowered parameters get the C kernels' layout (conv weight rows zero padded to a multiple of 4) and the `fast`
-flag: whether te_requantize's short path is exact for the layer (every shift negative, |accumulator| < 2^30)."""
+flag: whether te_output's short path is exact for the layer (every shift negative, |accumulator| < 2^30), whose
+shifts are then stored as e - 1 (e = -shift)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,7 +26,7 @@ PARAMS_TYPE = {"conv2d": "te_conv_params", "depthwise_conv2d": "te_conv_params",
                "softmax": "te_softmax_params", "pad": "te_pad_params"}
 C_TYPE = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t"}
 INLINE = ("conv2d", "depthwise_conv2d", "fully_connected")
-FAST_LIMIT = 1 << 30   # te_requantize's short path needs |accumulator| < 2^30
+FAST_LIMIT = 1 << 30   # te_output's short path needs |accumulator| < 2^30
 
 
 def _fast(params: dict) -> int:
@@ -48,6 +49,9 @@ def c_params(op: LoweredOp) -> dict:
     params = dict(op.params)
     if op.kernel in INLINE:
         params["fast"] = _fast(params)
+        if params["fast"]:   # te_output's short path takes e - 1 = -shift - 1
+            shifts = params["shifts"]
+            params["shifts"] = ConstArray(shifts.name, (-shifts.values - 1).astype(np.int32))
     if op.kernel == "conv2d":
         depth = _depth(op)
         weights = params["weights"]

@@ -110,15 +110,15 @@ TE_INLINE void te_conv_tile(const te_conv_params *p, const int16_t *c0, const in
     const int qa = p->per_channel ? oc : 0, qb = p->per_channel ? oc + 1 : 0;
     const int32_t off = p->output_offset, lo = p->act_min, hi = p->act_max;
     const int32_t ma = p->multipliers[qa], sa = p->shifts[qa];
-    out[oc] = te_output(te_requantize(a00, ma, sa, p->fast), off, lo, hi);
+    out[oc] = te_output(a00, ma, sa, p->fast, off, lo, hi);
     if (two_px) {
-        out[p->out_c + oc] = te_output(te_requantize(a01, ma, sa, p->fast), off, lo, hi);
+        out[p->out_c + oc] = te_output(a01, ma, sa, p->fast, off, lo, hi);
     }
     if (two_ch) {
         const int32_t mb = p->multipliers[qb], sb = p->shifts[qb];
-        out[oc + 1] = te_output(te_requantize(a10, mb, sb, p->fast), off, lo, hi);
+        out[oc + 1] = te_output(a10, mb, sb, p->fast, off, lo, hi);
         if (two_px) {
-            out[p->out_c + oc + 1] = te_output(te_requantize(a11, mb, sb, p->fast), off, lo, hi);
+            out[p->out_c + oc + 1] = te_output(a11, mb, sb, p->fast, off, lo, hi);
         }
     }
 }

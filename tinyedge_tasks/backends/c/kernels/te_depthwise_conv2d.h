@@ -46,9 +46,9 @@ TE_INLINE void te_dw_pixels(const te_conv_params *p, const int8_t *input, int8_t
         const int q = p->per_channel ? c : 0;
         const int32_t off = p->output_offset, lo = p->act_min, hi = p->act_max;
         const int32_t m = p->multipliers[q], s = p->shifts[q];
-        out[c] = te_output(te_requantize(a0, m, s, p->fast), off, lo, hi);
+        out[c] = te_output(a0, m, s, p->fast, off, lo, hi);
         if (two) {
-            out[out_c + c] = te_output(te_requantize(a1, m, s, p->fast), off, lo, hi);
+            out[out_c + c] = te_output(a1, m, s, p->fast, off, lo, hi);
         }
     }
 }

@@ -17,17 +17,6 @@
 #else
 #define TE_INLINE static inline
 #define TE_UNROLL
-/* Unaligned 32-bit loads and stores (one LDR/STR on the Cortex-M4/M7/M33). */
-TE_INLINE uint32_t te_load32(const void *p) {
-    uint32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
-TE_INLINE void te_store32(void *p, uint32_t v) {
-    memcpy(p, &v, 4);
-}
-
 #endif
 
 /* round(a * b / 2^31), saturating the one overflow case (INT32_MIN * INT32_MIN). */
@@ -55,26 +44,27 @@ static inline int32_t te_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
     return te_rounding_divide_by_pot(te_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
 }
 
-/* te_mbqm for a right shift (shift < 0) and |x| < 2^30, which the generator proves per layer (`fast`): the
-   rounded doubling high product is round(2x * multiplier / 2^32), and rounding x / 2^e halves away from zero is
-   ((x - (x < 0)) >> (e - 1) + 1) >> 1 (e - 1 = ~shift). Equal to te_mbqm for every such input, in ~7 instructions. */
-TE_INLINE int32_t te_requantize(int32_t x, int32_t multiplier, int32_t shift, int fast) {
-    if (!fast) {
-        return te_mbqm(x, multiplier, shift);
-    }
-    int32_t y = (int32_t)(((int64_t)(x * 2) * multiplier + ((int64_t)1 << 31)) >> 32);
-    y = (y + (y >> 31)) >> ~shift;
-    return (y + 1) >> 1;
-}
-
 static inline int32_t te_clamp(int32_t value, int32_t low, int32_t high) {
     return value < low ? low : (value > high ? high : value);
 }
 
-/* A requantized value + the output offset, clamped to the activation range (within int8) and narrowed: one
-   SSAT where the range is the whole int8 range (constant in an inlined kernel). */
-TE_INLINE int8_t te_output(int32_t value, int32_t offset, int32_t low, int32_t high) {
-    value += offset;
+/* An accumulator requantized (te_mbqm), plus the output offset, clamped to the activation range (within int8).
+   fast, which the generator proves per layer (every shift negative, |acc| < 2^30), takes shift as e - 1 (e = -the
+   TFLite shift) and gives the same value in ~8 instructions: the rounded doubling high product is
+   round(2acc * multiplier / 2^32), the high word of one SMULL plus the low word's top bit; x / 2^e rounded half
+   away from zero is ((x - (x < 0)) >> (e - 1) + 1) >> 1, and the offset joins before the last halving, doubled.
+   On cores with saturation one SSAT narrows where the range is all of int8 (constants in an inlined kernel). */
+TE_INLINE int8_t te_output(int32_t acc, int32_t multiplier, int32_t shift, int fast, int32_t offset, int32_t low,
+                           int32_t high) {
+    int32_t value;
+    if (fast) {
+        const int64_t product = (int64_t)(acc * 2) * multiplier;
+        int32_t x = (int32_t)(product >> 32) + (int32_t)((uint32_t)product >> 31);
+        x = (x + (x >> 31)) >> shift;
+        value = (x + 1 + 2 * offset) >> 1;
+    } else {
+        value = te_mbqm(acc, multiplier, shift) + offset;
+    }
 #ifdef __ARM_FEATURE_SAT
     value = __ssat(value, 8);
     value = low > -128 && value < low ? low : value;

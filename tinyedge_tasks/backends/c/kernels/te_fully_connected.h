@@ -38,9 +38,9 @@ TE_INLINE void te_fc_rows(const te_fully_connected_params *p, const int8_t *in, 
     }
     const int qa = p->per_channel ? o : 0, qb = p->per_channel ? o + 1 : 0;
     const int32_t off = p->output_offset, lo = p->act_min, hi = p->act_max;
-    out[o] = te_output(te_requantize(a, p->multipliers[qa], p->shifts[qa], p->fast), off, lo, hi);
+    out[o] = te_output(a, p->multipliers[qa], p->shifts[qa], p->fast, off, lo, hi);
     if (two) {
-        out[o + 1] = te_output(te_requantize(b, p->multipliers[qb], p->shifts[qb], p->fast), off, lo, hi);
+        out[o + 1] = te_output(b, p->multipliers[qb], p->shifts[qb], p->fast, off, lo, hi);
     }
 }
 
