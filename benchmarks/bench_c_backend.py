@@ -47,7 +47,7 @@ OLD = "a1a0b70"   # the last commit with the generic kernels
 CONSTANTS = r"op\d+_(weights|bias|multipliers|shifts)"
 OLD_GENERATE = """import sys
 from pathlib import Path
-from tinyedge_tasks.backends.c.generate import generate, lower_model
+from tinyedge_tasks.backends.c.generate import generate
 from tinyedge_tasks.lowering.lower import lower
 src = Path(sys.argv[2])
 src.mkdir(parents=True)

@@ -135,6 +135,13 @@ def run(ctx) -> None:
                   f"{instructions / macs:.2f} instructions per MAC over {macs:,} MACs. At one instruction per cycle "
                   f"that is {instructions / (budget['cpu_mhz'] * 1e3) if budget else 0:.1f} ms at the board's "
                   "clock: a lower bound, since loads and multiplies can take more than one cycle.")
+        operators = (_json(ctx, "calibrate/c_runtime.json") or {}).get("layers")
+        if operators:
+            page.text(f"Per operator, counted by the harness's SysTick around each one in {runtime}:")
+            page.table(["operator", "layer", "kernel", "MACs", "instructions", "instructions per MAC"],
+                       [[r["op"], r["layer"], r["kernel"], r["macs"], r["instructions"],
+                         r["instructions_per_mac"] if r["instructions_per_mac"] is not None else ""]
+                        for r in operators])
     page.section("Latency (estimate)")
     clock_mhz, clock_from = ((budget["cpu_mhz"], f"cpu_mhz of boards/{budget['board']}.yaml") if budget
                              else (DEFAULT_CLOCK_MHZ, f"no codegen; {DEFAULT_CLOCK_MHZ} MHz assumed for an ESP32"))

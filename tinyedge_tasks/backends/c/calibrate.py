@@ -68,7 +68,12 @@ def run(ctx) -> None:
                "arena_bytes": plan["arena_bytes"], "tflm_arena_bytes": tflm_arena,
                "arena_vs_tflm": round(plan["arena_bytes"] / tflm_arena, 3),
                "host_seconds_per_inference": host_seconds, "host_differing_samples": host_differing,
-               "qemu_differing_samples": qemu_differing}
+               "qemu_differing_samples": qemu_differing,
+               "layers": [{"op": op["op"], "layer": op["layer"], "kernel": op["kernel"], "macs": op["macs"],
+                           "instructions": round(count), "instructions_per_mac":
+                           round(count / op["macs"], 3) if op["macs"] else None}
+                          for op, count in zip(plan["operators"], emulated.layer_instructions, strict=True)]
+               if emulated else []}
     (ctx.out / "c_runtime.json").write_text(json.dumps(figures, indent=1))
     result = Calibration.measured(np.argmax(scores, axis=1), y_test, scores.shape[1], float_accuracy,
                                   model_bytes=len(model_bytes), arena_bytes=plan["arena_bytes"], input=input_details,

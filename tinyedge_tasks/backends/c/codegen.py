@@ -88,7 +88,7 @@ def memory_plan(model) -> dict:
                      "holds": holds(b.tensor)}
                     for b in sorted(plan.buffers, key=lambda b: (b.first, b.tensor))],
         "operators": [{"op": op.op, "layer": op.layer, "kernel": op.kernel, "inputs": op.inputs,
-                       "output": op.output} for op in model.ops],
+                       "output": op.output, "scratch": op.scratch, "macs": op.macs} for op in model.ops],
     }
 
 
