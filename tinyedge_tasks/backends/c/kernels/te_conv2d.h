@@ -24,6 +24,7 @@ TE_INLINE void te_im2col(const te_conv_params *p, const int8_t *input, int pixel
     const int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
     const int8_t zero = (int8_t)-p->input_offset;
     int8_t *d = stage;
+    TE_UNROLL
     for (int ky = 0; ky < p->k_h; ++ky) {
         const int y = y0 + ky * p->dil_h;
         if (y < 0 || y >= p->in_h) {
@@ -37,6 +38,7 @@ TE_INLINE void te_im2col(const te_conv_params *p, const int8_t *input, int pixel
             d += p->k_w * in_c;
             continue;
         }
+        TE_UNROLL
         for (int kx = 0; kx < p->k_w; ++kx, d += in_c) {
             const int x = x0 + kx * p->dil_w;
             if (x < 0 || x >= p->in_w) {
