@@ -1,5 +1,6 @@
 /* ADD int8, equal shapes (reference_integer_ops::AddElementwise): both inputs shifted left 20 bits, rescaled to a
-   common scale, summed, rescaled to the output. Element i is read before it is written: may run in place. Inlined: the shifts are constants. */
+   common scale, summed, rescaled to the output. Element i is read before it is written: may run in place.
+   Inlined: the shifts are constants. */
 #ifndef TE_ADD_H
 #define TE_ADD_H
 
