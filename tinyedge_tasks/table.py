@@ -48,7 +48,7 @@ REPORT = Stage(
     needs=("dataset/dataset.json", "dataset/data.npz", "train/history.json", "train/metrics.json",
            "train/model_summary.json", "prune/model_summary.json", "calibrate/calibration.json"),
     optional=("prune/prune.json", "quantize/layer_error.json", "quantize/errors.json", "codegen/budget.json",
-              "codegen/project.json", "codegen/memory_plan.json", "build/build.json"),
+              "codegen/project.json", "codegen/memory_plan.json", "build/build.json", "calibrate/c_runtime.json"),
     makes=("report.html", "report.md"), tools=("numpy", "matplotlib", "pyyaml"))
 
 # Rows shared by the backends that run a TFLite flatbuffer (TFLM, and the code generators that start from it).

@@ -3,6 +3,7 @@
 A renderer (C today, MicroPython later) only prints it: no arithmetic decisions are left to a template."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -30,6 +31,8 @@ class LoweredOp:
     inputs: list[int]                 # arena offsets of the activations read
     output: int                       # arena offset of the activation written
     params: dict[str, int | ConstArray] = field(default_factory=dict)
+    macs: int = 0                     # multiply-accumulates per inference
+    scratch: int | None = None        # arena offset of the op's scratch buffer, when the renderer asked for one
 
 
 @dataclass
@@ -52,6 +55,7 @@ class LoweredModel:
     arena_size: int
     plan: Plan
     macs: int
+    scratch: dict[int, int] = field(default_factory=dict)   # plan buffer id of a scratch -> its op's index
 
 
 def _fail(op: Operator, what: str, fix: str) -> TinyedgeError:
@@ -290,8 +294,9 @@ def _aliases(ops: list[LoweredOp], outputs: list[int]) -> dict[int, int]:
     return aliases
 
 
-def lower(tflite: bytes) -> LoweredModel:
-    """Read, check, compute every parameter and plan the arena for a model of int8 operators."""
+def lower(tflite: bytes, scratch: Callable[[LoweredOp], int] | None = None) -> LoweredModel:
+    """Read, check, compute every parameter and plan the arena for a model of int8 operators. scratch: bytes of
+    working memory the renderer's kernel needs for an op (0: none), planned as a buffer alive during that op."""
     graph = read_graph(tflite)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise TinyedgeError(f"model: the C backend takes one input and one output, found {len(graph.inputs)} and "
@@ -306,18 +311,28 @@ def lower(tflite: bytes) -> LoweredModel:
     ops, macs = [], 0
     for op in graph.operators:
         lowered, count = lowering.lower(op)
+        lowered.macs = count
         ops.append(lowered)
         macs += count
     arena = {i: t.size for i, t in enumerate(graph.tensors) if t.data is None and any(
         i in o.inputs or i in o.outputs for o in graph.operators)}
     aliases = _aliases(ops, graph.outputs)
-    plan = plan_memory(arena, [(op.inputs, [op.output]) for op in ops], graph.inputs, graph.outputs, aliases)
-    for op in ops:
+    steps = [(op.inputs, [op.output]) for op in ops]
+    scratches = {}   # op index -> the scratch's buffer id, numbered after the tensors
+    for step, op in enumerate(ops):
+        if scratch is not None and scratch(op) > 0:
+            scratches[step] = len(graph.tensors) + step
+            arena[scratches[step]] = scratch(op)
+            steps[step] = (op.inputs, [op.output, scratches[step]])
+    plan = plan_memory(arena, steps, graph.inputs, graph.outputs, aliases)
+    for step, op in enumerate(ops):
         op.inputs = [plan.offsets[i] for i in op.inputs]
         op.output = plan.offsets[op.output]
+        op.scratch = plan.offsets[scratches[step]] if step in scratches else None
 
     def info(index: int) -> TensorInfo:
         t = graph.tensors[index]
         return TensorInfo(t.shape, t.scale, t.zero_point, plan.offsets[index])
 
-    return LoweredModel(ops, info(graph.inputs[0]), info(graph.outputs[0]), plan.arena_size, plan, macs)
+    return LoweredModel(ops, info(graph.inputs[0]), info(graph.outputs[0]), plan.arena_size, plan, macs,
+                        {buffer: step for step, buffer in scratches.items()})

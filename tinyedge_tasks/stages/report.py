@@ -151,10 +151,10 @@ def _firmware(page: Page, ctx) -> None:
     plan = _json(ctx, "codegen/memory_plan.json")
     if plan is not None:
         page.section("Memory plan (tensor arena)")
-        page.text(f"{plan['arena_bytes']:,} B for {len(plan['tensors'])} tensors. {plan['method']}")
-        page.table(["tensor", "bytes", "offset", "first op", "last op", "shares the bytes of"],
-                   [[t["tensor"], t["bytes"], t["offset"], t["first"], t["last"], t["shares"] or ""]
-                    for t in plan["tensors"]])
+        page.text(f"{plan['arena_bytes']:,} B for {len(plan['tensors'])} buffers. {plan['method']}")
+        page.table(["buffer", "bytes", "offset", "first op", "last op", "shares the bytes of", "holds"],
+                   [[t["tensor"], t["bytes"], t["offset"], t["first"], t["last"], t["shares"] or "",
+                     t.get("holds", "")] for t in plan["tensors"]])
 
 
 def _speed(page: Page, ctx, config: dict, calibration: dict, budget: dict | None, macs: int) -> None:
@@ -167,6 +167,13 @@ def _speed(page: Page, ctx, config: dict, calibration: dict, budget: dict | None
                   f"{instructions / macs:.2f} instructions per MAC over {macs:,} MACs. At one instruction per cycle "
                   f"that is {instructions / (budget['cpu_mhz'] * 1e3) if budget else 0:.1f} ms at the board's "
                   "clock: a lower bound, since loads and multiplies can take more than one cycle.")
+        operators = (_json(ctx, "calibrate/c_runtime.json") or {}).get("layers")
+        if operators:
+            page.text(f"Per operator, counted by the harness's SysTick around each one in {runtime}:")
+            page.table(["operator", "layer", "kernel", "MACs", "instructions", "instructions per MAC"],
+                       [[r["op"], r["layer"], r["kernel"], r["macs"], r["instructions"],
+                         r["instructions_per_mac"] if r["instructions_per_mac"] is not None else ""]
+                        for r in operators])
     page.section("Latency (estimate)")
     clock_mhz, clock_from = ((budget["cpu_mhz"], f"cpu_mhz of boards/{budget['board']}.yaml") if budget
                              else (DEFAULT_CLOCK_MHZ, f"no codegen; {DEFAULT_CLOCK_MHZ} MHz assumed for an ESP32"))

@@ -1,8 +1,9 @@
 """calibrate: the compiled C model on the whole test split, against the real TFLM runtime: the host gcc build always,
-and on the emulated board the QEMU Cortex-M4 build (the qemu toolchain's own build of the same folder): accuracy
-and confusion of what runs, samples whose output differs from TFLM's (must be 0), instructions per inference counted
-under QEMU -icount; TFLM's smallest arena measured next to the planned one. On an ESP32 board the chip's build
-needs PlatformIO: the host build (the same C, the same integer arithmetic) is what is measured, and said so."""
+and on an emulated board the QEMU Cortex-M4 or M7 build (the qemu toolchain's own build of the same folder):
+accuracy and confusion of what runs, samples whose output differs from TFLM's (must be 0), instructions per
+inference counted under QEMU -icount (in all and per operator); TFLM's smallest arena measured next to the planned
+one. On an ESP32 board the chip's build needs PlatformIO: the host build (the same C, the same integer arithmetic)
+is what is measured, and said so."""
 from __future__ import annotations
 
 import json
@@ -17,8 +18,6 @@ from ...preprocess import input_table
 from ...tflite import runtime as tflm
 from ...tflite import worker
 from ...toolchains import host, qemu
-
-RUNTIME = f"c (qemu {qemu.MACHINE} {qemu.CPU})"
 
 
 def _scores(raw: np.ndarray, output: dict) -> np.ndarray:
@@ -53,7 +52,8 @@ def run(ctx) -> None:
         if index.toolchain == "qemu":
             elf = work / "firmware.elf"
             qemu.build(src.parent, work, elf)
-            emulated = qemu.run(elf, inputs)
+            machine, cpu = qemu.target(src.parent)
+            emulated = qemu.run(elf, inputs, machine=machine, cpu=cpu)
             ctx.log(f"QEMU build: {emulated.instructions_per_inference:.0f} instructions per inference")
     host_scores = _scores(host_raw, output_details)
     scores = _scores(emulated.outputs, output_details) if emulated else host_scores
@@ -69,14 +69,19 @@ def run(ctx) -> None:
                "arena_bytes": plan["arena_bytes"], "tflm_arena_bytes": tflm_arena,
                "arena_vs_tflm": round(plan["arena_bytes"] / tflm_arena, 3),
                "host_seconds_per_inference": host_seconds, "host_differing_samples": host_differing,
-               "qemu_differing_samples": qemu_differing}
+               "qemu_differing_samples": qemu_differing,
+               "layers": [{"op": op["op"], "layer": op["layer"], "kernel": op["kernel"], "macs": op["macs"],
+                           "instructions": round(count), "instructions_per_mac":
+                           round(count / op["macs"], 3) if op["macs"] else None}
+                          for op, count in zip(plan["operators"], emulated.layer_instructions, strict=True)]
+               if emulated else []}
     (ctx.out / "c_runtime.json").write_text(json.dumps(figures, indent=1))
+    runtime = f"c (qemu {machine} {cpu})" if emulated else "c (host gcc build; the ESP32 build needs PlatformIO)"
     result = Calibration.measured(np.argmax(scores, axis=1), y_test, scores.shape[1], float_accuracy,
                                   model_bytes=len(model_bytes), arena_bytes=plan["arena_bytes"], input=input_details,
                                   output=output_details,
                                   operators=sorted({op["op"] for op in tflm.operators(model_bytes)}),
-                                  runtime=RUNTIME if emulated else "c (host gcc build; the ESP32 build needs "
-                                  "PlatformIO)", differing_samples=max(host_differing, qemu_differing or 0),
+                                  runtime=runtime, differing_samples=max(host_differing, qemu_differing or 0),
                                   instructions_per_inference=round(instructions) if instructions else None)
     ctx.write(result)
     ctx.log(f"C accuracy {result.quantized_test_accuracy:.4f} (float {float_accuracy:.4f}), differing from TFLM: "

@@ -43,10 +43,10 @@ def _toolchain(board, board_name: str) -> str:
     section = board_section(BACKEND, board, board_name)
     if section == "esp_idf":
         return camera_board(BACKEND, board, board_name)
-    if (board.qemu.machine, board.qemu.cpu) != (qemu.MACHINE, qemu.CPU):
+    if qemu.TARGETS.get(board.qemu.machine) != board.qemu.cpu:
+        known = ", ".join(f"machine {m}, cpu {c}" for m, c in qemu.TARGETS.items())
         raise TinyedgeError(f"boards/{board_name}.yaml: qemu: machine {board.qemu.machine}, cpu {board.qemu.cpu}; "
-                            f"the qemu toolchain's start-up code and linker script are for machine {qemu.MACHINE}, "
-                            f"cpu {qemu.CPU}: set those")
+                            f"the qemu toolchain's start-up code and linker script are for {known}: set one of those")
     return section
 
 
@@ -72,31 +72,38 @@ def _esp_idf_files(ctx, board, board_name: str, budget: Budget, sources: list[st
 
 def memory_plan(model) -> dict:
     """The arena plan as the report and the tests read it: every tensor's bytes, lifetime (operator steps, -1 the
-    model input) and offset, the tensors sharing another's bytes, and each operator's offsets."""
+    model input) and offset, the tensors sharing another's bytes, what each buffer holds (an activation, or a
+    convolution's scratch), and each operator's offsets."""
     plan = model.plan
+
+    def holds(tensor: int) -> str:
+        if tensor in model.scratch:
+            return f"the im2col scratch of operator {model.scratch[tensor]} (two int8 windows, two int16 columns)"
+        return "an activation tensor"
+
     return {
         "method": plan.method, "arena_bytes": plan.arena_size, "macs": model.macs,
         "tensors": [{"tensor": b.tensor, "bytes": b.size, "first": b.first, "last": b.last,
-                     "offset": plan.offsets[b.tensor], "shares": plan.aliases.get(b.tensor)}
+                     "offset": plan.offsets[b.tensor], "shares": plan.aliases.get(b.tensor),
+                     "holds": holds(b.tensor)}
                     for b in sorted(plan.buffers, key=lambda b: (b.first, b.tensor))],
         "operators": [{"op": op.op, "layer": op.layer, "kernel": op.kernel, "inputs": op.inputs,
-                       "output": op.output} for op in model.ops],
+                       "output": op.output, "scratch": op.scratch, "macs": op.macs} for op in model.ops],
     }
 
 
 def run(ctx) -> None:
     import numpy as np
 
-    from ...lowering.lower import lower
     from ...preprocess import c as preprocess_c
     from ...preprocess import input_table
-    from .generate import constant_bytes, generate
+    from .generate import constant_bytes, generate, lower_model
 
     board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
     toolchain = _toolchain(board, board_name)
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
-    model = lower(model_bytes)   # an unsupported operator stops here
+    model = lower_model(model_bytes)   # an unsupported operator stops here
     weights = constant_bytes(model)
     from . import check
     budget = Budget(**check.budget(board, board_name, model_bytes, model.arena_size, 0.0))   # the plan is exact
@@ -104,7 +111,7 @@ def run(ctx) -> None:
     plan = memory_plan(model)
     (ctx.out / "memory_plan.json").write_text(json.dumps(plan, indent=1))
     ctx.log(f"{board_name}: {len(model.ops)} operators, {model.macs} MACs, constants {weights} B, arena "
-            f"{model.arena_size} B (planned: {len(plan['tensors'])} tensors)")
+            f"{plan['arena_bytes']} B (planned: {len(plan['tensors'])} buffers)")
 
     quant = {"dtype": "int8", "scale": model.input.scale, "zero_point": model.input.zero_point}
     shape = ctx.config.section("dataset.input")
@@ -120,4 +127,5 @@ def run(ctx) -> None:
         images, truth = data["x_test"][:SAMPLES], data["y_test"][:SAMPLES]
     files[qemu.SAMPLES] = input_table(quant["scale"], quant["zero_point"], "int8")[images].tobytes()
     files[qemu.LABELS] = "\n".join(f"{int(y)} ({labels[int(y)]})" for y in truth)
+    files[qemu.TARGET_FILE] = json.dumps({"machine": board.qemu.machine, "cpu": board.qemu.cpu})
     ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed))

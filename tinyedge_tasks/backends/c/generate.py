@@ -1,38 +1,92 @@
 """Print a lowered int8 model as self-contained C99: model.h, model.c and the kernels it calls.
 
-No interpreter, no allocation, nothing beyond <stdint.h> and <string.h>; the arithmetic lives in the
-hand-written kernels/ files, every parameter in the lowered model (tinyedge_tasks/lowering)."""
+No interpreter, no allocation, nothing beyond <stdint.h> and <string.h> (and <arm_acle.h> on DSP cores); the
+arithmetic lives in the hand-written kernels/ files, every parameter in the lowered model (tinyedge_tasks/lowering).
+Every kernel but SOFTMAX and PAD is inline: each layer passes a static const parameter
+block, which the compiler folds into code specialised to that layer's shapes, offsets and flags. Here the
+lowered parameters get the C kernels' layout (conv weight rows zero padded to a multiple of 4) and the `fast`
+flag: whether te_output's short path is exact for the layer (every shift negative, |accumulator| < 2^30), whose
+shifts are then stored as e - 1 (e = -shift)."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
 
-from ...lowering.lower import ConstArray, LoweredModel, LoweredOp
+from ...lowering.lower import ConstArray, LoweredModel, LoweredOp, lower
 
 KERNELS = Path(__file__).parent / "kernels"
 COMMON = ("te_kernels.h", "te_fixed_point.h")
-KERNEL_FILE = {"conv2d": "te_conv2d.c", "depthwise_conv2d": "te_depthwise_conv2d.c",
-               "fully_connected": "te_fully_connected.c", "max_pool": "te_pool.c", "average_pool": "te_pool.c",
-               "mean": "te_mean.c", "add": "te_add.c", "softmax": "te_softmax.c", "pad": "te_pad.c"}
+KERNEL_FILE = {"conv2d": "te_conv2d.h", "depthwise_conv2d": "te_depthwise_conv2d.h",
+               "fully_connected": "te_fully_connected.h", "max_pool": "te_pool.h", "average_pool": "te_pool.h",
+               "mean": "te_mean.h", "add": "te_add.h", "softmax": "te_softmax.c", "pad": "te_pad.c"}
 PARAMS_TYPE = {"conv2d": "te_conv_params", "depthwise_conv2d": "te_conv_params",
                "fully_connected": "te_fully_connected_params", "max_pool": "te_pool_params",
                "average_pool": "te_pool_params", "mean": "te_mean_params", "add": "te_add_params",
                "softmax": "te_softmax_params", "pad": "te_pad_params"}
 C_TYPE = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t"}
+INLINE = ("conv2d", "depthwise_conv2d", "fully_connected")
+FAST_LIMIT = 1 << 30   # te_output's short path needs |accumulator| < 2^30
+
+
+def _fast(params: dict) -> int:
+    """1 when every shift is negative and no accumulator can reach 2^30: |bias| + 128 * sum |w| per channel."""
+    shifts, bias = params["shifts"].values, params["bias"].values.astype(np.int64)
+    weights = np.abs(params["weights"].values.astype(np.int64))
+    sums = weights.reshape(-1, len(bias)).sum(axis=0) if params.get("depth_multiplier") else \
+        weights.reshape(len(bias), -1).sum(axis=1)
+    return int(bool((shifts < 0).all()) and int((np.abs(bias) + 128 * sums).max()) < FAST_LIMIT)
+
+
+def _depth(op: LoweredOp) -> int:
+    """A conv's im2col depth: k_h * k_w * in_c rounded up to a multiple of 4 (the kernel's steps of 4 taps)."""
+    p = op.params
+    return -(-p["k_h"] * p["k_w"] * p["in_c"] // 4) * 4
+
+
+def c_params(op: LoweredOp) -> dict:
+    """The op's parameters in the C kernels' layout."""
+    params = dict(op.params)
+    if op.kernel in INLINE:
+        params["fast"] = _fast(params)
+        if params["fast"]:   # te_output's short path takes e - 1 = -shift - 1
+            shifts = params["shifts"]
+            params["shifts"] = ConstArray(shifts.name, (-shifts.values - 1).astype(np.int32))
+    if op.kernel == "conv2d":
+        depth = _depth(op)
+        weights = params["weights"]
+        rows = weights.values.reshape(params["out_c"], -1)
+        padded = np.zeros((len(rows), depth), np.int8)
+        padded[:, :rows.shape[1]] = rows
+        params |= {"depth": depth, "weights": ConstArray(weights.name, padded)}
+    return params
+
+
+def scratch_bytes(op: LoweredOp) -> int:
+    """A convolution's im2col scratch: 3 * depth int16 (two widened columns, two int8 windows)."""
+    return 6 * _depth(op) if op.kernel == "conv2d" else 0
+
+
+def lower_model(tflite: bytes) -> LoweredModel:
+    """The lowering with this backend's scratch buffers planned in the arena like the activations."""
+    return lower(tflite, scratch=scratch_bytes)
 
 
 def generate(model: LoweredModel) -> dict[str, str]:
     """Relative path -> text of every file of the C model (model.h, model.c, te_*.c, te_*.h)."""
     files = {"model.h": _header(model), "model.c": _source(model)}
-    for name in COMMON + tuple(sorted({KERNEL_FILE[op.kernel] for op in model.ops if op.kernel in KERNEL_FILE})):
+    for name in COMMON + _kernel_files(model):
         files[name] = (KERNELS / name).read_text()
     return files
 
 
+def _kernel_files(model: LoweredModel) -> tuple[str, ...]:
+    return tuple(sorted({KERNEL_FILE[op.kernel] for op in model.ops if op.kernel in KERNEL_FILE}))
+
+
 def constant_bytes(model: LoweredModel) -> int:
     """Bytes of every constant array (weights, biases, requantization multipliers and shifts)."""
-    return sum(v.values.nbytes for op in model.ops for v in op.params.values() if isinstance(v, ConstArray))
+    return sum(v.values.nbytes for op in model.ops for v in c_params(op).values() if isinstance(v, ConstArray))
 
 
 def _header(model: LoweredModel) -> str:
@@ -51,10 +105,19 @@ def _header(model: LoweredModel) -> str:
 #define TINYEDGE_OUTPUT_SIZE {o.size}
 #define TINYEDGE_OUTPUT_SCALE {o.scale!r}f
 #define TINYEDGE_OUTPUT_ZERO_POINT ({o.zero_point})
-/* Bytes of the one static activation arena ({model.plan.method}). */
+/* Bytes of the one static arena: activations and convolution scratch ({model.plan.method}). */
 #define TINYEDGE_ARENA_SIZE {model.arena_size}
 /* Multiply-accumulates per inference. */
 #define TINYEDGE_MACS {model.macs}L
+/* Operators, in order: with TINYEDGE_LAYER_HOOK defined, tinyedge_invoke calls tinyedge_layer_done(i) (the
+   caller's) after operator i, so that a harness can time each one. */
+#define TINYEDGE_LAYERS {len(model.ops)}
+#ifdef TINYEDGE_LAYER_HOOK
+void tinyedge_layer_done(int layer);
+#define TE_LAYER_DONE(layer) tinyedge_layer_done(layer)
+#else
+#define TE_LAYER_DONE(layer) ((void)0)
+#endif
 
 /* One inference: reads TINYEDGE_INPUT_SIZE bytes from in, writes TINYEDGE_OUTPUT_SIZE bytes to out; returns 0.
    Not reentrant (one static arena). */
@@ -71,31 +134,41 @@ def _array(array: ConstArray) -> str:
     return f"static const {C_TYPE[values.dtype]} {array.name}[{len(values)}] = {{\n    {body}\n}};\n"
 
 
-def _call(index: int, op: LoweredOp) -> tuple[str, str]:
+def _call(index: int, op: LoweredOp, params: dict) -> tuple[str, str]:
     """(the op's static parameter block, its call in tinyedge_invoke)."""
     if op.kernel == "reshape":   # its output shares its input's bytes (lowering/plan.py): nothing to run
-        return "", f"    /* {index}: {op.op} {op.layer}: in place, no code */\n"
+        return "", f"    /* {index}: {op.op} {op.layer}: in place, no code */\n    TE_LAYER_DONE({index});\n"
     fields = ", ".join(f".{key} = {value.name if isinstance(value, ConstArray) else value}"
-                       for key, value in op.params.items())
+                       for key, value in params.items())
     name = f"op{index}"
     block = f"/* {index}: {op.op} {op.layer} */\nstatic const {PARAMS_TYPE[op.kernel]} {name} = {{{fields}}};\n"
-    args = ", ".join(f"arena + {offset}" for offset in op.inputs)
-    return block, f"    te_{op.kernel}(&{name}, {args}, arena + {op.output});\n"
+    args = [f"arena + {offset}" for offset in op.inputs] + [f"arena + {op.output}"]
+    if op.kernel == "conv2d":
+        args.append(f"(int16_t *)(void *)(arena + {op.scratch})")
+    return block, f"    te_{op.kernel}(&{name}, {', '.join(args)});\n    TE_LAYER_DONE({index});\n"
 
 
 def _source(model: LoweredModel) -> str:
-    arrays = "".join(_array(v) for op in model.ops for v in op.params.values() if isinstance(v, ConstArray))
-    blocks, calls = zip(*(_call(i, op) for i, op in enumerate(model.ops)), strict=True)
+    params = [c_params(op) for op in model.ops]
+    arrays = "".join(_array(v) for p in params for v in p.values() if isinstance(v, ConstArray))
+    blocks, calls = zip(*(_call(i, op, p) for i, (op, p) in enumerate(zip(model.ops, params, strict=True))),
+                        strict=True)
+    includes = "".join(f'#include "{name}"\n' for name in _kernel_files(model) if name.endswith(".h"))
     return f"""/* Generated by tinyedge (C backend). Do not edit. */
 #include <string.h>
 
 #include "model.h"
 #include "te_kernels.h"
-
+{includes}
 {arrays}
 {"".join(blocks)}
-/* Every activation lives here at an offset fixed by the memory plan. */
-static int8_t arena[TINYEDGE_ARENA_SIZE];
+/* Every activation and scratch buffer lives here at an offset fixed by the memory plan (a union: 4-byte aligned,
+   in C99). */
+static union {{
+    int32_t align;
+    int8_t bytes[TINYEDGE_ARENA_SIZE];
+}} arena_store;
+#define arena (arena_store.bytes)
 
 int tinyedge_invoke(const int8_t *in, int8_t *out) {{
     memcpy(arena + {model.input.offset}, in, TINYEDGE_INPUT_SIZE);

@@ -1,6 +1,8 @@
 """The `qemu` toolchain: a generated C project (<folder>/src/*.c with model.h) compiled with Debian's
-arm-none-eabi-gcc for an emulated Cortex-M4 (QEMU mps2-an386, newlib rdimon semihosting) and run there: N samples
-through host files, instructions counted, code and data bytes measured. Knows no model.
+arm-none-eabi-gcc for an emulated Cortex-M (QEMU mps2-an386 Cortex-M4 by default, or mps2-an500 Cortex-M7: the same
+memory map, start-up code and linker script; newlib rdimon semihosting) and run there: N samples through host
+files, instructions counted, code and data bytes measured. Knows no model. <folder>/qemu.json, when present, names
+the project's machine and cpu.
 
 Adapter: build(folder, state, binary) compiles and records sizes (the "binary" is the ELF image QEMU's -kernel
 loads), upload(folder, state, port) runs the firmware on the project's samples.bin (no port: the board is
@@ -13,6 +15,7 @@ Instruction counts: QEMU emulates no DWT cycle counter, but its SysTick runs on 
 instructions, deterministic from run to run (tests/test_c_backend.py checks both)."""
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -27,11 +30,30 @@ if TYPE_CHECKING:   # NumPy is imported where it is used: a no-op `doit` imports
     import numpy as np
 
 HERE = Path(__file__).parent
-MACHINE, CPU = "mps2-an386", "cortex-m4"   # what startup.c, harness.c and mps2-an386.ld are written for
-CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-mcpu=cortex-m4", "-mthumb", "-mfloat-abi=soft",
-          "--specs=rdimon.specs", "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"]
-QEMU = ["qemu-system-arm", "-M", MACHINE, "-cpu", CPU, "-nodefaults", "-display", "none",
-        "-icount", "shift=0"]
+MACHINE, CPU = "mps2-an386", "cortex-m4"   # the default target
+# machine -> cpu: what startup.c, harness.c and mps2-an386.ld run on (code RAM at 0x0, data RAM at 0x20000000)
+TARGETS = {"mps2-an386": "cortex-m4", "mps2-an500": "cortex-m7"}
+TARGET_FILE = "qemu.json"                  # {"machine": ..., "cpu": ...} in a project folder
+
+
+def _cflags(cpu: str) -> list[str]:
+    return ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", f"-mcpu={cpu}", "-mthumb", "-mfloat-abi=soft",
+            "--specs=rdimon.specs", "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"]
+
+
+def _qemu(machine: str, cpu: str) -> list[str]:
+    return ["qemu-system-arm", "-M", machine, "-cpu", cpu, "-nodefaults", "-display", "none", "-icount", "shift=0"]
+
+
+def target(folder: Path) -> tuple[str, str]:
+    """(machine, cpu) of a project folder: its qemu.json, else the default."""
+    path = Path(folder) / TARGET_FILE
+    if not path.is_file():
+        return MACHINE, CPU
+    found = json.loads(path.read_text())
+    return found["machine"], found["cpu"]
+
+
 INSTRUCTIONS_PER_TICK = 40   # 1 ns per instruction (icount shift=0) at a 25 MHz SysTick clock
 REGION_BYTES = 4 * 1024 * 1024             # CODE and RAM lengths in mps2-an386.ld
 NEEDS_PORT = False                         # `doit flash` and `monitor` ask for no serial port
@@ -42,14 +64,16 @@ SAMPLES, LABELS = "samples.bin", "samples.txt"   # what upload runs: int8 inputs
 class QemuRun:
     outputs: np.ndarray                 # int8 (N, output bytes)
     instructions_per_inference: float   # mean over the N samples, +-40 per sample
+    layer_instructions: list[float]     # per operator, mean over the samples (a model with TINYEDGE_LAYERS)
 
 
 def build(folder: Path, state: Path, binary: Path) -> dict:
-    """Compile <folder>/src for the Cortex-M4; copy the ELF to `binary`; the build record's values."""
-    elf = compile_firmware(Path(folder) / "src", Path(state) / "qemu" / "build")
+    """Compile <folder>/src for its Cortex-M; copy the ELF to `binary`; the build record's values."""
+    machine, cpu = target(folder)
+    elf = compile_firmware(Path(folder) / "src", Path(state) / "qemu" / "build", cpu)
     shutil.copyfile(elf, binary)
     size = sizes(elf)
-    return {"env": f"{MACHINE} {CPU}", "flash_used_bytes": size["text"] + size["data"],
+    return {"env": f"{machine} {cpu}", "flash_used_bytes": size["text"] + size["data"],
             "flash_available_bytes": REGION_BYTES, "ram_used_bytes": size["data"] + size["bss"],
             "ram_available_bytes": REGION_BYTES}
 
@@ -61,9 +85,10 @@ def upload(folder: Path, state: Path, port: str) -> None:
     folder = Path(folder)
     labels = (folder / LABELS).read_text().split("\n")
     data = np.frombuffer((folder / SAMPLES).read_bytes(), dtype=np.int8).reshape(len(labels), -1)
-    elf = compile_firmware(folder / "src", Path(state) / "qemu" / "flash")
-    print(f"  running {elf.name} in qemu-system-arm -M {MACHINE} -cpu {CPU} on {len(labels)} samples", flush=True)
-    result = run(elf, data)
+    machine, cpu = target(folder)
+    elf = compile_firmware(folder / "src", Path(state) / "qemu" / "flash", cpu)
+    print(f"  running {elf.name} in qemu-system-arm -M {machine} -cpu {cpu} on {len(labels)} samples", flush=True)
+    result = run(elf, data, machine=machine, cpu=cpu)
     for index, (output, label) in enumerate(zip(result.outputs, labels, strict=True)):
         print(f"  sample {index}: top output {int(np.argmax(output))} (score {int(output.max())}), "
               f"label {label}", flush=True)
@@ -71,12 +96,12 @@ def upload(folder: Path, state: Path, port: str) -> None:
 
 
 def monitor(port: str, speed: int) -> None:
-    raise TinyedgeError(f"the {MACHINE} board is emulated: it has no serial port to monitor; `doit flash` runs "
+    raise TinyedgeError("the QEMU board is emulated: it has no serial port to monitor; `doit flash` runs "
                         "the firmware in QEMU and prints its output")
 
 
-def compile_firmware(src_dir: Path, out_dir: Path, timeout: float = 180) -> Path:
-    """Every .c file of src_dir + the harness, startup and linker script -> out_dir/model.elf."""
+def compile_firmware(src_dir: Path, out_dir: Path, cpu: str = CPU, timeout: float = 180) -> Path:
+    """Every .c file of src_dir + the harness, startup and linker script -> out_dir/model.elf for the cpu."""
     require("arm-none-eabi-gcc")
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,13 +111,14 @@ def compile_firmware(src_dir: Path, out_dir: Path, timeout: float = 180) -> Path
                             "sudo apt-get install libnewlib-arm-none-eabi")
     elf = out_dir / "model.elf"
     sources = sorted(str(p) for p in src_dir.glob("*.c"))
-    run_tool(["arm-none-eabi-gcc", *CFLAGS, "-DTE_SYSTICK", "-T", str(HERE / "mps2-an386.ld"), "-I", str(src_dir),
+    hook = ["-DTINYEDGE_LAYER_HOOK"] if "TINYEDGE_LAYERS" in (src_dir / "model.h").read_text() else []
+    run_tool(["arm-none-eabi-gcc", *_cflags(cpu), "-DTE_SYSTICK", *hook, "-T", str(HERE / "mps2-an386.ld"), "-I", str(src_dir),
               *sources, str(HERE / "harness.c"), str(HERE / "startup.c"), "-o", str(elf)],
-             f"compiling {src_dir} for the Cortex-M4", timeout)
+             f"compiling {src_dir} for the {cpu}", timeout)
     return elf
 
 
-def run(elf: Path, inputs: np.ndarray, timeout: float = 300) -> QemuRun:
+def run(elf: Path, inputs: np.ndarray, timeout: float = 300, machine: str = MACHINE, cpu: str = CPU) -> QemuRun:
     """Run the firmware on every int8 input sample (N, ...) in QEMU; the outputs and instructions per inference.
     Semihosting passes arguments comma-separated: the files live in a fresh folder with plain names."""
     import numpy as np
@@ -100,16 +126,18 @@ def run(elf: Path, inputs: np.ndarray, timeout: float = 300) -> QemuRun:
     with tempfile.TemporaryDirectory(prefix="tinyedge-qemu-") as work:
         (Path(work) / "in.bin").write_bytes(inputs.tobytes())
         semihosting = f"enable=on,target=native,arg=harness,arg=in.bin,arg=out.bin,arg={len(inputs)}"
-        line = run_tool([*QEMU, "-kernel", str(Path(elf).resolve()), "-semihosting-config", semihosting],
+        line = run_tool([*_qemu(machine, cpu), "-kernel", str(Path(elf).resolve()), "-semihosting-config", semihosting],
                         f"running {elf} in QEMU", timeout, cwd=Path(work))
         found = re.search(r"(\d+) samples, (\d+) systick ticks", line)
         if found is None:
             raise TinyedgeError(f"running {elf} in QEMU: no summary line from the harness; it printed:\n{line}")
         outputs = np.frombuffer((Path(work) / "out.bin").read_bytes(), dtype=np.int8).reshape(len(inputs), -1)
-    return QemuRun(outputs, int(found.group(2)) * INSTRUCTIONS_PER_TICK / len(inputs))
+    layers = [int(ticks) * INSTRUCTIONS_PER_TICK / len(inputs)
+              for ticks in re.findall(r"layer \d+, (\d+) systick ticks", line)]
+    return QemuRun(outputs, int(found.group(2)) * INSTRUCTIONS_PER_TICK / len(inputs), layers)
 
 
-def object_sizes(src_dir: Path, out_dir: Path, timeout: float = 180) -> dict[str, dict[str, int]]:
+def object_sizes(src_dir: Path, out_dir: Path, timeout: float = 180, cpu: str = CPU) -> dict[str, dict[str, int]]:
     """Each .c of src_dir compiled alone for the Cortex-M4 -> {object name: arm-none-eabi-size of it}: the model's
     own bytes, without the harness and newlib that the firmware links in."""
     src_dir, out_dir = Path(src_dir), Path(out_dir)
@@ -117,8 +145,8 @@ def object_sizes(src_dir: Path, out_dir: Path, timeout: float = 180) -> dict[str
     found = {}
     for source in sorted(src_dir.glob("*.c")):
         obj = out_dir / f"{source.stem}.o"
-        run_tool(["arm-none-eabi-gcc", *CFLAGS, "-I", str(src_dir), "-c", str(source), "-o", str(obj)],
-                 f"compiling {source} for the Cortex-M4", timeout)
+        run_tool(["arm-none-eabi-gcc", *_cflags(cpu), "-I", str(src_dir), "-c", str(source), "-o", str(obj)],
+                 f"compiling {source} for the {cpu}", timeout)
         found[obj.name] = sizes(obj)
     return found
 

@@ -1,7 +1,9 @@
 /* tinyedge model runner: reads COUNT input samples from INPUT, runs tinyedge_invoke on each, writes the COUNT
    outputs to OUTPUT (raw int8). On QEMU the files are the host's, through newlib's rdimon semihosting.
    With TE_SYSTICK (Cortex-M), the SysTick counter (core clock) times each inference; under QEMU's
-   -icount shift=0 that clock advances exactly with executed instructions. Prints one summary line. */
+   -icount shift=0 that clock advances exactly with executed instructions; with TINYEDGE_LAYER_HOOK too, each
+   operator's ticks are summed (the model calls tinyedge_layer_done after each one) and printed, one line each.
+   Prints one summary line. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
@@ -17,6 +19,17 @@
 static unsigned long now(void) {
     return SYST_CVR;
 }
+
+#ifdef TINYEDGE_LAYER_HOOK
+static unsigned long layer_start;
+static unsigned long long layer_ticks[TINYEDGE_LAYERS];
+
+void tinyedge_layer_done(int layer) {
+    const unsigned long t = now();
+    layer_ticks[layer] += (layer_start - t) & SYST_MASK;
+    layer_start = t;
+}
+#endif
 #endif
 
 static int8_t input[TINYEDGE_INPUT_SIZE];
@@ -49,6 +62,9 @@ int main(int argc, char **argv) {
         }
 #ifdef TE_SYSTICK
         const unsigned long start = now();
+#ifdef TINYEDGE_LAYER_HOOK
+        layer_start = start;
+#endif
         tinyedge_invoke(input, output);
         ticks += (start - now()) & SYST_MASK;
 #else
@@ -67,6 +83,11 @@ int main(int argc, char **argv) {
         return 1;
     }
 #ifdef TE_SYSTICK
+#ifdef TINYEDGE_LAYER_HOOK
+    for (int layer = 0; layer < TINYEDGE_LAYERS; ++layer) {
+        printf("tinyedge: layer %d, %lu systick ticks\n", layer, (unsigned long)layer_ticks[layer]);
+    }
+#endif
     printf("tinyedge: %ld samples, %lu systick ticks\n", count, (unsigned long)ticks);
 #else
     printf("tinyedge: %ld samples, %.9f seconds\n", count, (double)spent / CLOCKS_PER_SEC);

@@ -1,10 +1,23 @@
-/* TFLite's fixed-point primitives (gemmlowp semantics, double rounding as in the PyPI tflite-micro build) and
-   the window clipping the convolutions share.
+/* TFLite's fixed-point primitives (gemmlowp semantics, double rounding as in the PyPI tflite-micro build), the
+   requantization and output narrowing the kernels share, and word loads.
    Right shifts of negative values are arithmetic on every compiler tinyedge supports (gcc, arm-none-eabi-gcc). */
 #ifndef TE_FIXED_POINT_H
 #define TE_FIXED_POINT_H
 
 #include <stdint.h>
+#include <string.h>
+
+#ifdef __ARM_FEATURE_SAT
+#include <arm_acle.h>
+#endif
+
+#ifdef __GNUC__   /* the per-layer kernels are inlined into each layer, where every shape is a constant */
+#define TE_INLINE static inline __attribute__((always_inline))
+#define TE_UNROLL _Pragma("GCC unroll 8")
+#else
+#define TE_INLINE static inline
+#define TE_UNROLL
+#endif
 
 /* round(a * b / 2^31), saturating the one overflow case (INT32_MIN * INT32_MIN). */
 static inline int32_t te_srdhm(int32_t a, int32_t b) {
@@ -31,17 +44,45 @@ static inline int32_t te_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
     return te_rounding_divide_by_pot(te_srdhm((int32_t)((uint32_t)x << left), multiplier), right);
 }
 
-/* The taps [first, last) of a window starting at origin with this dilation that fall inside 0 .. size - 1. */
-static inline void te_window(int origin, int dilation, int taps, int size, int *first, int *last) {
-    int a = origin < 0 ? (-origin + dilation - 1) / dilation : 0;
-    int b = size - origin <= 0 ? 0 : (size - origin + dilation - 1) / dilation;
-    b = b < taps ? b : taps;
-    *first = a < b ? a : b;
-    *last = b;
-}
-
 static inline int32_t te_clamp(int32_t value, int32_t low, int32_t high) {
     return value < low ? low : (value > high ? high : value);
+}
+
+/* An accumulator requantized (te_mbqm), plus the output offset, clamped to the activation range (within int8).
+   fast, which the generator proves per layer (every shift negative, |acc| < 2^30), takes shift as e - 1 (e = -the
+   TFLite shift) and gives the same value in ~8 instructions: the rounded doubling high product is
+   round(2acc * multiplier / 2^32), the high word of one SMULL plus the low word's top bit; x / 2^e rounded half
+   away from zero is ((x - (x < 0)) >> (e - 1) + 1) >> 1, and the offset joins before the last halving, doubled.
+   On cores with saturation one SSAT narrows where the range is all of int8 (constants in an inlined kernel). */
+TE_INLINE int8_t te_output(int32_t acc, int32_t multiplier, int32_t shift, int fast, int32_t offset, int32_t low,
+                           int32_t high) {
+    int32_t value;
+    if (fast) {
+        const int64_t product = (int64_t)(acc * 2) * multiplier;
+        int32_t x = (int32_t)(product >> 32) + (int32_t)((uint32_t)product >> 31);
+        x = (x + (x >> 31)) >> shift;
+        value = (x + 1 + 2 * offset) >> 1;
+    } else {
+        value = te_mbqm(acc, multiplier, shift) + offset;
+    }
+#ifdef __ARM_FEATURE_SAT
+    value = __ssat(value, 8);
+    value = low > -128 && value < low ? low : value;
+    return (int8_t)(high < 127 && value > high ? high : value);
+#else
+    return (int8_t)te_clamp(value, low, high);
+#endif
+}
+
+/* Unaligned 32-bit loads and stores (one LDR/STR on the Cortex-M4/M7/M33). */
+TE_INLINE uint32_t te_load32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+
+TE_INLINE void te_store32(void *p, uint32_t v) {
+    memcpy(p, &v, 4);
 }
 
 #endif

@@ -1,5 +1,7 @@
 /* tinyedge C backend: int8 kernels with TFLite's integer arithmetic (bit-exact with TFLM's reference kernels).
-   Layout NHWC, batch 1; every parameter is precomputed by the generator (tinyedge_tasks/lowering). C99. */
+   Layout NHWC, batch 1; every parameter is precomputed by the generator (tinyedge_tasks/lowering). C99.
+   Every kernel but SOFTMAX and PAD is inline (te_conv2d.h, ...): model.c gives each layer its
+   parameters as a static const block, so the compiler specialises the kernel to that layer's constants. */
 #ifndef TE_KERNELS_H
 #define TE_KERNELS_H
 
@@ -8,9 +10,12 @@
 typedef struct {
     int in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_h, pad_w;
     int depth_multiplier;                         /* depthwise only */
+    int depth;                                    /* conv: k_h * k_w * in_c rounded up to a multiple of 4 */
     int32_t input_offset, output_offset, act_min, act_max;
     int per_channel;                              /* 0: multipliers[0], shifts[0] for every channel */
-    const int8_t *weights;                        /* conv: [out_c][k_h][k_w][in_c]; depthwise: [k_h][k_w][out_c] */
+    int fast;                                     /* te_output's short path is exact (shifts then hold e - 1) */
+    const int8_t *weights;                        /* conv: [out_c][depth] (zero padded from [k_h][k_w][in_c]);
+                                                     depthwise: [k_h][k_w][out_c] */
     const int32_t *bias;                          /* bias + input_offset * sum of the channel's weights */
     const int32_t *multipliers, *shifts;
 } te_conv_params;
@@ -18,7 +23,7 @@ typedef struct {
 typedef struct {
     int batches, in_depth, out_depth;
     int32_t output_offset, act_min, act_max;
-    int per_channel;
+    int per_channel, fast;
     const int8_t *weights;                        /* [out_depth][in_depth] */
     const int32_t *bias;                          /* bias + input_offset * sum of the row's weights */
     const int32_t *multipliers, *shifts;
@@ -53,13 +58,6 @@ typedef struct {
     int8_t value;
 } te_pad_params;
 
-void te_conv2d(const te_conv_params *p, const int8_t *input, int8_t *output);
-void te_depthwise_conv2d(const te_conv_params *p, const int8_t *input, int8_t *output);
-void te_fully_connected(const te_fully_connected_params *p, const int8_t *input, int8_t *output);
-void te_max_pool(const te_pool_params *p, const int8_t *input, int8_t *output);
-void te_average_pool(const te_pool_params *p, const int8_t *input, int8_t *output);
-void te_mean(const te_mean_params *p, const int8_t *input, int8_t *output);
-void te_add(const te_add_params *p, const int8_t *input1, const int8_t *input2, int8_t *output);
 void te_softmax(const te_softmax_params *p, const int8_t *input, int8_t *output);
 void te_pad(const te_pad_params *p, const int8_t *input, int8_t *output);
 

@@ -1,9 +1,13 @@
 /* MEAN int8 over any of 4 axes (reference_ops::QuantizedMeanOrSum: the sum minus count * zero point, then one
-   MultiplyByQuantizedMultiplier whose multiplier already holds the division by the count). */
+   MultiplyByQuantizedMultiplier whose multiplier already holds the division by the count). Inlined: the
+   compiler turns the constant shape's index arithmetic into strides. */
+#ifndef TE_MEAN_H
+#define TE_MEAN_H
+
 #include "te_fixed_point.h"
 #include "te_kernels.h"
 
-void te_mean(const te_mean_params *p, const int8_t *input, int8_t *output) {
+TE_INLINE void te_mean(const te_mean_params *p, const int8_t *input, int8_t *output) {
     const int n0 = p->r0 ? 1 : p->d0, n1 = p->r1 ? 1 : p->d1, n2 = p->r2 ? 1 : p->d2, n3 = p->r3 ? 1 : p->d3;
     const int m0 = p->r0 ? p->d0 : 1, m1 = p->r1 ? p->d1 : 1, m2 = p->r2 ? p->d2 : 1, m3 = p->r3 ? p->d3 : 1;
     int8_t *out = output;
@@ -24,3 +28,5 @@ void te_mean(const te_mean_params *p, const int8_t *input, int8_t *output) {
                     *out++ = (int8_t)te_clamp(value, -128, 127);
                 }
 }
+
+#endif

@@ -1,11 +1,15 @@
 /* MAX_POOL_2D and AVERAGE_POOL_2D int8 (reference_integer_ops pooling: the window is clipped to the image,
    the average divides by the number of pixels inside it, rounding halves away from zero).
    Each output is written after its window is read, and never before an input a later output reads when the
-   padding is 0: the generator may then give the output the input's bytes. */
+   padding is 0: the generator may then give the output the input's bytes. Inlined into each layer, whose
+   constant window lets the compiler unroll it. */
+#ifndef TE_POOL_H
+#define TE_POOL_H
+
 #include "te_fixed_point.h"
 #include "te_kernels.h"
 
-static void pool(const te_pool_params *p, const int8_t *input, int8_t *output, int average) {
+TE_INLINE void te_pool(const te_pool_params *p, const int8_t *input, int8_t *output, int average) {
     for (int oy = 0; oy < p->out_h; ++oy) {
         const int y0 = oy * p->stride_h - p->pad_h;
         const int ky0 = y0 < 0 ? -y0 : 0;
@@ -17,7 +21,9 @@ static void pool(const te_pool_params *p, const int8_t *input, int8_t *output, i
             for (int c = 0; c < p->channels; ++c) {
                 int32_t acc = average ? 0 : -128;
                 int count = 0;
+                TE_UNROLL
                 for (int ky = ky0; ky < ky1; ++ky) {
+                    TE_UNROLL
                     for (int kx = kx0; kx < kx1; ++kx) {
                         const int32_t v = input[((long)(y0 + ky) * p->in_w + (x0 + kx)) * p->channels + c];
                         if (average) {
@@ -37,10 +43,12 @@ static void pool(const te_pool_params *p, const int8_t *input, int8_t *output, i
     }
 }
 
-void te_max_pool(const te_pool_params *p, const int8_t *input, int8_t *output) {
-    pool(p, input, output, 0);
+TE_INLINE void te_max_pool(const te_pool_params *p, const int8_t *input, int8_t *output) {
+    te_pool(p, input, output, 0);
 }
 
-void te_average_pool(const te_pool_params *p, const int8_t *input, int8_t *output) {
-    pool(p, input, output, 1);
+TE_INLINE void te_average_pool(const te_pool_params *p, const int8_t *input, int8_t *output) {
+    te_pool(p, input, output, 1);
 }
+
+#endif
