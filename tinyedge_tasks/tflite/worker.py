@@ -1,4 +1,4 @@
-"""TFLM runs that may abort or segfault, each done in one child process (tinyedge_tasks.isolate), plus a pure-Python
+"""TFLM runs that may abort or segfault, each done in one child process (tinyedge_tasks.native.isolate), plus a pure-Python
 check that catches the commonest abort (an untrained model's collapsed output range) before TFLM runs at all.
 
 Parent side: check_output_range, probe, smallest_arena, predict; `sample`/`inputs` are already quantized
