@@ -1,9 +1,9 @@
 """The C backend (firmware.backend: c): generated C against the real TFLM runtime byte for byte, the same outputs on
 the emulated Cortex-M4 (QEMU mps2-an386), the memory plan, refusals, and the whole doit flow on the qemu board.
 
-Fixtures (tests/fixtures/zoo/): the int8 models of the zoo (tiny_cnn, mobilenet; per-channel and per-tensor; unpruned
-and structured-pruned), each `doit quantize` of the example with those manifest values and 4 epochs; data.npz is
-the example's test split; unsupported_logistic has a LOGISTIC layer named `squash`."""
+Fixtures (tests/fixtures/zoo/): the int8 models of the zoo (tiny_cnn, mobilenet; per-channel and per-tensor;
+unpruned and structured-pruned), each `doit quantize` of the example with those manifest values and 4 epochs; data.npz
+is the example's test split. tests/fixtures/unsupported_logistic has a LOGISTIC layer named `squash`."""
 from __future__ import annotations
 
 import json
@@ -145,7 +145,7 @@ def test_short_requantization_equals_tflite_rounding(tmp_path):
 
 def test_unsupported_operator_is_refused_naming_its_layer():
     with pytest.raises(TinyedgeError) as error:
-        lower((FIXTURES / "unsupported_logistic.tflite").read_bytes())
+        lower((FIXTURES.parent / "unsupported_logistic.tflite").read_bytes())
     assert "squash" in str(error.value) and "LOGISTIC" in str(error.value) and "tflm" in str(error.value)
 
 
