@@ -25,6 +25,7 @@ def run(ctx) -> None:
     from ..ml.keras_util import as_float, deterministic, keras, load_data
     from ..tflite.convert import convert
     from ..ml.model_spec import build
+    from ..preprocess import transform_of
 
     started = time.perf_counter()
     deterministic(ctx.config["project.seed"])
@@ -33,7 +34,7 @@ def run(ctx) -> None:
     model = build(ctx.config, ctx.root, keras, data["x_train"].shape[1:], len(classes))
     _unzero(model, ctx.config["project.seed"])
     scheme = ctx.config["compression.quantize.scheme"]
-    tflite = convert(model, as_float(data["x_train"][:SAMPLES]), scheme)
+    tflite = convert(model, as_float(data["x_train"][:SAMPLES], transform_of(ctx.config["dataset.input"])), scheme)
     backend_name = ctx.config["firmware.backend"]
     where = f"check: the untrained {ctx.config['train.model']} model"
     if not ctx.stage.hooks:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..preprocess import input_table
+from ..preprocess import UNIT, input_table
 
 ARENA_FLOOR = 1024  # TFLM crashes (not raises) on arenas below a few hundred bytes; never try smaller
 ARENA_STEP = 16     # TFLM aligns arena allocations to 16 bytes
@@ -77,15 +77,16 @@ def io_details(engine: Engine) -> tuple[dict, dict]:
     return _details(engine.model_bytes, graph.Inputs(0)), _details(engine.model_bytes, graph.Outputs(0))
 
 
-def quantize_images(engine: Engine, images: np.ndarray) -> np.ndarray:
+def quantize_images(engine: Engine, images: np.ndarray, transform: tuple[float, float]) -> np.ndarray:
     """uint8 pixels -> the model's quantized input, through the table the firmware embeds."""
     details, _ = io_details(engine)
-    return input_table(details["scale"], details["zero_point"], details["dtype"])[images]
+    return input_table(details["scale"], details["zero_point"], details["dtype"], transform)[images]
 
 
 def model_input(model_bytes: bytes, images: np.ndarray) -> np.ndarray:
-    """uint8 images -> the quantized input tensor of this model (its scale and zero point)."""
-    return quantize_images(interpreter(model_bytes), images)
+    """uint8 images -> a quantized input tensor of this model, to size its arena or probe that it runs: values do
+    not change either, so any input transform does."""
+    return quantize_images(interpreter(model_bytes), images, UNIT)
 
 
 def smallest_arena(model_bytes: bytes, sample: np.ndarray, what: str = "TFLM arena search") -> int:
@@ -95,10 +96,11 @@ def smallest_arena(model_bytes: bytes, sample: np.ndarray, what: str = "TFLM are
     return worker.smallest_arena(model_bytes, sample, what)[0]
 
 
-def predict(engine: Engine, images: np.ndarray, progress=None, what: str = "TFLM inference") -> np.ndarray:
+def predict(engine: Engine, images: np.ndarray, transform: tuple[float, float], progress=None,
+            what: str = "TFLM inference") -> np.ndarray:
     """Class scores (dequantized) for uint8 images, one TFLM invoke per image, in a child process."""
     from . import worker
-    return worker.predict(engine.model_bytes, engine.arena_size, quantize_images(engine, images), what,
+    return worker.predict(engine.model_bytes, engine.arena_size, quantize_images(engine, images, transform), what,
                           progress=progress or (lambda line: None))
 
 
