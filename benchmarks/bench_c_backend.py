@@ -21,7 +21,7 @@ import numpy as np
 
 from tinyedge_tasks.backends.c.generate import generate
 from tinyedge_tasks.lowering.lower import lower
-from tinyedge_tasks.preprocess import input_table
+from tinyedge_tasks.preprocess import UNIT, input_table
 from tinyedge_tasks.tflite import runtime, worker
 from tinyedge_tasks.toolchains import qemu
 from tinyedge_tasks.toolchains.host import compile_host, run_host
@@ -45,7 +45,7 @@ def measure(name: str, samples: int, work: Path) -> dict:
     tflite = (FIXTURES / f"{name}.tflite").read_bytes()
     model = lower(tflite)
     with np.load(FIXTURES / "data.npz") as data:
-        inputs = input_table(model.input.scale, model.input.zero_point, "int8")[data["x_test"]]
+        inputs = input_table(model.input.scale, model.input.zero_point, "int8", UNIT)[data["x_test"]]
     src = work / name / "src"
     src.mkdir(parents=True)
     for file, text in generate(model).items():

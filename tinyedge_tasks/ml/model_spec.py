@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import re
 import sys
 from pathlib import Path
@@ -97,9 +98,10 @@ def _backbone(keras, spec: str, root: Path, pretrained: str, input_shape, num_cl
                                 f"({str(exc).splitlines()[0][:300]}); expected the weights of keras.applications' "
                                 f"{spec} with include_top=False and the same alpha") from None
         name = url.group(0).rsplit("/", 1)[1]
+        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"   # where Keras looks first
         raise TinyedgeError(f"train.pretrained: imagenet: cannot download {name} (no network?); fetch {url.group(0)} "
-                            f"on a machine with network and put it at ~/.keras/models/{name}, or set "
-                            "train.pretrained to its path") from None
+                            f"on a machine with network and put it at {cache / name}, or set train.pretrained to "
+                            "its path") from None
 
 
 def build(config, root: Path, keras, input_shape, num_classes: int, pretrained: str = "none"):
