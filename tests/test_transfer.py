@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import doit, make_project, merge, ran, write_manifest
+from conftest import doit, make_project, merge, ran
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 FINE_TUNED = 10   # top backbone layers unfrozen
@@ -92,16 +92,16 @@ def test_the_head_was_trained(transfer_project):
     from tinyedge_tasks.ml import model_spec
     from tinyedge_tasks.ml.keras_util import deterministic, keras, load_model
     deterministic(42)
-    config = {"train.model": "mobilenet_v2", "train.width_multiplier": 0.35, "train.trust_model_code": False}
-    fresh = model_spec.build(config, transfer_project, keras, (32, 32, 1), 3, "backbone.h5")
+    fresh = model_spec.build(CONFIG, transfer_project, keras, (32, 32, 1), 3, "backbone.h5")
     trained = load_model(transfer_project / "build/train/model.h5", "trained")
     assert not _same(fresh.get_layer("logits").get_weights(), trained.get_layer("logits").get_weights())
 
 
 def test_two_clean_runs_give_the_same_bytes(transfer_project, tmp_path):
+    """train again from nothing (its outputs and the cache gone; the data set and preflight kept, unchanged)."""
     again = tmp_path / "again"
-    shutil.copytree(transfer_project, again, ignore=shutil.ignore_patterns("build", "cache", ".doit*"))
-    doit(again, "train")
+    shutil.copytree(transfer_project, again, ignore=shutil.ignore_patterns("train", "actions"))
+    assert "train" in ran(doit(again, "train"))
     for name in ("model.h5", "metrics.json", "history.json", "augmented.npz"):
         assert (again / "build/train" / name).read_bytes() == (transfer_project / "build/train" / name).read_bytes()
 
@@ -110,9 +110,12 @@ def test_other_weights_retrain(transfer_project, tmp_path):
     """The weights file's digest is an input of train: other weights, another key, train runs again."""
     copy = tmp_path / "copy"
     shutil.copytree(transfer_project, copy)
-    assert "train" not in ran(doit(copy, "train"))   # up to date
+    def status():
+        lines = doit(copy, "list", "--status").stdout.splitlines()
+        return {line.split()[1]: line.split()[0] for line in lines if len(line.split()) > 1}
+    assert status()["train"] == "U"
     _backbone_file(copy / "backbone.h5", seed=2)
-    assert "train" in ran(doit(copy, "train"))
+    assert status()["train"] == "R" and status()["check"] == "U"   # the preflight builds without weights
 
 
 def _tiny_data():
@@ -212,22 +215,28 @@ def test_bad_transfer_settings_are_named(tmp_path, changes, key, words):
     assert result.returncode != 0 and key in output and words in output and "Traceback" not in output
 
 
-def test_fine_tune_layers_beyond_the_backbone(transfer_project, tmp_path):
-    copy = tmp_path / "copy"
-    shutil.copytree(transfer_project, copy)
-    write_manifest(copy, {**TRANSFER, "train": {**TRANSFER["train"], "epochs": 0,
-                                               "fine_tune": {"epochs": 1, "layers": 1000}}})
-    result = doit(copy, "train", check=False)
-    output = result.stdout + result.stderr
-    assert result.returncode != 0 and "train.fine_tune.layers: 1000" in output and "backbone has" in output
+CONFIG = {"train.model": "mobilenet_v2", "train.width_multiplier": 0.35, "train.trust_model_code": False}
 
 
-def test_imagenet_offline_names_the_file_and_where_to_put_it(transfer_project, tmp_path):
-    copy = tmp_path / "copy"
-    shutil.copytree(transfer_project, copy)
-    write_manifest(copy, {**TRANSFER, "train": {**TRANSFER["train"], "pretrained": "imagenet"}})
-    # no network: a proxy that refuses, and a Keras cache that has no weights
-    result = doit(copy, "train", check=False, env={"https_proxy": "http://127.0.0.1:9", "KERAS_HOME": str(tmp_path)})
-    output = result.stdout + result.stderr
-    name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"   # 32x32: Keras picks 224
-    assert result.returncode != 0 and f"cannot download {name}" in output and f"/models/{name}" in output
+def test_fine_tune_layers_beyond_the_backbone(tmp_path):
+    from tinyedge_tasks.errors import TinyedgeError
+    from tinyedge_tasks.ml import model_spec, schedule
+    from tinyedge_tasks.ml.keras_util import keras
+    model = model_spec.build(CONFIG, tmp_path, keras, (32, 32, 3), 2)
+    with pytest.raises(TinyedgeError, match=r"train.fine_tune.layers: 1000, but the mobilenet_v2_0.35 backbone has "
+                                            r"\d+ layers"):
+        schedule.unfreeze_top(model, {"layers": 1000, "fraction": None})
+
+
+def test_imagenet_offline_names_the_file_and_where_to_put_it(tmp_path, monkeypatch):
+    from tinyedge_tasks.errors import TinyedgeError
+    from tinyedge_tasks.ml import model_spec
+    from tinyedge_tasks.ml.keras_util import keras
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")   # no network, whether this machine has one or not
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))           # and a Keras cache without the weights
+    name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"   # 32x32: Keras takes 224's
+    with pytest.raises(TinyedgeError) as error:
+        model_spec.build(CONFIG, tmp_path, keras, (32, 32, 1), 2, "imagenet")
+    message = str(error.value)
+    assert f"cannot download {name}" in message and str(tmp_path / "models" / name) in message
+    assert "\n" not in message

@@ -63,14 +63,15 @@ def _weights_file(manifest) -> list[Path]:
     return [path]
 
 
-def files(manifest) -> list[Path]:
-    """A model file (or every file of a SavedModel), the user's module or a backbone's weights file: their bytes
-    are inputs."""
+def files(manifest, weights: bool = True) -> list[Path]:
+    """A model file (or every file of a SavedModel), the user's module or (with `weights`) a backbone's weights
+    file: their bytes are inputs."""
     spec = manifest.get("train.model")
     kind = _model_kind(spec, manifest.root)
     expected = f"a zoo model ({', '.join(ZOO)}), a function module:function, or {MODEL_FILE_KINDS}"
     if kind == "zoo":
-        return _weights_file(manifest)
+        found = _weights_file(manifest)   # checked either way
+        return found if weights else []
     if kind == "function":
         origin = _function_file(spec, manifest.root)
         if origin is None:

@@ -14,10 +14,11 @@ SAMPLES = 8  # calibration samples of the conversion: ranges do not change the b
 
 
 def sources(manifest) -> list[Path]:
-    """The model's files (as train reads them) and the board file."""
+    """The model's files (as train reads them, but a backbone's weights: the preflight builds without them) and the
+    board file."""
     from ..config import boards
     from ..ml import model_spec
-    return [*model_spec.files(manifest), boards.path_of(manifest)]
+    return [*model_spec.files(manifest, weights=False), boards.path_of(manifest)]
 
 
 def run(ctx) -> None:
