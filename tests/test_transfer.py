@@ -19,8 +19,8 @@ FINE_TUNED = 10   # top backbone layers unfrozen
 TRANSFER = {
     "dataset": {"source": "digits3.npz", "input": {"width": 32, "height": 32, "channels": 1, "transform": "symmetric"},
                 "augment": {"flip": "horizontal", "rotate": 10, "zoom": 0.1, "brightness": 0.2}},
-    "train": {"model": "mobilenet_v2", "width_multiplier": 0.35, "pretrained": "backbone.h5", "epochs": 2,
-              "fine_tune": {"epochs": 2, "layers": FINE_TUNED, "learning_rate": 0.001},
+    "train": {"model": "mobilenet_v2", "width_multiplier": 0.35, "pretrained": "backbone.h5", "epochs": 1,
+              "fine_tune": {"epochs": 1, "layers": FINE_TUNED, "learning_rate": 0.001},
               "early_stopping": {"patience": 3, "monitor": "val_loss"}, "class_weight": "balanced"},
     "compression": {"calibrate": {"samples": 30}},
 }
@@ -48,7 +48,7 @@ def _backbone_file(path, seed: int = 1) -> None:
 @pytest.fixture(scope="module")
 def transfer_project(tmp_path_factory):
     project = make_project(tmp_path_factory.mktemp("transfer") / "project", TRANSFER)
-    x, y = _digits()
+    x, y = _digits(90)
     np.savez(project / "digits3.npz", x=x, y=y)
     _backbone_file(project / "backbone.h5")
     doit(project, "train")
@@ -240,3 +240,13 @@ def test_imagenet_offline_names_the_file_and_where_to_put_it(tmp_path, monkeypat
     message = str(error.value)
     assert f"cannot download {name}" in message and str(tmp_path / "models" / name) in message
     assert "\n" not in message
+
+
+def test_structured_pruning_refuses_residual_adds_by_name(tmp_path):
+    from tinyedge_tasks.errors import TinyedgeError
+    from tinyedge_tasks.ml import model_spec
+    from tinyedge_tasks.ml.keras_util import keras
+    from tinyedge_tasks.stages.prune import shrink
+    model = model_spec.build(CONFIG, tmp_path, keras, (32, 32, 3), 2)
+    with pytest.raises(TinyedgeError, match="residual Add 'block_2_add'.*kind: unstructured"):
+        shrink(model, 0.5, keras)

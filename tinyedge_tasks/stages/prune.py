@@ -25,6 +25,11 @@ MEASURE_SAMPLES = 100  # calibration draw for the before/after int8 measurement 
 def _chain(model) -> list:
     """The model's layers if they form a single chain (Sequential or equivalent), else a clear error."""
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    residual = next((layer for layer in layers if type(layer).__name__ == "Add"), None)
+    if residual is not None:
+        raise TinyedgeError(f"compression.prune.kind: structured pruning cannot cut the residual Add '{residual.name}' "
+                            f"of model '{model.name}' consistently (both of its inputs would have to lose the same "
+                            "filters); use kind: unstructured, or a model without residual blocks (mobilenet_v1)")
     for previous, layer in zip(layers, layers[1:]):
         if len(layer.inbound_nodes) != 1 or layer.input is not previous.output:
             raise TinyedgeError(f"compression.prune.kind: structured pruning rebuilds a chain of layers, but "

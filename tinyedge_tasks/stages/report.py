@@ -11,8 +11,8 @@ import numpy as np
 import xxhash
 import yaml
 
-from ..report.page import (Page, budget_chart, budget_rows, compression_chart, confusion_chart, dataset_chart,
-                           layer_chart, layer_errors, layer_rows, scalars, training_chart)
+from ..report.page import (Page, augment_chart, budget_chart, budget_rows, compression_chart, confusion_chart,
+                           dataset_chart, layer_chart, layer_errors, layer_rows, scalars, training_chart)
 
 DEFAULT_CLOCK_MHZ = 240        # ESP32 (the ESP32-CAM's chip) when the board file gives no clock
 MACS_PER_CYCLE = 0.25          # TFLM int8 reference kernels on a core without SIMD: a rough, stated guess
@@ -60,7 +60,25 @@ def run(ctx) -> None:
     page.table(["model", "parameters", "epochs", "val accuracy", "test accuracy"],
                [[metrics["model"], metrics["parameters"], metrics["epochs"], metrics["val_accuracy"],
                  metrics["test_accuracy"]]])
-    page.chart(training_chart(history), "training curves")
+    schedule = metrics.get("schedule")
+    if schedule:
+        page.table(["phase", "epochs run", "trainable parameters", "frozen parameters"],
+                   [[p["name"], p["epochs"], p["trainable"], p["frozen"]] for p in schedule["phases"]])
+    if schedule and schedule.get("best_epoch"):
+        page.text(f"Early stopping kept epoch {schedule['best_epoch']} ({schedule['monitor']} "
+                  f"{schedule['best_value']:.4f}), not the last.")
+    if metrics.get("pretrained"):
+        page.text(f"Backbone weights: {metrics['pretrained']}.")
+    if metrics.get("gray_to_rgb"):
+        page.text("The data set is grayscale and the backbone RGB: the model repeats the one channel three times "
+                  "(layer gray_to_rgb); the firmware feeds one channel.")
+    page.chart(training_chart(history, schedule), "training curves")
+    with np.load(ctx.inputs["train/augmented.npz"]) as arrays:
+        augmented = arrays["x"]
+    if len(augmented):
+        page.chart(augment_chart(augmented), "augmented training samples")
+    else:
+        page.text("Augmentation is off (no dataset.augment).", absent=True)
 
     page.section("Compression: float → pruned → int8")
     float_bytes, float_arena = trained["float_tflite_bytes"], trained["float_arena_bytes"]
