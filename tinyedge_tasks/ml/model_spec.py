@@ -45,9 +45,10 @@ def _weights_file(manifest) -> list[Path]:
                                  f"to {' and '.join(PRETRAINED_ALPHAS)}: set train.pretrained: none or choose one")
         return []
     alphas = PRETRAINED_ALPHAS[spec]
-    if manifest.get("train.width_multiplier") not in alphas:
+    alpha = manifest.get("train.width_multiplier")
+    if alpha not in alphas:
         raise manifest.error("train.width_multiplier", f"{spec} comes in alpha {', '.join(map(str, alphas))} (the "
-                             f"widths keras.applications has weights for), found {manifest.get('train.width_multiplier')}")
+                             f"widths keras.applications has weights for), found {alpha}")
     if pretrained == "none":
         return []
     transform = manifest.get("dataset.input")
