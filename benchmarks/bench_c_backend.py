@@ -33,7 +33,7 @@ import numpy as np
 
 from tinyedge_tasks.backends.c.generate import generate, lower_model
 from tinyedge_tasks.lowering.lower import lower
-from tinyedge_tasks.preprocess import input_table
+from tinyedge_tasks.preprocess import UNIT, input_table
 from tinyedge_tasks.tflite import runtime, worker
 from tinyedge_tasks.toolchains import qemu
 from tinyedge_tasks.toolchains.host import compile_host, run_host
@@ -135,7 +135,7 @@ def measure(name: str, tflite: bytes, samples: int, work: Path, old_tree: Path) 
         inputs = np.random.default_rng(1).integers(-128, 128, (16, *model.input.shape[1:]), dtype=np.int8)
     else:
         with np.load(FIXTURES / "data.npz") as data:
-            inputs = input_table(model.input.scale, model.input.zero_point, "int8")[data["x_test"]]
+            inputs = input_table(model.input.scale, model.input.zero_point, "int8", UNIT)[data["x_test"]]
     expected = _tflm_outputs(tflite, inputs)
     (work / "model.tflite").write_bytes(tflite)
     src = work / "new"

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from tinyedge_tasks.backends.micropython import generate, unix
+from tinyedge_tasks.preprocess import UNIT
 from tinyedge_tasks.tflite import runtime as tflm
 from tinyedge_tasks.toolchains import mpremote
 
@@ -44,8 +45,8 @@ def bench(name: str, images: np.ndarray) -> dict:
     files, lowered = generate.model_files(model)
     quant, out = tflm.io_details(tflm.interpreter(model))
     _, height, width, channels = quant["shape"]
-    files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant)
-    reference = np.round(tflm.predict(tflm.interpreter(model), images) / out["scale"] + out["zero_point"])
+    files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant, UNIT)
+    reference = np.round(tflm.predict(tflm.interpreter(model), images, UNIT) / out["scale"] + out["zero_point"])
     row = {"model": name, "macs": lowered.macs, "arena_bytes": lowered.arena_size,
            "weight_bytes": generate.weight_bytes(lowered), "samples": len(images),
            "tflm_ms": 1000 * tflm_seconds(model, tflm.model_input(model, images))}

@@ -40,7 +40,7 @@ def _check_frames_on_cortex_m(preprocess_files: dict[str, str], work: Path, widt
                               channels: int, quant: dict) -> int:
     """Every camera frame through the cross-compiled preprocess.c in QEMU, one firmware per frame size; returns
     the bytes compared."""
-    table = preprocess.input_table(quant["scale"], quant["zero_point"], quant["dtype"])
+    table = preprocess.input_table(quant["scale"], quant["zero_point"], quant["dtype"], preprocess.UNIT)
     little_endian = np.dtype(quant["dtype"]).newbyteorder("<")  # the Cortex-M's byte order, whatever the host's
     frames = _camera_frames()
     compared = 0
@@ -79,6 +79,7 @@ def test_example_preprocessing_on_cortex_m_matches_python(built_project, tmp_pat
     (48, 40, 3, {"dtype": "int8", "scale": 0.0078125, "zero_point": -1}),       # colour, crop the width
 ])
 def test_other_inputs_on_cortex_m_match_python(tmp_path, width, height, channels, quant):
-    files = {Path(name).name: text for name, text in preprocess_c.sources(width, height, channels, quant).items()}
+    sources = preprocess_c.sources(width, height, channels, quant, preprocess.UNIT)
+    files = {Path(name).name: text for name, text in sources.items()}
     compared = _check_frames_on_cortex_m(files, tmp_path, width, height, channels, quant)
     assert compared == 6 * width * height * channels * np.dtype(quant["dtype"]).itemsize

@@ -19,7 +19,7 @@ from tinyedge_tasks.backends.c.codegen import memory_plan
 from tinyedge_tasks.backends.c.generate import generate, lower_model
 from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.lowering.lower import lower
-from tinyedge_tasks.preprocess import input_table
+from tinyedge_tasks.preprocess import UNIT, input_table
 from tinyedge_tasks.tflite import runtime
 from tinyedge_tasks.toolchains import qemu
 from tinyedge_tasks.toolchains.host import compile_host, run_host
@@ -37,7 +37,7 @@ def _inputs(model) -> tuple[np.ndarray, np.ndarray]:
     """(the test split quantized with the model's input parameters, labels)."""
     with np.load(FIXTURES / "data.npz") as data:
         x, y = data["x_test"], data["y_test"]
-    return input_table(model.input.scale, model.input.zero_point, "int8")[x], y
+    return input_table(model.input.scale, model.input.zero_point, "int8", UNIT)[x], y
 
 
 def _tflm_outputs(tflite: bytes, inputs: np.ndarray) -> np.ndarray:

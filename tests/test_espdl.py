@@ -105,13 +105,13 @@ def test_input_table_is_what_the_simulator_feeds(espdl_project):
     from esp_ppq.api.interface import load_native_graph
     from esp_ppq.quantization.qfunction.linear import PPQLinearQuant_toInt
 
-    from tinyedge_tasks.preprocess import input_table
+    from tinyedge_tasks.preprocess import UNIT, input_table
     project, _ = espdl_project
     config = next(iter(load_native_graph(str(project / "build/quantize/model.native")).inputs.values())
                   ).dest_op_configs[0]
     expected = PPQLinearQuant_toInt(torch.arange(256, dtype=torch.float32) / 255.0, config).numpy()
     record = json.loads((project / "build/calibrate/calibration.json").read_text())["input"]
-    assert np.array_equal(input_table(2.0 ** record["exponent"], 0, record["dtype"]), expected)
+    assert np.array_equal(input_table(2.0 ** record["exponent"], 0, record["dtype"], UNIT), expected)
     table = (project / "build/codegen/firmware/src/preprocess.c").read_text()
     assert ", ".join(str(v) for v in expected[112:128]) in table
 

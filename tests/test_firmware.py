@@ -178,8 +178,9 @@ def _compile(src: Path, tmp_path: Path) -> Path:
     return exe
 
 
-def _check_frames(exe: Path, tmp_path: Path, width: int, height: int, channels: int, quant: dict) -> int:
-    table = preprocess.input_table(quant["scale"], quant["zero_point"], quant["dtype"])
+def _check_frames(exe: Path, tmp_path: Path, width: int, height: int, channels: int, quant: dict,
+                  transform=preprocess.UNIT) -> int:
+    table = preprocess.input_table(quant["scale"], quant["zero_point"], quant["dtype"], transform)
     checked = 0
     for index, rgb in enumerate(_camera_frames()):
         frame = _rgb565(rgb)
@@ -200,17 +201,19 @@ def test_firmware_preprocessing_matches_python_byte_for_byte(built_project, tmp_
     assert _check_frames(exe, tmp_path, 32, 32, 1, _calibration(built_project)["input"]) == 6
 
 
-@pytest.mark.parametrize("width,height,channels,quant", [
-    (48, 40, 3, {"dtype": "int8", "scale": 0.0078125, "zero_point": -1}),       # colour, crop the width
-    (64, 16, 3, {"dtype": "int16", "scale": 0.00003, "zero_point": 0}),         # int16x8, crop the height
+@pytest.mark.parametrize("width,height,channels,quant,transform", [
+    (48, 40, 3, {"dtype": "int8", "scale": 0.0078125, "zero_point": -1}, "unit"),     # colour, crop the width
+    (64, 16, 3, {"dtype": "int16", "scale": 0.00003, "zero_point": 0}, "unit"),       # int16x8, crop the height
+    (48, 48, 3, {"dtype": "int8", "scale": 0.0078125, "zero_point": -1}, "symmetric"),  # a MobileNet's [-1, 1]
 ])
-def test_preprocessing_other_inputs_match_python(tmp_path, width, height, channels, quant):
+def test_preprocessing_other_inputs_match_python(tmp_path, width, height, channels, quant, transform):
     src = tmp_path / "src"
     src.mkdir()
-    for name, text in preprocess_c.sources(width, height, channels, quant).items():
+    declared = preprocess.PRESETS[transform]
+    for name, text in preprocess_c.sources(width, height, channels, quant, declared).items():
         (tmp_path / name).write_text(text)
     exe = _compile(src, tmp_path)
-    assert _check_frames(exe, tmp_path, width, height, channels, quant) == 6
+    assert _check_frames(exe, tmp_path, width, height, channels, quant, declared) == 6
 
 
 # ---- incremental behaviour, boards, budget ---------------------------------------------------------------

@@ -51,7 +51,8 @@ def test_defaults_fill_an_empty_manifest(tmp_path):
     manifest = load(path)
     assert manifest.get("train.model") == "tiny_cnn"
     assert manifest.get("compression.prune") is None
-    assert manifest.get("dataset.input") == {"width": 32, "height": 32, "channels": 1}
+    assert manifest.get("dataset.input") == {"width": 32, "height": 32, "channels": 1, "transform": "unit",
+                                             "scale": None, "offset": 0.0}
 
 
 def test_a_stage_cannot_read_a_key_it_did_not_declare():

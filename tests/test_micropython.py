@@ -13,6 +13,7 @@ from conftest import doit, ran, write_manifest
 
 from tinyedge_tasks.backends.micropython import generate, unix
 from tinyedge_tasks.errors import TinyedgeError
+from tinyedge_tasks.preprocess import UNIT
 from tinyedge_tasks.tflite import runtime as tflm
 from tinyedge_tasks.toolchains import mpremote
 
@@ -25,7 +26,7 @@ def package(name: str) -> tuple[dict[str, str], bytes]:
     files, _ = generate.model_files(model)
     quant, _ = tflm.io_details(tflm.interpreter(model))
     _, height, width, channels = quant["shape"]
-    files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant)
+    files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant, UNIT)
     return files, model
 
 
@@ -35,7 +36,7 @@ def samples() -> np.ndarray:
 
 
 def tflm_outputs(model: bytes, images: np.ndarray) -> np.ndarray:
-    scores = tflm.predict(tflm.interpreter(model), images)
+    scores = tflm.predict(tflm.interpreter(model), images, UNIT)
     _, out = tflm.io_details(tflm.interpreter(model))
     return np.round(scores / out["scale"] + out["zero_point"]).astype(np.int8)
 

@@ -25,20 +25,22 @@ DATASET = Stage(
     sources="tinyedge_tasks.stages.dataset:sources", watch="tinyedge_tasks.stages.dataset:watched")
 CHECK = Stage(
     "check", "Preflight in seconds: the untrained model's operators on the backend, its bytes and arena on the board.",
-    reads=("project.seed", "dataset.input", "train", "compression.quantize.scheme", "board", "firmware.backend",
-           "firmware.arena_margin"),
+    reads=("project.seed", "dataset.input", "train.model", "train.width_multiplier", "train.trust_model_code",
+           "compression.quantize.scheme", "board", "firmware.backend", "firmware.arena_margin"),
     needs=("dataset/data.npz", "dataset/dataset.json"), makes=("check.json",), tools=TFLITE,
     sources="tinyedge_tasks.stages.check:sources",
     default=False)
 TRAIN = Stage(
     "train", "Build (zoo, user function or file) and train the float model; write metrics and history.",
-    reads=("project.seed", "train"), needs=("dataset/data.npz", "dataset/dataset.json"),
-    makes=("model.h5", "metrics.json", "history.json", "model_summary.json"), tools=TFLITE,
+    reads=("project.seed", "dataset.input", "dataset.augment", "train"),
+    needs=("dataset/data.npz", "dataset/dataset.json"),
+    makes=("model.h5", "metrics.json", "history.json", "model_summary.json", "augmented.npz"), tools=TFLITE,
     sources="tinyedge_tasks.ml.model_spec:files",
     setup=("check",))  # the preflight runs first whenever training does; a board change alone reruns neither
 PRUNE = Stage(
     "prune", "Prune the float model (magnitude or filter pruning) and fine-tune it.",
-    reads=("project.seed", "train.batch_size", "train.learning_rate", "train.trust_model_code", "compression.prune"),
+    reads=("project.seed", "dataset.input", "train.batch_size", "train.learning_rate", "train.trust_model_code",
+           "compression.prune"),
     needs=("train/model.h5", "dataset/data.npz"), makes=("model.h5", "prune.json", "model_summary.json"),
     tools=TFLITE, enabled_by="compression.prune",
     passthrough={"model.h5": "train/model.h5", "model_summary.json": "train/model_summary.json"})
@@ -46,7 +48,7 @@ REPORT = Stage(
     "report", "A self-contained HTML report and a Markdown summary of everything built so far.",
     reads=("project", "dataset", "train", "compression", "board", "firmware"),
     needs=("dataset/dataset.json", "dataset/data.npz", "train/history.json", "train/metrics.json",
-           "train/model_summary.json", "prune/model_summary.json", "calibrate/calibration.json"),
+           "train/model_summary.json", "train/augmented.npz", "prune/model_summary.json", "calibrate/calibration.json"),
     optional=("prune/prune.json", "quantize/layer_error.json", "quantize/errors.json", "codegen/budget.json",
               "codegen/project.json", "codegen/memory_plan.json", "build/build.json", "calibrate/c_runtime.json"),
     makes=("report.html", "report.md"), tools=("numpy", "matplotlib", "pyyaml"))
@@ -54,8 +56,8 @@ REPORT = Stage(
 # Rows shared by the backends that run a TFLite flatbuffer (TFLM, and the code generators that start from it).
 QUANTIZE_TFLITE = Stage(
     "quantize", "Convert to a full-integer TFLite model, calibrated on a representative training sample.",
-    reads=("project.seed", "train.batch_size", "train.learning_rate", "train.trust_model_code", "compression.quantize",
-           "compression.calibrate"),
+    reads=("project.seed", "dataset.input", "train.batch_size", "train.learning_rate", "train.trust_model_code",
+           "compression.quantize", "compression.calibrate"),
     needs=("prune/model.h5", "dataset/data.npz"), makes=("model.tflite", "quantize.json", "layer_error.json"),
     tools=TFLITE)
 

@@ -35,6 +35,22 @@ class InputShape(_Section):
     width: int = Field(32, ge=4, le=1024)
     height: int = Field(32, ge=4, le=1024)
     channels: Literal[1, 3] = Field(1, description="1 = grayscale, 3 = RGB.")
+    transform: Literal["unit", "symmetric", "raw"] = Field(
+        "unit", description="What float a pixel becomes, for training, calibration and every firmware's input table: "
+                            "unit = pixel / 255 in [0, 1]; symmetric = pixel / 127.5 - 1 in [-1, 1] (Keras' "
+                            "MobileNet preprocessing, which mobilenet_v1/v2 backbones need); raw = the pixel value.")
+    scale: Optional[float] = Field(None, gt=0, description="Instead of a preset: float = pixel * scale + offset.")
+    offset: float = Field(0.0, description="With scale: added after scaling.")
+
+    @field_validator("offset")
+    @classmethod
+    def _offset_needs_scale(cls, value: float, info: ValidationInfo) -> float:
+        if value and info.data.get("scale") is None:
+            raise ValueError("an offset needs a scale (float = pixel * scale + offset); give dataset.input.scale, "
+                             "or use a preset: transform: symmetric is pixel / 127.5 - 1")
+        if info.data.get("scale") is not None and info.data.get("transform") != "unit":
+            raise ValueError(f"give either transform: {info.data['transform']} or scale/offset, not both")
+        return value
 
 
 class Split(_Section):
@@ -45,6 +61,18 @@ class Split(_Section):
     test: float = Field(0.15, gt=0, lt=0.5)
 
 
+class Augment(_Section):
+    """Random changes to the training images, seeded (project.seed): same manifest, same model bytes. Validation
+    and test images are never changed."""
+
+    flip: Optional[Literal["horizontal", "vertical", "both"]] = Field(None, description="Random mirroring.")
+    rotate: float = Field(0.0, ge=0, le=180, description="Largest rotation, degrees either way.")
+    zoom: float = Field(0.0, ge=0, lt=1, description="Largest zoom in or out, a fraction of the size.")
+    translate: float = Field(0.0, ge=0, lt=1, description="Largest shift, a fraction of the width and height.")
+    brightness: float = Field(0.0, ge=0, le=1, description="Largest brightness change, a fraction of full scale.")
+    contrast: float = Field(0.0, ge=0, le=1, description="Largest contrast change, a fraction.")
+
+
 class Dataset(_Section):
     source: str = Field(
         "sklearn:digits",
@@ -53,15 +81,49 @@ class Dataset(_Section):
     input: InputShape = InputShape()
     split: Split = Split()
     skip_corrupt: bool = Field(False, description="Skip unreadable images (listed) instead of stopping.")
+    augment: Optional[Augment] = Field(None, description="Omit for no augmentation (the default).")
+
+
+class FineTune(_Section):
+    """After train.epochs with the backbone frozen: unfreeze its top layers (BatchNorm stays in inference mode)."""
+
+    epochs: int = Field(5, ge=1, le=10000)
+    layers: Optional[int] = Field(None, ge=1, description="The top N layers of the backbone; or give fraction.")
+    fraction: Optional[float] = Field(None, gt=0, le=1, description="The top fraction of the backbone's layers.")
+    learning_rate: float = Field(1e-4, gt=0, lt=1, description="Usually 10-100 times below train.learning_rate.")
+
+    @field_validator("fraction")
+    @classmethod
+    def _one_of(cls, value: Optional[float], info: ValidationInfo) -> Optional[float]:
+        if (value is None) == (info.data.get("layers") is None):
+            raise ValueError("expected exactly one of layers (the top N layers of the backbone) or fraction "
+                             "(e.g. 0.2 for its top fifth)")
+        return value
+
+
+class EarlyStopping(_Section):
+    """Stop when `monitor` has not improved for `patience` epochs and keep the best epoch's weights."""
+
+    patience: int = Field(3, ge=1, le=10000)
+    monitor: Literal["val_loss", "val_accuracy"] = Field("val_loss")
 
 
 class Train(_Section):
     model: str = Field(
         "tiny_cnn",
-        description="A zoo model (`tiny_cnn`, `mobilenet`), a user function `module:function` "
-                    "(input_shape, num_classes) -> Keras model, or a pre-trained `.keras`/`.h5`/SavedModel path.")
-    width_multiplier: float = Field(1.0, gt=0, le=4, description="Scales every layer's width (MobileNet alpha).")
-    epochs: int = Field(12, ge=0, le=10000)
+        description="A zoo model (`tiny_cnn`, `mobilenet`, `mobilenet_v1`, `mobilenet_v2`), a user function "
+                    "`module:function` (input_shape, num_classes) -> Keras model, or a pre-trained "
+                    "`.keras`/`.h5`/SavedModel path.")
+    width_multiplier: float = Field(1.0, gt=0, le=4, description="Scales every layer's width (MobileNet alpha; "
+                                    "mobilenet_v1: 0.25, 0.5, 0.75, 1.0; mobilenet_v2: 0.35, 0.5, 0.75, 1.0).")
+    pretrained: str = Field(
+        "none", description="mobilenet_v1/v2 only: `imagenet` (Keras downloads the weights once into "
+                            "~/.keras/models), a path to a weights file (.h5, include_top=False), or `none`.")
+    epochs: int = Field(12, ge=0, le=10000, description="With pretrained weights: epochs with the backbone frozen.")
+    fine_tune: Optional[FineTune] = Field(None, description="Omit to keep the backbone frozen.")
+    early_stopping: Optional[EarlyStopping] = Field(None, description="Omit to keep the last epoch.")
+    class_weight: Optional[Literal["balanced"]] = Field(
+        None, description="balanced: weigh each class by the inverse of its training count (skewed data sets).")
     batch_size: int = Field(32, ge=1, le=65536)
     learning_rate: float = Field(0.002, gt=0, lt=1)
     trust_model_code: bool = Field(

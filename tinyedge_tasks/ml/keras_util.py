@@ -30,9 +30,10 @@ def load_data(path: Path) -> dict:
         return {name: data[name] for name in data.files}
 
 
-def as_float(x: np.ndarray) -> np.ndarray:
-    """uint8 pixels -> the float input every model is trained on."""
-    return x.astype(np.float32) / 255.0
+def as_float(x: np.ndarray, transform: tuple[float, float]) -> np.ndarray:
+    """uint8 pixels -> the float model input of the declared input transform (preprocess.transform_of)."""
+    from ..preprocess import to_float
+    return to_float(x, transform)
 
 
 def _keras_version(path: Path) -> str | None:
@@ -85,8 +86,8 @@ def compile_model(model, learning_rate: float) -> None:
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
 
 
-def accuracy(model, x: np.ndarray, y: np.ndarray) -> float:
-    predictions = model.predict(as_float(x), batch_size=256, verbose=0)
+def accuracy(model, x: np.ndarray, y: np.ndarray, transform: tuple[float, float]) -> float:
+    predictions = model.predict(as_float(x, transform), batch_size=256, verbose=0)
     return float(np.mean(np.argmax(predictions, axis=1) == y))
 
 

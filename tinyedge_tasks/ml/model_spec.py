@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
+import re
 import sys
 from pathlib import Path
 
 from ..errors import TinyedgeError
-from .zoo import ZOO
+from .zoo import PRETRAINED_ALPHAS, ZOO
 
 MODEL_FILE_KINDS = "a .keras file, a Keras .h5 file or a SavedModel directory"
 
@@ -39,13 +41,43 @@ def _function_file(spec: str, root: Path) -> Path | None:
     return Path(found.origin) if found and found.origin else None
 
 
-def files(manifest) -> list[Path]:
-    """A model file (or every file of a SavedModel) or the user's module: their bytes are inputs."""
+def _weights_file(manifest) -> list[Path]:
+    """train.pretrained checked against the model and the input transform; a weights file's bytes are an input."""
+    spec, pretrained = manifest.get("train.model"), manifest.get("train.pretrained")
+    if spec not in PRETRAINED_ALPHAS:
+        if pretrained != "none":
+            raise manifest.error("train.pretrained", f"{spec} has no pre-trained backbone; pretrained weights apply "
+                                 f"to {' and '.join(PRETRAINED_ALPHAS)}: set train.pretrained: none or choose one")
+        return []
+    alphas = PRETRAINED_ALPHAS[spec]
+    alpha = manifest.get("train.width_multiplier")
+    if alpha not in alphas:
+        raise manifest.error("train.width_multiplier", f"{spec} comes in alpha {', '.join(map(str, alphas))} (the "
+                             f"widths keras.applications has weights for), found {alpha}")
+    if pretrained == "none":
+        return []
+    transform = manifest.get("dataset.input")
+    if transform.get("scale") is not None or transform.get("transform") != "symmetric":
+        raise manifest.error("dataset.input", f"the pre-trained {spec} backbone was trained on pixels in [-1, 1]; "
+                             "set dataset.input.transform: symmetric (pixel / 127.5 - 1), or train.pretrained: none")
+    if pretrained == "imagenet":
+        return []  # Keras' own file: its name says which weights (the alpha and size are read already)
+    path = manifest.path_of("train.pretrained")
+    if not path.is_file():
+        raise manifest.error("train.pretrained", f"weights file {path} does not exist; expected imagenet, none or "
+                             f"the path of a {spec} weights file without top (.h5, include_top=False)")
+    return [path]
+
+
+def files(manifest, weights: bool = True) -> list[Path]:
+    """A model file (or every file of a SavedModel), the user's module or (with `weights`) a backbone's weights
+    file: their bytes are inputs."""
     spec = manifest.get("train.model")
     kind = _model_kind(spec, manifest.root)
     expected = f"a zoo model ({', '.join(ZOO)}), a function module:function, or {MODEL_FILE_KINDS}"
     if kind == "zoo":
-        return []
+        found = _weights_file(manifest)   # checked either way
+        return found if weights else []
     if kind == "function":
         origin = _function_file(spec, manifest.root)
         if origin is None:
@@ -58,11 +90,35 @@ def files(manifest) -> list[Path]:
     return [p for p in path.rglob("*") if p.is_file()] if path.is_dir() else [path]
 
 
-def build(config, root: Path, keras, input_shape, num_classes: int):
+def _backbone(keras, spec: str, root: Path, pretrained: str, input_shape, num_classes: int, alpha: float):
+    """An application model with its backbone's weights: Keras loads `imagenet` (downloading it once into its
+    cache) and a weights file alike, through `weights=`."""
+    weights = {"none": None, "imagenet": "imagenet"}.get(pretrained, str(root / pretrained))
+    try:
+        return ZOO[spec](keras, input_shape, num_classes, alpha, weights)
+    except Exception as exc:  # Keras' get_file raises a bare Exception when it cannot download
+        url = re.search(r"https?://\S+?\.h5", str(exc))
+        if pretrained != "imagenet" or "URL fetch failure" not in str(exc) or not url:
+            if pretrained in ("none", "imagenet"):
+                raise
+            raise TinyedgeError(f"train.pretrained: cannot load {pretrained} into {spec} alpha {alpha:g} "
+                                f"({str(exc).splitlines()[0][:300]}); expected the weights of keras.applications' "
+                                f"{spec} with include_top=False and the same alpha") from None
+        name = url.group(0).rsplit("/", 1)[1]
+        cache = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras")) / "models"   # where Keras looks first
+        raise TinyedgeError(f"train.pretrained: imagenet: cannot download {name} (no network?); fetch {url.group(0)} "
+                            f"on a machine with network and put it at {cache / name}, or set train.pretrained to "
+                            "its path") from None
+
+
+def build(config, root: Path, keras, input_shape, num_classes: int, pretrained: str = "none"):
     """The untrained (or pre-trained) model `train.model` names, checked against the data set's shape.
-    `config` holds train.model, train.width_multiplier and train.trust_model_code."""
+    `config` holds train.model, train.width_multiplier and train.trust_model_code; `pretrained` is
+    train.pretrained (the preflight builds without weights: they change neither bytes nor arena)."""
     spec = config["train.model"]
     kind = _model_kind(spec, root)
+    if kind == "zoo" and spec in PRETRAINED_ALPHAS:
+        return _backbone(keras, spec, root, pretrained, input_shape, num_classes, config["train.width_multiplier"])
     if kind == "zoo":
         return ZOO[spec](keras, input_shape, num_classes, config["train.width_multiplier"])
     if kind == "file":

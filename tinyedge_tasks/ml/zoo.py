@@ -43,4 +43,38 @@ def mobilenet(keras, input_shape, num_classes, width_multiplier=0.5):
     return keras.Sequential(layers, name="mobilenet")
 
 
-ZOO = {"tiny_cnn": tiny_cnn, "mobilenet": mobilenet}
+def _application(keras, application, name, input_shape, num_classes, alpha, weights):
+    """A keras.applications backbone (no top) with a new head for the data set's classes. Flat, not nested: the
+    backbone's layers are the model's own, so tfmot can prune and quantize them. A grayscale input is repeated
+    to the three channels the backbone was trained on, inside the model (the firmware feeds one channel)."""
+    inputs = keras.layers.Input(shape=input_shape)
+    rgb = inputs if input_shape[-1] == 3 else keras.layers.Concatenate(name=GRAY_TO_RGB)([inputs] * 3)
+    backbone = application(input_tensor=rgb, alpha=alpha, include_top=False, weights=weights)
+    pooled = keras.layers.GlobalAveragePooling2D(name="pool")(backbone.output)
+    outputs = keras.layers.Dense(num_classes, activation="softmax", name="logits")(pooled)
+    return keras.Model(inputs, outputs, name=f"{name}_{alpha:g}")
+
+
+def mobilenet_v1(keras, input_shape, num_classes, width_multiplier=1.0, weights=None):
+    """keras.applications.MobileNet (v1): depthwise-separable blocks, 28 layers deep."""
+    return _application(keras, keras.applications.MobileNet, "mobilenet_v1", input_shape, num_classes,
+                        width_multiplier, weights)
+
+
+def mobilenet_v2(keras, input_shape, num_classes, width_multiplier=1.0, weights=None):
+    """keras.applications.MobileNetV2: inverted residual blocks (with Adds); Edge Impulse's image default."""
+    return _application(keras, keras.applications.MobileNetV2, "mobilenet_v2", input_shape, num_classes,
+                        width_multiplier, weights)
+
+
+GRAY_TO_RGB = "gray_to_rgb"
+HEAD = ("pool", "logits")   # the layers an application model adds to its backbone
+ZOO = {"tiny_cnn": tiny_cnn, "mobilenet": mobilenet, "mobilenet_v1": mobilenet_v1, "mobilenet_v2": mobilenet_v2}
+# the alphas keras.applications has ImageNet weights for: other widths would have no weights to load
+PRETRAINED_ALPHAS = {"mobilenet_v1": (0.25, 0.5, 0.75, 1.0), "mobilenet_v2": (0.35, 0.5, 0.75, 1.0)}
+
+
+def backbone_layers(model) -> list:
+    """The layers of an application model that came from its backbone (what is frozen, then fine-tuned)."""
+    return [layer for layer in model.layers
+            if layer.name not in HEAD and layer.name != GRAY_TO_RGB and type(layer).__name__ != "InputLayer"]

@@ -3,12 +3,40 @@
 Order (the firmware does the same): colour conversion per source pixel, centre crop to the model's aspect
 ratio, box (area) resize with rounded integer means. Grayscale uses the ITU-R 601 weights in 16.16 fixed
 point, as Pillow does. Input quantization is a 256-entry table computed here and embedded in the firmware.
+
+The declared input transform (`dataset.input.transform`, or `scale`/`offset`) says what float a pixel becomes:
+pixel / divisor + offset. Training, the representative data, every runtime's input and every firmware's table
+read it from here, so a model trained on [-1, 1] pixels gets [-1, 1] pixels on the board too.
 """
 from __future__ import annotations
 
 import numpy as np
 
 GRAY_WEIGHTS = (19595, 38470, 7471)  # R, G, B in 16.16 fixed point; they sum to 65536
+# name -> (divisor, offset): a divisor, not a multiplier, so `unit` computes pixel / 255.0 as tinyedge always did
+# (pixel * (1 / 255) differs in the last bit for some pixels, which would change every existing artifact).
+PRESETS = {"unit": (255.0, 0.0), "symmetric": (127.5, -1.0), "raw": (1.0, 0.0)}
+UNIT = PRESETS["unit"]
+
+
+def transform_of(input_config: dict) -> tuple[float, float]:
+    """(divisor, offset) of the manifest's `dataset.input`: explicit scale/offset, else the named preset."""
+    if input_config.get("scale") is not None:
+        return 1.0 / input_config["scale"], float(input_config.get("offset") or 0.0)
+    return PRESETS[input_config.get("transform") or "unit"]
+
+
+def formula(transform: tuple[float, float]) -> str:
+    """The transform as the generated sources' comments write it: `pixel / 255`, `(pixel / 127.5 - 1)`."""
+    divisor, offset = transform
+    text = f"pixel / {divisor:g}"
+    return f"({text} {'-' if offset < 0 else '+'} {abs(offset):g})" if offset else text
+
+
+def to_float(pixels: np.ndarray, transform: tuple[float, float]) -> np.ndarray:
+    """uint8 pixels -> the float32 model input."""
+    divisor, offset = transform
+    return pixels.astype(np.float32) / divisor + np.float32(offset)
 
 
 def to_channels(image: np.ndarray, channels: int) -> np.ndarray:
@@ -57,8 +85,9 @@ def resize(image: np.ndarray, width: int, height: int, channels: int) -> np.ndar
     return ((total + count // 2) // count).astype(np.uint8)
 
 
-def input_table(scale: float, zero_point: int, dtype: str) -> np.ndarray:
-    """pixel (0..255) -> quantized model input, for a model trained on pixel / 255."""
+def input_table(scale: float, zero_point: int, dtype: str, transform: tuple[float, float]) -> np.ndarray:
+    """pixel (0..255) -> quantized model input, for a model trained on pixel / divisor + offset."""
+    divisor, offset = transform
     info = np.iinfo(dtype)
-    values = np.round(np.arange(256) / 255.0 / scale) + zero_point
+    values = np.round((np.arange(256) / divisor + offset) / scale) + zero_point
     return np.clip(values, info.min, info.max).astype(dtype)

@@ -50,26 +50,45 @@ def dataset_chart(dataset: dict, x: np.ndarray, y: np.ndarray) -> bytes:
     counts.set_xticks(range(len(classes)), classes)
     counts.set_title("samples per class")
     counts.legend(ncol=3, loc="lower center")
-    samples = [x[np.flatnonzero(y == c)[0]] for c in range(len(classes)) if np.any(y == c)]
-    columns = min(5, len(samples))
-    rows = -(-len(samples) // columns)
-    tiles = np.zeros((rows * x.shape[1], columns * x.shape[2], x.shape[3]), np.uint8)
-    for index, image in enumerate(samples):
-        r, c = divmod(index, columns)
-        tiles[r * x.shape[1]:(r + 1) * x.shape[1], c * x.shape[2]:(c + 1) * x.shape[2]] = image
-    grid.imshow(tiles[:, :, 0] if tiles.shape[2] == 1 else tiles, cmap="gray", interpolation="nearest")
+    _tiles(grid, np.stack([x[np.flatnonzero(y == c)[0]] for c in range(len(classes)) if np.any(y == c)]), 5)
     grid.set_title("one training sample per class")
-    grid.axis("off")
     return charts.png(fig)
 
 
-def training_chart(history: dict) -> bytes:
+def _tiles(axis, images: np.ndarray, columns: int) -> None:
+    """uint8 images (N, H, W, C) drawn as one grid."""
+    columns = min(columns, len(images))
+    rows, (height, width, channels) = -(-len(images) // columns), images.shape[1:]
+    tiles = np.zeros((rows * height, columns * width, channels), np.uint8)
+    for index, image in enumerate(images):
+        r, c = divmod(index, columns)
+        tiles[r * height:(r + 1) * height, c * width:(c + 1) * width] = image
+    axis.imshow(tiles[:, :, 0] if channels == 1 else tiles, cmap="gray", interpolation="nearest")
+    axis.axis("off")
+
+
+def augment_chart(images: np.ndarray) -> bytes:
+    fig, (axis,) = charts.figure(1, width=4.6, height=4.6)
+    _tiles(axis, images, 4)
+    axis.set_title("augmented training samples (dataset.augment)")
+    return charts.png(fig)
+
+
+def training_chart(history: dict, schedule: dict | None = None) -> bytes:
+    """Loss and accuracy per epoch; a dashed line where fine-tuning starts, a star at the epoch kept."""
     fig, (loss, accuracy) = charts.figure(2)
+    phases = (schedule or {}).get("phases", [])
     for key, axis in (("loss", loss), ("accuracy", accuracy)):
         for prefix in ("", "val_"):
             if history.get(prefix + key):
                 values = history[prefix + key]
                 axis.plot(range(1, len(values) + 1), values, marker="o", label=prefix + key)
+        for phase in phases[1:]:
+            axis.axvline(phase["first_epoch"] - 0.5, linestyle="--", color="gray", label="fine-tuning starts")
+        best = (schedule or {}).get("best_epoch")
+        if best and history.get("val_" + key):
+            axis.plot([best], [history["val_" + key][best - 1]], marker="*", markersize=14, linestyle="",
+                      color="black", label=f"kept: epoch {best}")
         axis.set_xlabel("epoch")
         axis.set_title(key)
         if axis.lines:  # no training (epochs: 0) draws no curve, and a legend of nothing warns

@@ -14,10 +14,11 @@ SAMPLES = 8  # calibration samples of the conversion: ranges do not change the b
 
 
 def sources(manifest) -> list[Path]:
-    """The model's files (as train reads them) and the board file."""
+    """The model's files (as train reads them, but a backbone's weights: the preflight builds without them) and the
+    board file."""
     from ..config import boards
     from ..ml import model_spec
-    return [*model_spec.files(manifest), boards.path_of(manifest)]
+    return [*model_spec.files(manifest, weights=False), boards.path_of(manifest)]
 
 
 def run(ctx) -> None:
@@ -25,6 +26,7 @@ def run(ctx) -> None:
     from ..ml.keras_util import as_float, deterministic, keras, load_data
     from ..tflite.convert import convert
     from ..ml.model_spec import build, is_zoo
+    from ..preprocess import transform_of
 
     started = time.perf_counter()
     deterministic(ctx.config["project.seed"])
@@ -33,7 +35,7 @@ def run(ctx) -> None:
     model = build(ctx.config, ctx.root, keras, data["x_train"].shape[1:], len(classes))
     _unzero(model, ctx.config["project.seed"])
     scheme = ctx.config["compression.quantize.scheme"]
-    tflite = convert(model, as_float(data["x_train"][:SAMPLES]), scheme)
+    tflite = convert(model, as_float(data["x_train"][:SAMPLES], transform_of(ctx.config["dataset.input"])), scheme)
     backend_name = ctx.config["firmware.backend"]
     where = f"check: the untrained {ctx.config['train.model']} model"
     if not ctx.stage.hooks:

@@ -178,7 +178,8 @@ def run(ctx) -> None:
         arrays[f"y_{name}"] = np.array(ys, dtype=np.int32)
     save_npz(ctx.out / "data.npz", arrays)
     counts = {name: np.bincount(arrays[f"y_{name}"], minlength=len(classes)).tolist() for name in SPLITS}
-    summary = {"source": source, "classes": classes, "input": shape, "counts": counts,
+    size = {key: shape[key] for key in ("width", "height", "channels")}   # the transform is not the data set's
+    summary = {"source": source, "classes": classes, "input": size, "counts": counts,
                "samples": len(samples), "skipped": skipped}
     (ctx.out / "dataset.json").write_text(json.dumps(summary, indent=1))
     ctx.log(f"{len(samples)} samples, {len(classes)} class{'es' if len(classes) != 1 else ''} -> "

@@ -25,6 +25,11 @@ MEASURE_SAMPLES = 100  # calibration draw for the before/after int8 measurement 
 def _chain(model) -> list:
     """The model's layers if they form a single chain (Sequential or equivalent), else a clear error."""
     layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer"]
+    residual = next((layer for layer in layers if type(layer).__name__ == "Add"), None)
+    if residual is not None:
+        raise TinyedgeError(f"compression.prune.kind: structured pruning cannot cut the residual Add '{residual.name}' "
+                            f"of model '{model.name}' consistently (both of its inputs would have to lose the same "
+                            "filters); use kind: unstructured, or a model without residual blocks (mobilenet_v1)")
     for previous, layer in zip(layers, layers[1:]):
         if len(layer.inbound_nodes) != 1 or layer.input is not previous.output:
             raise TinyedgeError(f"compression.prune.kind: structured pruning rebuilds a chain of layers, but "
@@ -90,7 +95,7 @@ def shrink(model, sparsity: float, keras):
     return small, plan
 
 
-def _unstructured(model, config: dict, data: dict, batch_size: int, learning_rate: float, ctx):
+def _unstructured(model, config: dict, data: dict, batch_size: int, learning_rate: float, transform, ctx):
     """tfmot magnitude pruning with the mask updated several times per epoch, however small the data set."""
     import tensorflow_model_optimization as tfmot
 
@@ -109,9 +114,9 @@ def _unstructured(model, config: dict, data: dict, batch_size: int, learning_rat
     compile_model(wrapped, learning_rate)
     ctx.log(f"magnitude pruning to {sparsity}: {steps} steps/epoch, mask update every {frequency} steps, "
             f"target reached at step {end} of {total}")
-    wrapped.fit(as_float(data["x_train"]), data["y_train"], epochs=epochs, batch_size=batch_size, shuffle=True,
-                verbose=2, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
-                validation_data=(as_float(data["x_val"]), data["y_val"]))
+    wrapped.fit(as_float(data["x_train"], transform), data["y_train"], epochs=epochs, batch_size=batch_size,
+                shuffle=True, verbose=2, callbacks=[tfmot.sparsity.keras.UpdatePruningStep()],
+                validation_data=(as_float(data["x_val"], transform), data["y_val"]))
     pruned = [layer.layer.name for layer in wrapped.layers if getattr(layer, "pruning_vars", None)]
     return tfmot.sparsity.keras.strip_pruning(wrapped), pruned, {
         "steps_per_epoch": steps, "frequency": frequency, "final_sparsity_step": end}
@@ -124,7 +129,7 @@ def _sparsity(model, names: list[str]) -> dict:
             for layer in model.layers if layer.name in names}
 
 
-def measure(model, data: dict, seed: int) -> dict:
+def measure(model, data: dict, seed: int, transform: tuple[float, float]) -> dict:
     """Float accuracy, parameters, MACs, int8 .tflite bytes (raw and zlib) and the smallest TFLM arena."""
     from ..ml.keras_util import accuracy, as_float
     from ..ml.layers import layer_table
@@ -133,9 +138,9 @@ def measure(model, data: dict, seed: int) -> dict:
     from ..tflite.convert import convert
 
     chosen = representative_indices(data["y_train"], MEASURE_SAMPLES, True, seed)
-    tflite = convert(model, as_float(data["x_train"][chosen]), "int8")
+    tflite = convert(model, as_float(data["x_train"][chosen], transform), "int8")
     table = layer_table(model)
-    return {"test_accuracy": accuracy(model, data["x_test"], data["y_test"]),
+    return {"test_accuracy": accuracy(model, data["x_test"], data["y_test"], transform),
             "params": sum(row["params"] for row in table), "macs": sum(row["macs"] for row in table),
             "int8_bytes": len(tflite), "int8_zlib_bytes": len(zlib.compress(tflite, 9)),
             "arena_bytes": runtime.smallest_arena(tflite, runtime.model_input(tflite, data["x_test"][:1]))}
@@ -145,13 +150,15 @@ def run(ctx) -> None:
     from ..ml.keras_util import (accuracy, as_float, compile_model, deterministic, keras, load_data, load_model,
                                  save_model)
     from ..ml.summary import model_summary
+    from ..preprocess import transform_of
 
+    transform = transform_of(ctx.config["dataset.input"])
     seed, config = ctx.config["project.seed"], ctx.config["compression.prune"]
     batch_size, learning_rate = ctx.config["train.batch_size"], ctx.config["train.learning_rate"]
     deterministic(seed)
     data = load_data(ctx.inputs["dataset/data.npz"])
     model = load_model(ctx.inputs["train/model.h5"], "the trained model", ctx.config["train.trust_model_code"])
-    before = measure(model, data, seed)  # first: tfmot prunes the layers it wraps in place
+    before = measure(model, data, seed, transform)  # first: tfmot prunes the layers it wraps in place
     result = {"kind": config["kind"], "target_sparsity": config["sparsity"], "schedule": config["schedule"],
               "epochs": config["epochs"]}
     if config["kind"] == "structured":
@@ -159,20 +166,22 @@ def run(ctx) -> None:
         result["filters"] = {name: {"before": count, "after": kept} for name, (count, kept) in plan.items()}
         ctx.log("filters kept: " + ", ".join(f"{n} {c}->{k}" for n, (c, k) in plan.items()))
         compile_model(pruned, learning_rate)
-        pruned.fit(as_float(data["x_train"]), data["y_train"], epochs=config["epochs"], batch_size=batch_size,
-                   shuffle=True, verbose=2, validation_data=(as_float(data["x_val"]), data["y_val"]))
+        pruned.fit(as_float(data["x_train"], transform), data["y_train"], epochs=config["epochs"],
+                   batch_size=batch_size, shuffle=True, verbose=2,
+                   validation_data=(as_float(data["x_val"], transform), data["y_val"]))
     else:
-        pruned, names, result["pruning"] = _unstructured(model, config, data, batch_size, learning_rate, ctx)
+        pruned, names, result["pruning"] = _unstructured(model, config, data, batch_size, learning_rate, transform,
+                                                         ctx)
         result["sparsity"] = _sparsity(pruned, names)
         ctx.log("sparsity per layer: " + ", ".join(f"{n} {s:.3f}" for n, s in result["sparsity"].items()))
-    after = measure(pruned, data, seed)
+    after = measure(pruned, data, seed, transform)
     result.update(before=before, after=after,
                   accuracy_drop_points=round(100 * (before["test_accuracy"] - after["test_accuracy"]), 3),
                   ratios={key: round(after[key] / before[key], 4) for key in before if key != "test_accuracy"})
     save_model(pruned, ctx.out / "model.h5")
     # tfmot's wrappers are gone from the saved one
     saved = load_model(ctx.out / "model.h5", "the pruned model", ctx.config["train.trust_model_code"])
-    ctx.write(model_summary(saved, accuracy(saved, data["x_test"], data["y_test"]), data))
+    ctx.write(model_summary(saved, accuracy(saved, data["x_test"], data["y_test"], transform), data))
     (ctx.out / "prune.json").write_text(json.dumps(result, indent=1))
     ctx.log(f"float test accuracy {before['test_accuracy']:.4f} -> {after['test_accuracy']:.4f}; "
             f"int8 {before['int8_bytes']} -> {after['int8_bytes']} B (zlib {before['int8_zlib_bytes']} -> "

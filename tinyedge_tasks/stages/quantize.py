@@ -15,7 +15,7 @@ from ..tflite import runtime
 from ..tflite.convert import check_runs, convert, layer_error
 
 
-def _aware(model, data: dict, ctx):
+def _aware(model, data: dict, transform, ctx):
     """Quantization-aware fine-tuning: fake-quantized weights and activations in training."""
     import tensorflow_model_optimization as tfmot
 
@@ -24,19 +24,22 @@ def _aware(model, data: dict, ctx):
     compile_model(aware, ctx.config["train.learning_rate"])
     epochs = ctx.config["compression.quantize.aware_epochs"]
     ctx.log(f"quantization-aware fine-tuning, {epochs} epochs")
-    aware.fit(as_float(data["x_train"]), data["y_train"], epochs=epochs, batch_size=ctx.config["train.batch_size"],
-              shuffle=True, verbose=2, validation_data=(as_float(data["x_val"]), data["y_val"]))
+    aware.fit(as_float(data["x_train"], transform), data["y_train"], epochs=epochs,
+              batch_size=ctx.config["train.batch_size"], shuffle=True, verbose=2,
+              validation_data=(as_float(data["x_val"], transform), data["y_val"]))
     return aware
 
 
-def _tflm_accuracy(tflite: bytes, data: dict) -> float:
-    scores = runtime.predict(runtime.interpreter(tflite), data["x_test"])
+def _tflm_accuracy(tflite: bytes, data: dict, transform) -> float:
+    scores = runtime.predict(runtime.interpreter(tflite), data["x_test"], transform)
     return float(np.mean(np.argmax(scores, axis=1) == data["y_test"]))
 
 
 def run(ctx) -> None:
     from ..ml.keras_util import as_float, deterministic, load_data, load_model
+    from ..preprocess import transform_of
 
+    transform = transform_of(ctx.config["dataset.input"])
     seed = ctx.config["project.seed"]
     deterministic(seed)
     data = load_data(ctx.inputs["dataset/data.npz"])
@@ -44,7 +47,7 @@ def run(ctx) -> None:
     calibrate, scheme = ctx.config["compression.calibrate"], ctx.config["compression.quantize.scheme"]
     chosen = representative_indices(data["y_train"], calibrate["samples"], calibrate["stratified"], seed)
     ctx.log(f"calibrating {scheme} ranges on {len(chosen)} training samples")
-    representative = as_float(data["x_train"][chosen])
+    representative = as_float(data["x_train"][chosen], transform)
     tflite = convert(float_model, representative, scheme)
     check_runs(tflite, scheme, data["x_test"][:1])
     counts = np.bincount(data["y_train"][chosen], minlength=int(data["y_train"].max()) + 1)
@@ -54,10 +57,10 @@ def run(ctx) -> None:
     if summary["aware"]:
         errors["note"] = ("measured on post-training quantization of the float model: the QuantizationDebugger "
                           "cannot measure a quantization-aware model")
-        summary["ptq_test_accuracy"] = _tflm_accuracy(tflite, data)
-        tflite = convert(_aware(float_model, data, ctx), representative, scheme)
+        summary["ptq_test_accuracy"] = _tflm_accuracy(tflite, data, transform)
+        tflite = convert(_aware(float_model, data, transform, ctx), representative, scheme)
         check_runs(tflite, scheme, data["x_test"][:1])
-        summary["qat_test_accuracy"] = _tflm_accuracy(tflite, data)
+        summary["qat_test_accuracy"] = _tflm_accuracy(tflite, data, transform)
         ctx.log(f"TFLM test accuracy: post-training {summary['ptq_test_accuracy']:.4f}, "
                 f"quantization-aware {summary['qat_test_accuracy']:.4f}")
     worst = max(errors["layers"], key=lambda row: row["rmse/scale"], default=None)

@@ -11,8 +11,8 @@ import numpy as np
 import xxhash
 import yaml
 
-from ..report.page import (Page, budget_chart, budget_rows, compression_chart, confusion_chart, dataset_chart,
-                           layer_chart, layer_errors, layer_rows, scalars, training_chart)
+from ..report.page import (Page, augment_chart, budget_chart, budget_rows, compression_chart, confusion_chart,
+                           dataset_chart, layer_chart, layer_errors, layer_rows, scalars, training_chart)
 
 DEFAULT_CLOCK_MHZ = 240        # ESP32 (the ESP32-CAM's chip) when the board file gives no clock
 MACS_PER_CYCLE = 0.25          # TFLM int8 reference kernels on a core without SIMD: a rough, stated guess
@@ -80,8 +80,31 @@ def _training(page: Page, ctx) -> dict:
     page.table(["model", "parameters", "epochs", "val accuracy", "test accuracy"],
                [[metrics["model"], metrics["parameters"], metrics["epochs"], metrics["val_accuracy"],
                  metrics["test_accuracy"]]])
-    page.chart(training_chart(_json(ctx, "train/history.json")), "training curves")
+    schedule = metrics.get("schedule")
+    _schedule(page, metrics, schedule)
+    page.chart(training_chart(_json(ctx, "train/history.json"), schedule), "training curves")
+    with np.load(ctx.inputs["train/augmented.npz"]) as arrays:
+        augmented = arrays["x"]
+    if len(augmented):
+        page.chart(augment_chart(augmented), "augmented training samples")
+    else:
+        page.text("Augmentation is off (no dataset.augment).", absent=True)
     return metrics
+
+
+def _schedule(page: Page, metrics: dict, schedule: dict | None) -> None:
+    """What transfer learning did: the phases, the epoch kept, the backbone's weights, a repeated gray channel."""
+    if schedule:
+        page.table(["phase", "epochs run", "trainable parameters", "frozen parameters"],
+                   [[p["name"], p["epochs"], p["trainable"], p["frozen"]] for p in schedule["phases"]])
+    if schedule and schedule.get("best_epoch"):
+        page.text(f"Early stopping kept epoch {schedule['best_epoch']} ({schedule['monitor']} "
+                  f"{schedule['best_value']:.4f}), not the last.")
+    if metrics.get("pretrained"):
+        page.text(f"Backbone weights: {metrics['pretrained']}.")
+    if metrics.get("gray_to_rgb"):
+        page.text("The data set is grayscale and the backbone RGB: the model repeats the one channel three times "
+                  "(layer gray_to_rgb); the firmware feeds one channel.")
 
 
 def _compression(page: Page, ctx, config: dict, calibration: dict, metrics: dict, trained: dict,

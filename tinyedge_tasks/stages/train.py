@@ -1,33 +1,44 @@
-"""train: build the float model (zoo, user function or pre-trained file) and train it deterministically."""
+"""train: build the float model (zoo, user function or pre-trained file) and train it deterministically: a
+pre-trained backbone frozen first, then its top fine-tuned; the best epoch kept when early stopping is on."""
 from __future__ import annotations
 
 import json
 
+from ..artifacts import Metrics
+
 
 def run(ctx) -> None:
-    from ..ml.keras_util import accuracy, as_float, compile_model, deterministic, keras, load_data, save_model
+    from ..ml.keras_util import accuracy, deterministic, keras, load_data, save_model
     from ..ml.model_spec import build
+    from ..ml.schedule import augmented_samples, augmenter, fit
     from ..ml.summary import model_summary
+    from ..ml.zoo import GRAY_TO_RGB
+    from ..preprocess import transform_of
+    from .dataset import save_npz
 
-    deterministic(ctx.config["project.seed"])
+    seed = ctx.config["project.seed"]
+    deterministic(seed)
+    transform = transform_of(ctx.config["dataset.input"])
     data = load_data(ctx.inputs["dataset/data.npz"])
     classes = json.loads(ctx.inputs["dataset/dataset.json"].read_text())["classes"]
-    model = build(ctx.config, ctx.root, keras, data["x_train"].shape[1:], len(classes))
-    compile_model(model, ctx.config["train.learning_rate"])
-    epochs = ctx.config["train.epochs"]
-    ctx.log(f"training {model.name}: {model.count_params()} parameters, {epochs} epochs, "
-            f"{len(data['x_train'])} training samples")
-    history = {}
-    if epochs:
-        history = model.fit(as_float(data["x_train"]), data["y_train"], epochs=epochs,
-                            batch_size=ctx.config["train.batch_size"], shuffle=True, verbose=2,
-                            validation_data=(as_float(data["x_val"]), data["y_val"])).history
-    metrics = {"model": model.name, "parameters": int(model.count_params()), "epochs": epochs,
-               "val_accuracy": accuracy(model, data["x_val"], data["y_val"]),
-               "test_accuracy": accuracy(model, data["x_test"], data["y_test"])}
+    model = build(ctx.config, ctx.root, keras, data["x_train"].shape[1:], len(classes),
+                  ctx.config["train.pretrained"])
+    augment = augmenter(ctx.config["dataset.augment"], seed)
+    ctx.log(f"training {model.name}: {model.count_params()} parameters, {ctx.config['train.epochs']} epochs, "
+            f"{len(data['x_train'])} training samples" + (", augmented" if augment else ""))
+    history, schedule = fit(model, data, ctx.config, transform, augment, ctx.log)
+    gray = any(layer.name == GRAY_TO_RGB for layer in model.layers)
+    if gray:
+        ctx.log("grayscale data, RGB backbone: the model repeats the one channel three times")
+    new = ctx.config["train.pretrained"] != "none" or "best_epoch" in schedule   # else the fields stay out
+    metrics = Metrics(model=model.name, parameters=int(model.count_params()), epochs=ctx.config["train.epochs"],
+                      val_accuracy=accuracy(model, data["x_val"], data["y_val"], transform),
+                      test_accuracy=accuracy(model, data["x_test"], data["y_test"], transform),
+                      pretrained=ctx.config["train.pretrained"] if new else None, gray_to_rgb=gray if new else None,
+                      schedule=schedule if new else None)
     save_model(model, ctx.out / "model.h5")
-    ctx.write(model_summary(model, metrics["test_accuracy"], data))
-    (ctx.out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    (ctx.out / "history.json").write_text(json.dumps(
-        {name: [float(v) for v in values] for name, values in history.items()}, indent=1))
-    ctx.log(f"float accuracy: val {metrics['val_accuracy']:.4f}, test {metrics['test_accuracy']:.4f}")
+    save_npz(ctx.out / "augmented.npz", {"x": augmented_samples(data["x_train"], augment)})
+    ctx.write(model_summary(model, metrics.test_accuracy, data))
+    ctx.write(metrics)
+    (ctx.out / "history.json").write_text(json.dumps(history, indent=1))
+    ctx.log(f"float accuracy: val {metrics.val_accuracy:.4f}, test {metrics.test_accuracy:.4f}")

@@ -9,20 +9,21 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..preprocess import input_table
+from ..preprocess import UNIT, input_table
 from . import worker
 from .model_file import PROBE_ARENA, Engine, interpreter, io_details, operators, tflm  # noqa: F401 - runtime API
 
 
-def quantize_images(engine: Engine, images: np.ndarray) -> np.ndarray:
+def quantize_images(engine: Engine, images: np.ndarray, transform: tuple[float, float]) -> np.ndarray:
     """uint8 pixels -> the model's quantized input, through the table the firmware embeds."""
     details, _ = io_details(engine)
-    return input_table(details["scale"], details["zero_point"], details["dtype"])[images]
+    return input_table(details["scale"], details["zero_point"], details["dtype"], transform)[images]
 
 
 def model_input(model_bytes: bytes, images: np.ndarray) -> np.ndarray:
-    """uint8 images -> the quantized input tensor of this model (its scale and zero point)."""
-    return quantize_images(interpreter(model_bytes), images)
+    """uint8 images -> a quantized input tensor of this model, to size its arena or probe that it runs: values do
+    not change either, so any input transform does."""
+    return quantize_images(interpreter(model_bytes), images, UNIT)
 
 
 def smallest_arena(model_bytes: bytes, sample: np.ndarray, what: str = "TFLM arena search") -> int:
@@ -31,7 +32,8 @@ def smallest_arena(model_bytes: bytes, sample: np.ndarray, what: str = "TFLM are
     return worker.smallest_arena(model_bytes, sample, what)[0]
 
 
-def predict(engine: Engine, images: np.ndarray, progress=None, what: str = "TFLM inference") -> np.ndarray:
+def predict(engine: Engine, images: np.ndarray, transform: tuple[float, float], progress=None,
+            what: str = "TFLM inference") -> np.ndarray:
     """Class scores (dequantized) for uint8 images, one TFLM invoke per image, in a child process."""
-    return worker.predict(engine.model_bytes, engine.arena_size, quantize_images(engine, images), what,
+    return worker.predict(engine.model_bytes, engine.arena_size, quantize_images(engine, images, transform), what,
                           progress=progress or (lambda line: None))

@@ -29,7 +29,7 @@ BACKEND = Backend(
         Stage("calibrate", "Run the compiled model on the whole test split, host build (gcc) and, on the emulated "
               "board, the QEMU build; compare with the TFLM runtime byte for byte; count instructions per inference "
               "(QEMU -icount).",
-              module=f"{__name__}.calibrate",
+              module=f"{__name__}.calibrate", reads=("dataset.input",),
               needs=("quantize/model.tflite", "dataset/data.npz", "train/metrics.json", "codegen/project.json",
                      "codegen/memory_plan.json"),
               makes=("calibration.json", "c_runtime.json"), tools=("tflite-micro", "numpy")),

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...artifacts import Calibration, Metrics, ProjectIndex
 from ...errors import TinyedgeError
-from ...preprocess import input_table
+from ...preprocess import input_table, transform_of
 from ...tflite import runtime as tflm
 from ...tflite import worker
 from ...toolchains import host, qemu
@@ -39,10 +39,12 @@ def run(ctx) -> None:
     src = ctx.inputs[ProjectIndex.ARTIFACT].parent / index.folder / "src"
     engine = tflm.interpreter(model_bytes)
     input_details, output_details = tflm.io_details(engine)
-    inputs = input_table(input_details["scale"], input_details["zero_point"], "int8")[x_test]
+    transform = transform_of(ctx.config["dataset.input"])
+    inputs = input_table(input_details["scale"], input_details["zero_point"], "int8", transform)[x_test]
 
     what = "calibrate: build/quantize/model.tflite"
-    reference = tflm.predict(engine, x_test, progress=ctx.log, what=f"{what} (TFLM reference on the test split)")
+    reference = tflm.predict(engine, x_test, transform, progress=ctx.log,
+                             what=f"{what} (TFLM reference on the test split)")
     with tempfile.TemporaryDirectory(prefix="tinyedge-calibrate-") as folder:
         work = Path(folder)
         exe = host.compile_host(src, work / "host")

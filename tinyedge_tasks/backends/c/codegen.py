@@ -96,7 +96,7 @@ def run(ctx) -> None:
     import numpy as np
 
     from ...preprocess import c as preprocess_c
-    from ...preprocess import input_table
+    from ...preprocess import input_table, transform_of
     from .generate import constant_bytes, generate, lower_model
 
     board_name = ctx.config["board"]
@@ -117,7 +117,8 @@ def run(ctx) -> None:
     shape = ctx.config.section("dataset.input")
     model_files = generate(model)
     files = {f"src/{name}": text for name, text in model_files.items()}
-    files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, quant))
+    transform = transform_of(ctx.config["dataset.input"])
+    files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, quant, transform))
     if toolchain == "esp_idf":
         files.update(_esp_idf_files(ctx, board, board_name, budget, sorted(n for n in model_files if n.endswith(".c"))))
         ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))
@@ -125,7 +126,7 @@ def run(ctx) -> None:
     labels = ctx.read(DatasetSummary).classes
     with np.load(ctx.inputs["dataset/data.npz"]) as data:
         images, truth = data["x_test"][:SAMPLES], data["y_test"][:SAMPLES]
-    files[qemu.SAMPLES] = input_table(quant["scale"], quant["zero_point"], "int8")[images].tobytes()
+    files[qemu.SAMPLES] = input_table(quant["scale"], quant["zero_point"], "int8", transform)[images].tobytes()
     files[qemu.LABELS] = "\n".join(f"{int(y)} ({labels[int(y)]})" for y in truth)
     files[qemu.TARGET_FILE] = json.dumps({"machine": board.qemu.machine, "cpu": board.qemu.cpu})
     ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed))

@@ -11,6 +11,7 @@ import json
 import numpy as np
 
 from ...artifacts import Calibration, Metrics
+from ...preprocess import transform_of
 from .child import run_child
 
 DROP_WARNING = 2.0   # accuracy points lost to quantization worth a warning
@@ -42,7 +43,8 @@ def run(ctx) -> None:
     quantized = ctx.inputs["quantize/model.espdl"].parent
     record = json.loads(ctx.inputs["quantize/ppq.json"].read_text())
     job = {"task": "simulate", "native": str(ctx.inputs["quantize/model.native"]),
-           "data": str(ctx.inputs["dataset/data.npz"]), "out": str(ctx.out)}
+           "data": str(ctx.inputs["dataset/data.npz"]), "out": str(ctx.out),
+           "transform": list(transform_of(ctx.config["dataset.input"]))}
     run_child(job, ctx.state / "espdl" / "simulate.json", "calibrate: esp-ppq simulating build/quantize/model.native")
     scores = np.load(ctx.out / "scores.npy")
     (ctx.out / "scores.npy").unlink()

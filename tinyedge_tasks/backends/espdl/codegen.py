@@ -43,7 +43,7 @@ SETTINGS = [
 
 
 def project_files(board, board_name: str, project: str, labels: list[str], calibration: Calibration,
-                  shape) -> dict[str, str]:
+                  shape, transform: tuple[float, float]) -> dict[str, str]:
     """Every text file of the project; the caller adds the .espdl bytes as MODEL_FILE."""
     from ...native.csource import ctype, environment
     from ...preprocess import c as preprocess_c
@@ -59,11 +59,14 @@ def project_files(board, board_name: str, project: str, labels: list[str], calib
     env = environment(TEMPLATES)
     files.update({name: env.get_template(f"{name}.j2").render(values) for name in APP_FILES})
     files.update(preprocess_c.sources(shape.width, shape.height, shape.channels,
-                                      {"dtype": quant["dtype"], "scale": 2.0 ** quant["exponent"], "zero_point": 0}))
+                                      {"dtype": quant["dtype"], "scale": 2.0 ** quant["exponent"], "zero_point": 0},
+                                      transform))
     return files
 
 
 def run(ctx) -> None:
+    from ...preprocess import transform_of
+
     board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
     camera_board(BACKEND, board, board_name)
@@ -80,6 +83,7 @@ def run(ctx) -> None:
             f"{budget.flash['available_bytes']} B with the runtime), activations {budget.arena['bytes']} B in "
             f"{PLACES[budget.arena['placement']]} (ESP-DL allocates them itself)")
     files = project_files(board, board_name, ctx.config["project.name"], ctx.read(DatasetSummary).classes,
-                          calibration, ctx.config.section("dataset.input"))
+                          calibration, ctx.config.section("dataset.input"),
+                          transform_of(ctx.config["dataset.input"]))
     files[MODEL_FILE] = model
     ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))

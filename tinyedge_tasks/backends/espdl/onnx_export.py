@@ -58,13 +58,13 @@ def export(model, path: Path, where: str, opset: int = OPSET) -> tuple[dict, flo
             "input_shape": [None, *shape]}, seconds
 
 
-def check(model, onnx_path: Path, images: np.ndarray) -> dict:
+def check(model, onnx_path: Path, images: np.ndarray, transform: tuple[float, float]) -> dict:
     """The ONNX graph against Keras on uint8 images: {max_abs_diff, argmax_agreement, samples}."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
-    x = as_float(images)
+    x = as_float(images, transform)
     keras_out = model.predict(x, batch_size=256, verbose=0)
     onnx_out = np.concatenate([session.run(None, {name: x[i:i + BATCH]})[0] for i in range(0, len(x), BATCH)])
     return {"max_abs_diff": float(np.max(np.abs(keras_out - onnx_out))),

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from ...errors import TinyedgeError
+from ...preprocess import to_float
 from .child import error_path
 from .operators import check_graph, check_onnx, keras_layer
 
@@ -92,7 +93,7 @@ def quantize(job: dict) -> None:
     sixteen_bit = sixteen_bit_ops(onnx_model, job["sixteen_bit_layers"], job["layer_names"])
     with np.load(job["data"]) as data:
         images = data["x_train"][job["indices"]]
-    x = torch.from_numpy(images.astype(np.float32) / 255.0)
+    x = torch.from_numpy(to_float(images, tuple(job["transform"])))
     batches = [x[i:i + CALIB_BATCH] for i in range(0, len(x), CALIB_BATCH)]
     torch.manual_seed(0)
     with contextlib.redirect_stdout(io.StringIO()):   # esp-ppq prints a banner, progress bars and tables
@@ -164,7 +165,7 @@ def simulate(job: dict) -> None:
 
     out = Path(job["out"])
     with np.load(job["data"]) as data:
-        x = data["x_test"].astype(np.float32) / 255.0
+        x = to_float(data["x_test"], tuple(job["transform"]))
     with contextlib.redirect_stdout(io.StringIO()):   # esp-ppq's import banner
         from esp_ppq.api.interface import load_native_graph
         from esp_ppq.executor import TorchExecutor

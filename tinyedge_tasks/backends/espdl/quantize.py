@@ -42,6 +42,7 @@ def run(ctx) -> None:
 
     from ...ml.keras_util import deterministic, load_data, load_model
     from ...ml.sampling import representative_indices
+    from ...preprocess import transform_of
     from .child import run_child
     from .onnx_export import check, export
     from .operators import check_onnx
@@ -60,7 +61,8 @@ def run(ctx) -> None:
     onnx_path = ctx.out / "model.onnx"
     exported, seconds = export(model, onnx_path, where)
     check_onnx(onnx.load(str(onnx_path)), layer_names, where)
-    checked = check(model, onnx_path, data["x_test"][:CHECK_SAMPLES])
+    transform = transform_of(ctx.config["dataset.input"])
+    checked = check(model, onnx_path, data["x_test"][:CHECK_SAMPLES], transform)
     ctx.log(f"ONNX opset {exported['opset']} in {seconds:.1f} s: max |ONNX - Keras| "
             f"{checked['max_abs_diff']:.2e}, argmax agreement {checked['argmax_agreement']:.3f} on "
             f"{checked['samples']} test samples")
@@ -77,7 +79,7 @@ def run(ctx) -> None:
     job = {"task": "quantize", "onnx": str(onnx_path), "out": str(ctx.out), "work": str(ctx.state / "espdl" / "work"),
            "data": str(ctx.inputs["dataset/data.npz"]), "indices": indices.tolist(), "target": chip,
            "quant_type": quant_type, "method": knobs.method, "sixteen_bit_layers": knobs.sixteen_bit_layers,
-           "layer_names": layer_names, "where": where}
+           "layer_names": layer_names, "where": where, "transform": list(transform)}
     started = time.perf_counter()
     run_child(job, ctx.state / "espdl" / "quantize.json", "quantize: esp-ppq on build/quantize/model.onnx")
     record = json.loads((ctx.out / "ppq.json").read_text())

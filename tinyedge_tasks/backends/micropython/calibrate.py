@@ -7,6 +7,7 @@ import numpy as np
 from ...artifacts import Calibration, Metrics, ProjectIndex
 from ...errors import TinyedgeError
 from ...lowering.lower import lower
+from ...preprocess import transform_of
 from ...tflite import runtime as tflm
 from . import unix
 
@@ -23,7 +24,8 @@ def run(ctx) -> None:
 
     engine = tflm.interpreter(model_bytes)
     input_details, output_details = tflm.io_details(engine)
-    scores = tflm.predict(engine, x_test, progress=ctx.log, what="calibrate: TFLM reference outputs")
+    scores = tflm.predict(engine, x_test, transform_of(ctx.config["dataset.input"]), progress=ctx.log,
+                          what="calibrate: TFLM reference outputs")
     reference = np.round(scores / output_details["scale"] + output_details["zero_point"]).astype(np.int8)
 
     differing = np.zeros(len(x_test), bool)

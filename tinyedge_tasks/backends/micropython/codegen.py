@@ -13,6 +13,7 @@ from . import BACKEND
 
 
 def run(ctx) -> None:
+    from ...preprocess import transform_of
     from ...tflite import runtime
     from . import generate
 
@@ -24,7 +25,8 @@ def run(ctx) -> None:
     files, model = generate.model_files(model_bytes)
     quant, _ = runtime.io_details(runtime.interpreter(model_bytes))
     shape = ctx.config.section("dataset.input")
-    files["te_preprocess.py"] = generate.preprocess_source(shape.width, shape.height, shape.channels, quant)
+    files["te_preprocess.py"] = generate.preprocess_source(shape.width, shape.height, shape.channels, quant,
+                                                           transform_of(ctx.config["dataset.input"]))
     status = status_led(ctx.config, board, board_name, labels)
     led = (status["led"].pin, status["led"].active_low, status["led_index"]) if status["led"] else None
     files["main.py"] = generate.main_source(labels, board.camera, led)

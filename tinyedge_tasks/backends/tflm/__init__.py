@@ -13,7 +13,7 @@ BACKEND = Backend(
     stages=(
         QUANTIZE_TFLITE,
         Stage("calibrate", "Evaluate the int8 model on the test split in the TFLM runtime; find the smallest arena.",
-              module=f"{__name__}.calibrate",
+              module=f"{__name__}.calibrate", reads=("dataset.input",),
               needs=("quantize/model.tflite", "dataset/data.npz", "train/metrics.json"),
               makes=("calibration.json",), tools=("tflite-micro", "numpy")),
         Stage("codegen", "Check the memory budget on the board; write the ESP-IDF project (firmware/).",

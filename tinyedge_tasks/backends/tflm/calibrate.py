@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from ...artifacts import Calibration, Metrics
+from ...preprocess import transform_of
 from ...tflite import runtime as tflm
 from ...tflite import worker
 from .check import check_operators
@@ -27,7 +28,8 @@ def run(ctx) -> None:
     ctx.log(f"smallest TFLM arena: {arena} bytes")
 
     engine = tflm.interpreter(model_bytes, arena)
-    scores = tflm.predict(engine, x_test, progress=ctx.log, what=f"{what} (inference on the test split)")
+    scores = tflm.predict(engine, x_test, transform_of(ctx.config["dataset.input"]), progress=ctx.log,
+                          what=f"{what} (inference on the test split)")
     input_details, output_details = tflm.io_details(engine)
     result = Calibration.measured(np.argmax(scores, axis=1), y_test, scores.shape[1], float_accuracy,
                                   model_bytes=len(model_bytes), arena_bytes=arena, input=input_details,

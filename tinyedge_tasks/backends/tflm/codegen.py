@@ -53,6 +53,7 @@ def app_files(values: dict) -> dict[str, str]:
 
 def run(ctx) -> None:
     from ...preprocess import c as preprocess_c
+    from ...preprocess import transform_of
     from ...tflite import runtime
     from .resolver import resolver_ops
 
@@ -87,5 +88,6 @@ def run(ctx) -> None:
     files = esp_idf.skeleton(board, board_name, ctx.config["project.name"], COMPONENTS, IDF_VERSION, SETTINGS)
     files.update(app_files(values))
     shape = ctx.config.section("dataset.input")
-    files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, calibration.input))
+    files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, calibration.input,
+                                      transform_of(ctx.config["dataset.input"])))
     ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))

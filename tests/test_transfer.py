@@ -1,0 +1,252 @@
+"""Transfer learning without network: a keras.applications MobileNetV2 (alpha 0.35, 32x32) weights file made here,
+loaded through `train.pretrained: <path>` as a downloaded file would be; the frozen phase, the fine-tuned top,
+early stopping, class weights, augmentation; and the declared input transform in every rendering."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import doit, make_project, merge, ran
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+FINE_TUNED = 10   # top backbone layers unfrozen
+TRANSFER = {
+    "dataset": {"source": "digits3.npz", "input": {"width": 32, "height": 32, "channels": 1, "transform": "symmetric"},
+                "augment": {"flip": "horizontal", "rotate": 10, "zoom": 0.1, "brightness": 0.2}},
+    "train": {"model": "mobilenet_v2", "width_multiplier": 0.35, "pretrained": "backbone.h5", "epochs": 1,
+              "fine_tune": {"epochs": 1, "layers": FINE_TUNED, "learning_rate": 0.001},
+              "early_stopping": {"patience": 3, "monitor": "val_loss"}, "class_weight": "balanced"},
+    "compression": {"calibrate": {"samples": 30}},
+}
+
+
+def _digits(count: int = 150) -> tuple[np.ndarray, np.ndarray]:
+    """Three digit classes, skewed (the class weights have something to do), as uint8 8x8 images."""
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    keep = np.flatnonzero(digits.target < 3)[:count]
+    return np.round(digits.images[keep] * (255 / 16)).astype(np.uint8), digits.target[keep]
+
+
+def _backbone_file(path, seed: int = 1) -> None:
+    """An untrained keras.applications backbone's weights, saved as Keras saves a downloaded no-top file."""
+    code = ("import os; os.environ['TF_USE_LEGACY_KERAS'] = '1'; import tf_keras as k; "
+            f"k.utils.set_random_seed({seed}); "
+            "m = k.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None); "
+            "[l.set_weights([w + 0.01 * (i + 1) for i, w in enumerate(l.get_weights())]) "
+            " for l in m.layers if type(l).__name__ == 'BatchNormalization']; "   # non-trivial BatchNorm statistics
+            f"m.save_weights({str(path)!r})")
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+
+
+@pytest.fixture(scope="module")
+def transfer_project(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("transfer") / "project", TRANSFER)
+    x, y = _digits(90)
+    np.savez(project / "digits3.npz", x=x, y=y)
+    _backbone_file(project / "backbone.h5")
+    doit(project, "train")
+    return project
+
+
+def _models(project):
+    from tinyedge_tasks.ml.keras_util import keras, load_model
+    trained = load_model(project / "build/train/model.h5", "trained")
+    original = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False,
+                                              weights=str(project / "backbone.h5"))
+    return trained, {layer.name: layer.get_weights() for layer in original.layers}
+
+
+def _same(a, b) -> bool:
+    return all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_frozen_backbone_equals_the_file_and_only_the_top_and_head_changed(transfer_project):
+    from tinyedge_tasks.ml.zoo import backbone_layers
+    trained, original = _models(transfer_project)
+    backbone = backbone_layers(trained)
+    top = {layer.name for layer in backbone[-FINE_TUNED:]}
+    with_weights = [layer for layer in backbone if layer.get_weights()]
+    for layer in with_weights:
+        frozen = layer.name not in top or type(layer).__name__ == "BatchNormalization"  # BN stays in inference mode
+        if frozen:
+            assert _same(layer.get_weights(), original[layer.name]), f"frozen layer {layer.name} changed"
+    changed_top = [layer.name for layer in with_weights if layer.name in top
+                   and not _same(layer.get_weights(), original[layer.name])]
+    assert changed_top, "fine-tuning changed none of the unfrozen top layers"
+    metrics = json.loads((transfer_project / "build/train/metrics.json").read_text())
+    assert metrics["gray_to_rgb"] is True and metrics["pretrained"] == "backbone.h5"
+    frozen_phase, fine_phase = metrics["schedule"]["phases"]
+    assert frozen_phase["trainable"] == trained.get_layer("logits").count_params()
+    assert fine_phase["trainable"] > frozen_phase["trainable"] and metrics["schedule"]["fine_tuned_layers"] == 10
+
+
+def test_the_head_was_trained(transfer_project):
+    """The head differs from the one the same seed builds before training."""
+    from tinyedge_tasks.ml import model_spec
+    from tinyedge_tasks.ml.keras_util import deterministic, keras, load_model
+    deterministic(42)
+    fresh = model_spec.build(CONFIG, transfer_project, keras, (32, 32, 1), 3, "backbone.h5")
+    trained = load_model(transfer_project / "build/train/model.h5", "trained")
+    assert not _same(fresh.get_layer("logits").get_weights(), trained.get_layer("logits").get_weights())
+
+
+def test_two_clean_runs_give_the_same_bytes(transfer_project, tmp_path):
+    """train again from nothing (its outputs and the cache gone; the data set and preflight kept, unchanged)."""
+    again = tmp_path / "again"
+    shutil.copytree(transfer_project, again, ignore=shutil.ignore_patterns("train", "actions"))
+    assert "train" in ran(doit(again, "train"))
+    for name in ("model.h5", "metrics.json", "history.json", "augmented.npz"):
+        assert (again / "build/train" / name).read_bytes() == (transfer_project / "build/train" / name).read_bytes()
+
+
+def test_other_weights_retrain(transfer_project, tmp_path):
+    """The weights file's digest is an input of train: other weights, another key, train runs again."""
+    copy = tmp_path / "copy"
+    shutil.copytree(transfer_project, copy)
+    def status():
+        lines = doit(copy, "list", "--status").stdout.splitlines()
+        return {line.split()[1]: line.split()[0] for line in lines if len(line.split()) > 1}
+    assert status()["train"] == "U"
+    _backbone_file(copy / "backbone.h5", seed=2)
+    assert status()["train"] == "R" and status()["check"] == "U"   # the preflight builds without weights
+
+
+def _tiny_data():
+    x, y = _digits(150)
+    x = np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)[..., None]   # 16x16x1
+    return {"x_train": x[:100], "y_train": y[:100], "x_val": x[100:130], "y_val": y[100:130]}
+
+
+def _config(**train):
+    return {"project.seed": 3, "train": {"pretrained": "none", "fine_tune": None, "early_stopping": None,
+                                         "class_weight": None, "batch_size": 16, **train}}
+
+
+def test_early_stopping_keeps_the_best_epoch():
+    """A learning rate that overshoots: the best validation loss comes early, and its weights are kept."""
+    from tinyedge_tasks.ml import schedule
+    from tinyedge_tasks.ml.keras_util import as_float, deterministic, keras
+    from tinyedge_tasks.ml.zoo import tiny_cnn
+    from tinyedge_tasks.preprocess import UNIT
+    deterministic(3)
+    data = _tiny_data()
+    model = tiny_cnn(keras, (16, 16, 1), 3)
+    history, record = schedule.fit(model, data, _config(epochs=8, learning_rate=0.3,
+                                                        early_stopping={"patience": 8, "monitor": "val_loss"}),
+                                   UNIT, None, lambda line: None)
+    losses = history["val_loss"]
+    assert record["best_epoch"] == int(np.argmin(losses)) + 1 < len(losses)
+    kept = model.evaluate(as_float(data["x_val"], UNIT), data["y_val"], verbose=0)[0]
+    assert kept == pytest.approx(losses[record["best_epoch"] - 1], rel=1e-4)
+    assert kept != pytest.approx(losses[-1], rel=1e-3)
+
+
+def test_augmentation_changes_training_images_only():
+    from tinyedge_tasks.ml import schedule
+    from tinyedge_tasks.ml.keras_util import accuracy, deterministic, keras
+    from tinyedge_tasks.ml.zoo import tiny_cnn
+    from tinyedge_tasks.preprocess import UNIT
+    deterministic(3)
+    data = _tiny_data()
+    val_before = data["x_val"].copy()
+    augment = schedule.augmenter({"flip": "both", "rotate": 30, "zoom": 0.2, "translate": 0.2, "brightness": 0.5,
+                                  "contrast": 0.5}, 3)
+    model = tiny_cnn(keras, (16, 16, 1), 3)
+    history, _ = schedule.fit(model, data, _config(epochs=2, learning_rate=0.01, class_weight="balanced"),
+                              UNIT, augment, lambda line: None)
+    assert np.array_equal(data["x_val"], val_before)
+    # the validation figures Keras reported are those of the untouched validation images
+    assert history["val_accuracy"][-1] == pytest.approx(accuracy(model, data["x_val"], data["y_val"], UNIT))
+    samples = schedule.augmented_samples(data["x_train"], augment)
+    assert samples.shape == (schedule.GRID, 16, 16, 1) and not np.array_equal(samples, data["x_train"][:schedule.GRID])
+
+
+def test_balanced_class_weights():
+    from tinyedge_tasks.ml.schedule import balanced
+    weights = balanced(np.array([0] * 90 + [1] * 10))
+    assert weights == {0: pytest.approx(100 / 180), 1: pytest.approx(100 / 20)}
+
+
+def test_symmetric_input_table_and_micropython_preprocessing_agree_with_numpy():
+    from tinyedge_tasks.backends.micropython import generate
+    from tinyedge_tasks.preprocess import PRESETS, UNIT, input_table, to_float, transform_of
+    symmetric = transform_of({"transform": "symmetric"})
+    assert symmetric == PRESETS["symmetric"] == transform_of({"scale": 1 / 127.5, "offset": -1.0})
+    pixels = np.arange(256, dtype=np.uint8)
+    assert to_float(pixels, symmetric).min() == -1.0 and to_float(pixels, symmetric).max() == 1.0
+    scale, zero_point = 2 / 255, -1
+    table = input_table(scale, zero_point, "int8", symmetric)
+    expected = np.clip(np.round((pixels / 127.5 - 1) / scale) + zero_point, -128, 127)
+    assert np.array_equal(table, expected) and table[0] == -128 and table[255] == 127
+    # the default is the table tinyedge always made, bit for bit
+    assert np.array_equal(input_table(1 / 255, -128, "int8", UNIT),
+                          np.clip(np.round(np.arange(256) / 255.0 / (1 / 255)) - 128, -128, 127))
+    source = generate.preprocess_source(32, 32, 3, {"dtype": "int8", "scale": scale, "zero_point": zero_point},
+                                        symmetric)
+    namespace: dict = {}
+    exec(source.split("\ndef ")[0], namespace)   # the module's constants
+    assert namespace["TABLE"] == table.astype(np.int8).tobytes()
+    assert "(pixel / 127.5 - 1)" in source
+
+
+@pytest.mark.parametrize("changes,key,words", [
+    ({"dataset": {"input": {"transform": "signed"}}}, "dataset.input.transform", "unit"),
+    ({"dataset": {"input": {"offset": 0.5}}}, "dataset.input.offset", "needs a scale"),
+    ({"train": {"pretrained": "missing.h5"}}, "train.pretrained", "does not exist"),
+    ({"train": {"width_multiplier": 0.3}}, "train.width_multiplier", "0.35"),
+    ({"dataset": {"input": {"transform": "unit"}}}, "dataset.input", "symmetric"),
+    ({"train": {"model": "tiny_cnn"}}, "train.pretrained", "no pre-trained backbone"),
+    ({"train": {"fine_tune": {"fraction": 0.5}}}, "train.fine_tune", "exactly one of layers"),
+])
+def test_bad_transfer_settings_are_named(tmp_path, changes, key, words):
+    project = make_project(tmp_path / "bad", merge(TRANSFER, changes))
+    x, y = _digits(30)
+    np.savez(project / "digits3.npz", x=x, y=y)
+    (project / "backbone.h5").write_bytes(b"")
+    result = doit(project, "list", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0 and key in output and words in output and "Traceback" not in output
+
+
+CONFIG = {"train.model": "mobilenet_v2", "train.width_multiplier": 0.35, "train.trust_model_code": False}
+
+
+def test_fine_tune_layers_beyond_the_backbone(tmp_path):
+    from tinyedge_tasks.errors import TinyedgeError
+    from tinyedge_tasks.ml import model_spec, schedule
+    from tinyedge_tasks.ml.keras_util import keras
+    model = model_spec.build(CONFIG, tmp_path, keras, (32, 32, 3), 2)
+    with pytest.raises(TinyedgeError, match=r"train.fine_tune.layers: 1000, but the mobilenet_v2_0.35 backbone has "
+                                            r"\d+ layers"):
+        schedule.unfreeze_top(model, {"layers": 1000, "fraction": None})
+
+
+def test_imagenet_offline_names_the_file_and_where_to_put_it(tmp_path, monkeypatch):
+    from tinyedge_tasks.errors import TinyedgeError
+    from tinyedge_tasks.ml import model_spec
+    from tinyedge_tasks.ml.keras_util import keras
+    monkeypatch.setenv("https_proxy", "http://127.0.0.1:9")   # no network, whether this machine has one or not
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path))           # and a Keras cache without the weights
+    name = "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_0.35_224_no_top.h5"   # 32x32: Keras takes 224's
+    with pytest.raises(TinyedgeError) as error:
+        model_spec.build(CONFIG, tmp_path, keras, (32, 32, 1), 2, "imagenet")
+    message = str(error.value)
+    assert f"cannot download {name}" in message and str(tmp_path / "models" / name) in message
+    assert "\n" not in message
+
+
+def test_structured_pruning_refuses_residual_adds_by_name(tmp_path):
+    from tinyedge_tasks.errors import TinyedgeError
+    from tinyedge_tasks.ml import model_spec
+    from tinyedge_tasks.ml.keras_util import keras
+    from tinyedge_tasks.stages.prune import shrink
+    model = model_spec.build(CONFIG, tmp_path, keras, (32, 32, 3), 2)
+    with pytest.raises(TinyedgeError, match="residual Add 'block_2_add'.*kind: unstructured"):
+        shrink(model, 0.5, keras)
