@@ -24,4 +24,5 @@ def budget(board, board_name: str, model_bytes: bytes, arena: int, margin: float
     """The budget as codegen checks it: the constants' bytes and the planned arena, exact (no margin)."""
     from .generate import constant_bytes
     lowered = lower(model_bytes)
-    return boards.budget(board, board_name, constant_bytes(lowered), lowered.arena_size, 0.0, knobs, None, on_table)
+    return boards.budget(board, board_name, "c", constant_bytes(lowered), lowered.arena_size, 0.0, knobs, None,
+                         on_table)

@@ -48,5 +48,5 @@ def arena_extra(board, model_bytes: bytes) -> dict | None:
 def budget(board, board_name: str, model_bytes: bytes, arena: int, margin: float, knobs: dict | None = None,
            on_table=None) -> dict:
     """The budget as codegen checks it (and so the preflight): ESP-NN's scratch on top of the measured arena."""
-    return boards.budget(board, board_name, len(model_bytes), arena, margin, knobs, arena_extra(board, model_bytes),
-                         on_table)
+    return boards.budget(board, board_name, "tflm", len(model_bytes), arena, margin, knobs,
+                         arena_extra(board, model_bytes), on_table)
