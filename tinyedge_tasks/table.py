@@ -25,8 +25,8 @@ DATASET = Stage(
     sources="tinyedge_tasks.stages.dataset:sources", watch="tinyedge_tasks.stages.dataset:watched")
 CHECK = Stage(
     "check", "Preflight in seconds: the untrained model's operators on the backend, its bytes and arena on the board.",
-    reads=("project.seed", "dataset.input", "train", "compression.quantize.scheme", "board", "firmware.backend",
-           "firmware.arena_margin"),
+    reads=("project.seed", "dataset.input", "train", "compression.quantize.scheme", "compression.espdl", "board",
+           "firmware.backend", "firmware.arena_margin"),
     needs=("dataset/data.npz", "dataset/dataset.json"), makes=("check.json",), tools=TFLITE,
     sources="tinyedge_tasks.stages.check:sources",
     default=False)

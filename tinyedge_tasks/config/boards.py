@@ -53,7 +53,7 @@ def load(path: Path) -> "Board":
         raise TinyedgeError(f"{problems}\ncompare with boards/esp32cam.yaml") from None
 
 
-PLACES = {"internal": "internal RAM", "psram": "PSRAM"}  # budget's arena placement, as the logs say it
+PLACES = {"internal": "internal RAM", "psram": "PSRAM", "heap": "the MicroPython heap"}  # budget's arena placement, as the logs say it
 KNOWN_EXTRA_MARGIN = 0.02  # the most margin kept when the runtime's extra arena on the chip is computed
 
 
@@ -150,10 +150,10 @@ def _check_flash(board: "Board", board_name: str, model_bytes: int, used, knobs:
         f"board {board_name}: the model does not fit in flash: it needs {flash_needed} B (model {model_bytes} B "
         f"+ {used.bytes} B of runtime, {used.source}), the app partition ({board.flash.partitions}) holds "
         f"{board.flash.app_partition_bytes} B: {flash_needed - board.flash.app_partition_bytes} B too many; "
-        f"{_flash_advice(model_bytes, room, knobs)}, or a board with a larger app partition")
+        f"{flash_advice(model_bytes, room, knobs)}, or a board with a larger app partition")
 
 
-def _flash_advice(model_bytes: int, room: int, knobs: dict) -> str:
+def flash_advice(model_bytes: int, room: int, knobs: dict) -> str:
     """Weights scale with the square of the width multiplier and with the filters kept by structured pruning;
     magnitude pruning leaves zeros that still take bytes, the input size changes no weight of a conv network."""
     if room <= 0:

@@ -41,15 +41,14 @@ def run(ctx) -> None:
         (ctx.out / "check.json").write_text(json.dumps({"backend": backend_name, "model_bytes": len(tflite)}))
         return
     preflight = importlib.import_module(ctx.stage.hooks[0])
-    preflight.check_operators(tflite, where)
-    arena = preflight.measure(tflite, data["x_test"], where)
+    model_file, arena = preflight.measure(ctx, model, tflite, data, where)
     board_name = ctx.config["board"]
     shape = ctx.config["dataset.input"]
     knobs = {"width_multiplier": ctx.config["train.width_multiplier"] if is_zoo(ctx.config["train.model"]) else None,
              "input": (shape["width"], shape["height"]), "scheme": scheme}
     board = boards.load(ctx.root / boards.BOARDS_DIR / f"{board_name}.yaml")
     ctx.log(f"budget on {board_name} ({board.chip}), measured arena {arena} B:")
-    budget = preflight.budget(board, board_name, tflite, arena, ctx.config["firmware.arena_margin"], knobs,
+    budget = preflight.budget(board, board_name, model_file, arena, ctx.config["firmware.arena_margin"], knobs,
                               on_table=lambda rows: _table(ctx, rows))
     (ctx.out / "check.json").write_text(json.dumps({"backend": backend_name, "scheme": scheme, **budget}, indent=1))
     ctx.log(f"fits {board_name}: arena in {boards.PLACES[budget['arena']['placement']]} "

@@ -2,21 +2,8 @@
 from __future__ import annotations
 
 from ...config import boards
-from ...errors import TinyedgeError
 from ...lowering.lower import lower
-
-
-def check_operators(model_bytes: bytes, where: str) -> None:
-    """Every operator has a C kernel; else stop, naming the operator and its layer."""
-    try:
-        lower(model_bytes)
-    except TinyedgeError as error:
-        raise TinyedgeError(f"{where}: {error}") from None
-
-
-def measure(model_bytes: bytes, x_test, where: str) -> int:
-    """The arena the C backend plans for the model: exact, the same for every input."""
-    return lower(model_bytes).arena_size
+from ...lowering.preflight import measure  # noqa: F401  the preflight protocol's first step, shared with MicroPython
 
 
 def budget(board, board_name: str, model_bytes: bytes, arena: int, margin: float, knobs: dict | None = None,

@@ -17,7 +17,7 @@ from ...config import boards
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, write_project
 from .. import camera_board
-from . import BACKEND
+from . import BACKEND, check
 from .operators import ESPDL_VERSION   # the release whose modules operators.py lists
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -72,8 +72,8 @@ def run(ctx) -> None:
         raise TinyedgeError(f"build/quantize/model.espdl is for {record['target']}, boards/{board_name}.yaml targets "
                             f"{board.esp_idf.target}; run doit again (quantize reads the board file)")
     model = ctx.inputs["quantize/model.espdl"].read_bytes()
-    budget = Budget(**boards.budget(board, board_name, "espdl", len(model), calibration.arena_bytes,
-                                    ctx.config["firmware.arena_margin"]))
+    budget = Budget(**check.budget(board, board_name, len(model), calibration.arena_bytes,
+                                   ctx.config["firmware.arena_margin"]))
     ctx.write(budget)
     ctx.log(f"{board_name}: model.espdl {len(model)} B (flash {budget.flash['needed_bytes']} of "
             f"{budget.flash['available_bytes']} B with the runtime), activations {budget.arena['bytes']} B in "
