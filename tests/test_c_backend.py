@@ -91,6 +91,31 @@ def test_c_matches_tflm_on_every_test_sample(name, tmp_path):
         assert 1 < result.instructions_per_inference / model.macs < 100
 
 
+def test_one_mac_count_for_the_report_and_the_c_stages():
+    """Issue 24: the report counts the Keras model, the C and MicroPython stages the .tflite, with one set of rules
+    (lowering.macs): pooling and mean count none on either side, a recurrent layer counts its gates."""
+    from tinyedge_tasks.ml.keras_util import keras
+    from tinyedge_tasks.ml.layers import layer_table
+    from tinyedge_tasks.tflite.convert import convert
+    layers = keras.layers
+    inputs = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = layers.AveragePooling2D(2)(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(16, 1, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, layers.Dense(5, activation="softmax")(x))
+    counted = sum(row["macs"] for row in layer_table(model))
+    assert counted == 16 * 16 * 8 * 27 + 16 * 16 * 8 * 9 + 4 * 4 * 16 * 8 + 16 * 5
+    samples = np.random.default_rng(0).random((8, 16, 16, 3), np.float32)
+    assert lower(convert(model, samples, "int8")).macs == counted
+
+    series = keras.Input((8, 4))
+    recurrent = keras.Model(series, layers.Dense(3)(layers.LSTM(16)(series)))
+    assert sum(row["macs"] for row in layer_table(recurrent)) == 8 * 4 * 16 * (4 + 16) + 16 * 3
+
+
 def test_unsupported_operator_is_refused_naming_its_layer():
     with pytest.raises(TinyedgeError) as error:
         lower((FIXTURES / "unsupported_logistic.tflite").read_bytes())

@@ -61,6 +61,19 @@ def test_calibration_is_the_common_record_from_the_simulator(espdl_project):
     assert budget["model_bytes"] == record.model_bytes and budget["arena"]["measured_min_bytes"] == record.arena_bytes
 
 
+def test_preflight_quantizes_the_untrained_model_as_codegen_budgets_it(espdl_project):
+    """Issue 24: `doit check` on espdl is a real preflight: ESP-DL's operators, the .espdl bytes and activations
+    (the same as codegen's for the trained model: weights change neither) and ESP-DL's own runtime in flash."""
+    project, _ = espdl_project
+    set_backend(project, "espdl")
+    checked = doit(project, "-a", "-s", "check")
+    assert "no preflight" not in checked.stdout and "fits esp32cam: arena in" in checked.stdout, checked.stdout
+    preflight = json.loads((project / "build/check/check.json").read_text())
+    budget = json.loads((project / "build/codegen/budget.json").read_text())
+    assert preflight["arena"] == budget["arena"] and preflight["flash"] == budget["flash"]
+    assert "flash.runtime.espdl" in budget["flash"]["runtime_source"]
+
+
 def test_two_clean_runs_give_identical_espdl(espdl_project, tmp_path):
     """The doit run's esp-ppq job, run again in a fresh child process into another folder."""
     from tinyedge_tasks.backends.espdl.child import run_child

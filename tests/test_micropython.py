@@ -143,6 +143,15 @@ def test_doit_with_the_micropython_backend_and_back(project_copy):
     assert {"main.py", "te_model.py", "te_kernels.py", "te_kernels_viper.py"} <= {p.name for p in folder.iterdir()}
     build = json.loads((project_copy / "build" / "build" / "build.json").read_text())
     assert build["env"] == "micropython-xtensawin" and build["flash_used_bytes"] > 0
+    budget = json.loads((project_copy / "build" / "codegen" / "budget.json").read_text())
+    assert budget["arena"]["placement"] == "heap" and budget["arena"]["bytes"] == build["ram_used_bytes"]
+    assert budget["flash"]["available_bytes"] == build["flash_available_bytes"] == 2097152
+    # the preflight (issue 24): its own table, computed as codegen computes it (weights of any values)
+    checked = doit(project_copy, "-a", "-s", "check")
+    assert "no preflight" not in checked.stdout and "flash, MicroPython filesystem" in checked.stdout
+    assert "fits esp32cam: arena in the MicroPython heap" in checked.stdout, checked.stdout
+    preflight = json.loads((project_copy / "build" / "check" / "check.json").read_text())
+    assert (preflight["arena"], preflight["flash"]) == (budget["arena"], budget["flash"])
 
     write_manifest(project_copy, {})
     back = doit(project_copy)

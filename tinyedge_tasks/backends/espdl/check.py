@@ -8,8 +8,9 @@ from __future__ import annotations
 from ...config import boards
 from .. import board_section
 from . import BACKEND
+from .ppq import CALIB_BATCH
 
-SAMPLES = 8
+SAMPLES = 2 * CALIB_BATCH   # esp-ppq refuses fewer than two calibration batches
 
 
 def measure(ctx, model, tflite: bytes, data, where: str) -> tuple[int, int]:
