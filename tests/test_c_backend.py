@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from conftest import doit, ran, write_manifest
 
 from tinyedge_tasks.backends.c.codegen import memory_plan
@@ -287,3 +288,9 @@ def test_esp32_board_with_the_c_backend_writes_an_esp_idf_project(project_copy, 
     plan = json.loads((project_copy / "build/codegen/memory_plan.json").read_text())
     assert budget["arena"]["bytes"] == plan["arena_bytes"] and budget["arena"]["placement"] == "internal"
     assert f"#define TINYEDGE_ARENA_SIZE {plan['arena_bytes']}" in (firmware / "src/model.h").read_text()
+    # issue 24: the C backend's own runtime in flash, and a calibrate log that says what was measured
+    board = yaml.safe_load((project_copy / "boards/esp32cam.yaml").read_text())
+    assert budget["flash"]["runtime_bytes"] == board["flash"]["runtime"]["c"]["bytes"]
+    assert budget["flash"]["runtime_bytes"] != board["flash"]["runtime"]["tflm"]["bytes"]
+    logged = next(line for line in doit(project_copy, "calibrate").stdout.splitlines() if "differing from TFLM" in line)
+    assert "host build 0 (the board's build is not run here) of" in logged and "None" not in logged, logged

@@ -325,3 +325,20 @@ def test_24_c_preflight_charges_the_constants_it_prints():
     budget = check.budget(board, "esp32cam", model, 0, 0.0, on_table=rows.extend)
     assert rows[0][:2] == ("flash: model", constant_bytes(lower(model))) != ("flash: model", len(model))
     assert budget["model_bytes"] == rows[0][1] and budget["flash"]["needed_bytes"] == rows[2][1]
+
+
+def test_24_legacy_saved_model_is_named_once_in_our_words(tmp_path, capfd, caplog):
+    """tf_keras warns in a paragraph on every load of a SavedModel without keras_metadata.pb (three per run: check,
+    train, ...): one line of ours, once, and not theirs (its warning sent through TensorFlow's own logger, as
+    tf_keras' loader sends it, while our loader is loading that folder)."""
+    from tinyedge_tasks.ml import keras_util
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy/saved_model.pb").write_bytes(b"")
+    for _ in range(3):
+        with keras_util._legacy_saved_model_said(tmp_path / "legacy", "train.model"):
+            keras_util.tf.compat.v1.logging.warning("SavedModel saved prior to TF 2.5 detected when loading Keras "
+                                                    "model.")
+    keras_util.tf.compat.v1.logging.warning("another warning")
+    out, err = capfd.readouterr()
+    assert (out + err).count("has no keras_metadata.pb") == 1
+    assert [record.getMessage() for record in caplog.records if record.name == "tensorflow"] == ["another warning"]
