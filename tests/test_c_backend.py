@@ -157,6 +157,9 @@ def test_doit_on_the_qemu_board_and_switching_backends(project_copy):
     assert "build" in ran(doit(project_copy, "build"))
     build = json.loads((project_copy / "build/build/build.json").read_text())
     assert build["env"] == "mps2-an386 cortex-m4" and 0 < build["flash_used_bytes"] < build["flash_available_bytes"]
+    budget = json.loads((project_copy / "build/codegen/budget.json").read_text())   # the board file's measured runtime
+    assert 0.8 * budget["flash"]["runtime_bytes"] < build["flash_used_bytes"] - budget["model_bytes"] \
+        <= budget["flash"]["runtime_bytes"], (build, budget["flash"])
     flashed = doit(project_copy, "flash")
     assert "sample 9: top output" in flashed.stdout and "instructions per inference" in flashed.stdout
     monitored = doit(project_copy, "monitor", check=False)
