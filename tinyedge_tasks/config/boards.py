@@ -53,7 +53,7 @@ def load(path: Path) -> "Board":
         raise TinyedgeError(f"{problems}\ncompare with boards/esp32cam.yaml") from None
 
 
-PLACES = {"internal": "internal RAM", "psram": "PSRAM", "heap": "the MicroPython heap"}  # budget's arena placement, as the logs say it
+PLACES = {"internal": "internal RAM", "psram": "PSRAM", "heap": "the MicroPython heap"}  # arena placements, in words
 KNOWN_EXTRA_MARGIN = 0.02  # the most margin kept when the runtime's extra arena on the chip is computed
 
 

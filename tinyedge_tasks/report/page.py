@@ -25,7 +25,8 @@ def budget_rows(budget: dict) -> list[list]:
     """codegen/budget.json -> [memory, used, available]: flash for model and runtime; the arena in SRAM or PSRAM."""
     arena = budget["arena"]
     if arena["placement"] == "heap":   # MicroPython: the package in its filesystem, arena and weights in its heap
-        return [["flash (MicroPython filesystem)", budget["flash"]["needed_bytes"], budget["flash"]["available_bytes"]],
+        flash = budget["flash"]
+        return [["flash (MicroPython filesystem)", flash["needed_bytes"], flash["available_bytes"]],
                 ["MicroPython heap (arena + weights)", arena["bytes"], arena["heap_available_bytes"]]]
     internal = arena["placement"] == "internal"
     return [["flash (app partition)", budget["flash"]["needed_bytes"], budget["flash"]["available_bytes"]],

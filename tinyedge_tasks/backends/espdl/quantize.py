@@ -47,7 +47,8 @@ def esp_ppq(ctx, onnx_path, out, indices: list[int], chip: str, layer_names: lis
     from .ppq import QUANT_TYPES
 
     knobs = settings(ctx.config)
-    job = {"task": "quantize", "onnx": str(onnx_path), "out": str(out), "work": str(ctx.state / "espdl" / f"{ctx.stage.name}-work"),
+    work = ctx.state / "espdl" / f"{ctx.stage.name}-work"
+    job = {"task": "quantize", "onnx": str(onnx_path), "out": str(out), "work": str(work),
            "data": str(ctx.inputs["dataset/data.npz"]), "indices": indices, "target": chip,
            "quant_type": QUANT_TYPES[knobs.bits], "method": knobs.method,
            "sixteen_bit_layers": knobs.sixteen_bit_layers, "layer_names": layer_names, "where": where}
