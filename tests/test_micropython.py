@@ -133,7 +133,7 @@ def test_doit_with_the_micropython_backend_and_back(project_copy):
     whole test split, plain and viper, in the unix port) and build run; switching back restores from the cache."""
     write_manifest(project_copy, {"firmware": {"backend": "micropython"}})
     result = doit(project_copy)
-    # quantize's code digest holds the backend's preflight hook (now micropython's check): it may rerun, to the same bytes
+    # quantize's code digest holds the backend's preflight hook (micropython: check): it may rerun, to the same bytes
     assert ran(result) - {"quantize"} == {"codegen", "calibrate", "build", "report"}, result.stdout
     calibration = json.loads((project_copy / "build" / "calibrate" / "calibration.json").read_text())
     assert calibration["runtime"] == "micropython unix (viper)"
