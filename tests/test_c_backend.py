@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from conftest import doit, ran, write_manifest
 
 from tinyedge_tasks.backends.c.codegen import memory_plan
@@ -143,6 +144,31 @@ def test_short_requantization_equals_tflite_rounding(tmp_path):
                           timeout=60).stdout.strip() == "0"
 
 
+def test_one_mac_count_for_the_report_and_the_c_stages():
+    """Issue 24: the report counts the Keras model, the C and MicroPython stages the .tflite, with one set of rules
+    (lowering.macs): pooling and mean count none on either side, a recurrent layer counts its gates."""
+    from tinyedge_tasks.ml.keras_util import keras
+    from tinyedge_tasks.ml.layers import layer_table
+    from tinyedge_tasks.tflite.convert import convert
+    layers = keras.layers
+    inputs = keras.Input((16, 16, 3))
+    x = layers.Conv2D(8, 3, padding="same", activation="relu")(inputs)
+    x = layers.DepthwiseConv2D(3, padding="same", activation="relu")(x)
+    x = layers.AveragePooling2D(2)(x)
+    x = layers.MaxPooling2D(2)(x)
+    x = layers.Conv2D(16, 1, activation="relu")(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, layers.Dense(5, activation="softmax")(x))
+    counted = sum(row["macs"] for row in layer_table(model))
+    assert counted == 16 * 16 * 8 * 27 + 16 * 16 * 8 * 9 + 4 * 4 * 16 * 8 + 16 * 5
+    samples = np.random.default_rng(0).random((8, 16, 16, 3), np.float32)
+    assert lower(convert(model, samples, "int8")).macs == counted
+
+    series = keras.Input((8, 4))
+    recurrent = keras.Model(series, layers.Dense(3)(layers.LSTM(16)(series)))
+    assert sum(row["macs"] for row in layer_table(recurrent)) == 8 * 4 * 16 * (4 + 16) + 16 * 3
+
+
 def test_unsupported_operator_is_refused_naming_its_layer():
     with pytest.raises(TinyedgeError) as error:
         lower((FIXTURES.parent / "unsupported_logistic.tflite").read_bytes())
@@ -187,6 +213,9 @@ def test_doit_on_the_qemu_board_and_switching_backends(project_copy):
     assert "build" in ran(doit(project_copy, "build"))
     build = json.loads((project_copy / "build/build/build.json").read_text())
     assert build["env"] == "mps2-an386 cortex-m4" and 0 < build["flash_used_bytes"] < build["flash_available_bytes"]
+    budget = json.loads((project_copy / "build/codegen/budget.json").read_text())   # the board file's measured runtime
+    assert 0.8 * budget["flash"]["runtime_bytes"] < build["flash_used_bytes"] - budget["model_bytes"] \
+        <= budget["flash"]["runtime_bytes"], (build, budget["flash"])
     flashed = doit(project_copy, "flash")
     assert "sample 9: top output" in flashed.stdout and "instructions per inference" in flashed.stdout
     monitored = doit(project_copy, "monitor", check=False)
@@ -320,3 +349,9 @@ def test_esp32_board_with_the_c_backend_writes_an_esp_idf_project(project_copy, 
     assert plan["arena_bytes"] <= budget["arena"]["bytes"] < plan["arena_bytes"] + 16
     assert budget["arena"]["placement"] == "internal"
     assert f"#define TINYEDGE_ARENA_SIZE {plan['arena_bytes']}" in (firmware / "src/model.h").read_text()
+    # issue 24: the C backend's own runtime in flash, and a calibrate log that says what was measured
+    board = yaml.safe_load((project_copy / "boards/esp32cam.yaml").read_text())
+    assert budget["flash"]["runtime_bytes"] == board["flash"]["runtime"]["c"]["bytes"]
+    assert budget["flash"]["runtime_bytes"] != board["flash"]["runtime"]["tflm"]["bytes"]
+    logged = next(line for line in doit(project_copy, "calibrate").stdout.splitlines() if "differing from TFLM" in line)
+    assert "host build 0 (the board's build is not run here) of" in logged and "None" not in logged, logged

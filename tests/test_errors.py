@@ -197,13 +197,13 @@ def test_7_ctrl_c_outside_a_stage_is_one_line_and_exit_130(project_copy):
 def test_8_budget_advice_is_computed_from_the_miss(project_copy):
     board = boards.load(project_copy / "boards" / "esp32cam.yaml")
     with pytest.raises(TinyedgeError) as caught:
-        boards.budget(board, "esp32cam", 20000, 4_000_000, 0.25,
+        boards.budget(board, "esp32cam", "tflm", 20000, 4_000_000, 0.25,
                       {"width_multiplier": 1.0, "input": (160, 160), "scheme": "int8"})
     message = str(caught.value)
     assert "1375040 B too many" in message and "dataset.input 136x136 or smaller (now 160x160)" in message
     assert "int16x8" not in message and "a board with PSRAM" not in message
     with pytest.raises(TinyedgeError) as caught:
-        boards.budget(board, "esp32cam", 4_000_000, 10_000, 0.25, {"width_multiplier": 1.0})
+        boards.budget(board, "esp32cam", "tflm", 4_000_000, 10_000, 0.25, {"width_multiplier": 1.0})
     message = str(caught.value)
     assert "structured pruning" in message and "sparsity 0.48 or more" in message and "0.72 or less" in message
 
@@ -215,7 +215,7 @@ def test_8_advice_for_a_model_file_names_no_width_multiplier(project_copy):
     for model_bytes, arena, advice in ((20000, 4_000_000, "dataset.input 136x136 or smaller"),
                                        (4_000_000, 10_000, "a model with fewer filters")):
         with pytest.raises(TinyedgeError) as caught:
-            boards.budget(board, "esp32cam", model_bytes, arena, 0.25, file_model)
+            boards.budget(board, "esp32cam", "tflm", model_bytes, arena, 0.25, file_model)
         message = str(caught.value)
         assert "width_multiplier" not in message and "structured pruning" in message and advice in message, message
 
@@ -240,7 +240,9 @@ def test_check_preflight_passes_on_the_example_with_the_trained_bytes(project_co
     before = digests(project_copy)
     result = doit(project_copy, "-a", "-s", "check", env={"TINYEDGE_CACHE": str(tmp_path / "empty")})
     calibration = json.loads((project_copy / "build/calibrate/calibration.json").read_text())
-    assert f"model {calibration['model_bytes']} B, measured arena {calibration['arena_bytes']} B" in result.stdout
+    assert f"measured arena {calibration['arena_bytes']} B" in result.stdout
+    charged = next(line for line in result.stdout.splitlines() if "flash: model" in line)
+    assert charged.split()[-1] == str(calibration["model_bytes"])
     assert "fits esp32cam" in result.stdout and digests(project_copy) == before
 
 
@@ -264,3 +266,75 @@ def test_check_preflight_refuses_a_model_too_large_for_the_board(project_copy):
     assert result.returncode != 0 and "tensor arena does not fit in RAM" in out and "B too many" in out
     assert "too big" in out and "dataset.input" in out
     assert {k: v for k, v in digests(project_copy).items() if not k.startswith("dataset/")} == trained
+
+
+# issue 24: budgets per backend, tables that say what is charged and where the arena went
+def _rows(board, name, backend, model_bytes, arena, margin=0.25):
+    rows = []
+    boards.budget(board, name, backend, model_bytes, arena, margin, on_table=rows.extend)
+    return {row[0].split(" (")[0]: row for row in rows}, rows
+
+
+def test_24_runtime_belongs_to_the_backend_and_says_where_it_comes_from(project_copy):
+    board = boards.load(project_copy / "boards/esp32cam.yaml")
+    figures = {backend: boards.budget(board, "esp32cam", backend, 1000, 1000, 0.25)["flash"]
+               for backend in ("tflm", "c", "espdl")}
+    assert len({f["runtime_bytes"] for f in figures.values()}) == 3
+    for backend, flash in figures.items():
+        assert flash["needed_bytes"] == 1000 + board.flash.runtime[backend].bytes
+        assert flash["runtime_source"].startswith(f"boards/esp32cam.yaml flash.runtime.{backend}: estimate")
+    qemu = boards.load(project_copy / "boards/qemu-cortex-m4.yaml")
+    with pytest.raises(TinyedgeError, match=r"qemu-cortex-m4.yaml: flash.runtime has no entry for firmware.backend "
+                                            r"tflm \(it has c\); add tflm: \{bytes: N"):
+        boards.budget(qemu, "qemu-cortex-m4", "tflm", 1000, 1000, 0.25)
+
+
+def test_24_old_runtime_bytes_key_names_its_replacement(project_copy):
+    path = project_copy / "boards/esp32cam.yaml"
+    data = yaml.safe_load(path.read_text())
+    data["flash"]["runtime_bytes"] = data["flash"].pop("runtime")["tflm"]["bytes"]
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(TinyedgeError, match=r"esp32cam.yaml: flash: .*runtime: \{tflm: \{bytes: 1048576"):
+        boards.load(path)
+
+
+def test_24_budget_table_rows_say_no_psram_and_moved_to_psram(project_copy):
+    esp32cam = boards.load(project_copy / "boards/esp32cam.yaml")
+    rows, ordered = _rows(esp32cam, "esp32cam", "tflm", 20000, 200_000)   # over 96 KB internal, fits PSRAM
+    assert rows["arena"][3] == "→ PSRAM" and rows["arena, PSRAM"][3] == "fits"
+    assert [r[1] for r in ordered[:3]] == [20000, esp32cam.flash.runtime["tflm"].bytes,
+                                           20000 + esp32cam.flash.runtime["tflm"].bytes]
+    rows, _ = _rows(esp32cam, "esp32cam", "tflm", 20000, 10_000)
+    assert rows["arena"][3] == "fits"
+    qemu = boards.load(project_copy / "boards/qemu-cortex-m4.yaml")
+    rows, _ = _rows(qemu, "qemu-cortex-m4", "c", 20000, 10_000, 0.0)
+    assert rows["arena, PSRAM"][2:] == (None, "no PSRAM") and rows["arena"][3] == "fits"
+
+
+def test_24_c_preflight_charges_the_constants_it_prints():
+    from tinyedge_tasks.backends.c import check
+    from tinyedge_tasks.backends.c.generate import constant_bytes
+    from tinyedge_tasks.lowering.lower import lower
+    model = (FIXTURES / "c/mobilenet_int8_none.tflite").read_bytes()
+    board = boards.load(Path(__file__).parent.parent / "boards/esp32cam.yaml")
+    rows = []
+    budget = check.budget(board, "esp32cam", model, 0, 0.0, on_table=rows.extend)
+    assert rows[0][:2] == ("flash: model", constant_bytes(lower(model))) != ("flash: model", len(model))
+    assert budget["model_bytes"] == rows[0][1] and budget["flash"]["needed_bytes"] == rows[2][1]
+
+
+def test_24_legacy_saved_model_is_named_once_in_our_words(tmp_path, capfd, caplog):
+    """tf_keras warns in a paragraph on every load of a SavedModel without keras_metadata.pb (three per run: check,
+    train, ...): one line of ours, once, and not theirs (its warning sent through TensorFlow's own logger, as
+    tf_keras' loader sends it, while our loader is loading that folder)."""
+    from tinyedge_tasks.ml import keras_util
+    (tmp_path / "legacy").mkdir()
+    (tmp_path / "legacy/saved_model.pb").write_bytes(b"")
+    for _ in range(3):
+        with keras_util._legacy_saved_model_said(tmp_path / "legacy", "train.model"):
+            keras_util.tf.compat.v1.logging.warning("SavedModel saved prior to TF 2.5 detected when loading Keras "
+                                                    "model.")
+    keras_util.tf.compat.v1.logging.warning("another warning")
+    out, err = capfd.readouterr()
+    assert (out + err).count("has no keras_metadata.pb") == 1
+    assert [record.getMessage() for record in caplog.records if record.name == "tensorflow"] == ["another warning"]

@@ -61,6 +61,19 @@ def test_calibration_is_the_common_record_from_the_simulator(espdl_project):
     assert budget["model_bytes"] == record.model_bytes and budget["arena"]["measured_min_bytes"] == record.arena_bytes
 
 
+def test_preflight_quantizes_the_untrained_model_as_codegen_budgets_it(espdl_project):
+    """Issue 24: `doit check` on espdl is a real preflight: ESP-DL's operators, the .espdl bytes and activations
+    (the same as codegen's for the trained model: weights change neither) and ESP-DL's own runtime in flash."""
+    project, _ = espdl_project
+    set_backend(project, "espdl")
+    checked = doit(project, "-a", "-s", "check")
+    assert "no preflight" not in checked.stdout and "fits esp32cam: arena in" in checked.stdout, checked.stdout
+    preflight = json.loads((project / "build/check/check.json").read_text())
+    budget = json.loads((project / "build/codegen/budget.json").read_text())
+    assert preflight["arena"] == budget["arena"] and preflight["flash"] == budget["flash"]
+    assert "flash.runtime.espdl" in budget["flash"]["runtime_source"]
+
+
 def test_two_clean_runs_give_identical_espdl(espdl_project, tmp_path):
     """The doit run's esp-ppq job, run again in a fresh child process into another folder."""
     from tinyedge_tasks.backends.espdl.child import run_child
@@ -162,3 +175,24 @@ def test_manifest_section_is_validated(tmp_path):
         validate("compression:\n  espdl: {bits: 16, sixteen_bit_layers: [conv1]}\n", tmp_path / "t.yaml")
     with pytest.raises(ManifestError, match="compression.espdl.method"):
         validate("compression:\n  espdl: {method: isotone}\n", tmp_path / "t.yaml")
+
+
+def test_loss_warning_compares_with_the_float_model_and_names_chance():
+    """Issue 24: a 2.4-point loss on a float model at chance (11.1 % -> 8.7 % on 10 classes) is noise: said so,
+    with no 16-bit advice; the same loss from 95 % names the worst layers and the settings."""
+    from tinyedge_tasks.artifacts import Calibration
+    from tinyedge_tasks.backends.espdl.calibrate import warning
+    record = {"quant_type": "w8a8", "method": "minmax"}
+    errors = {"ops": [{"op": "conv1", "layer": "conv1", "graphwise": 0.3, "layerwise": 0.01}]}
+    labels = np.arange(1000) % 10
+
+    def measured(right: int, float_accuracy: float) -> Calibration:
+        predicted = np.where(np.arange(1000) < right, labels, (labels + 1) % 10)
+        return Calibration.measured(predicted, labels, 10, float_accuracy, model_bytes=0, arena_bytes=0, input={},
+                                    output={}, operators=[])
+
+    at_chance = warning(record, errors, measured(87, 0.111), 10)
+    assert "the float model itself is at chance (11.1% on 10 classes, chance 10.0%)" in at_chance
+    assert "sixteen_bit_layers" not in at_chance
+    assert "sixteen_bit_layers: [conv1]" in warning(record, errors, measured(926, 0.95), 10)
+    assert warning(record, errors, measured(940, 0.95), 10) is None

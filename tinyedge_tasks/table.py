@@ -26,7 +26,7 @@ DATASET = Stage(
 CHECK = Stage(
     "check", "Preflight in seconds: the untrained model's operators on the backend, its bytes and arena on the board.",
     reads=("project.seed", "dataset.input", "train.model", "train.width_multiplier", "train.trust_model_code",
-           "compression.quantize.scheme", "board", "firmware.backend", "firmware.arena_margin"),
+           "compression.quantize.scheme", "compression.espdl", "board", "firmware.backend", "firmware.arena_margin"),
     needs=("dataset/data.npz", "dataset/dataset.json"), makes=("check.json",), tools=TFLITE,
     sources="tinyedge_tasks.stages.check:sources",
     default=False)

@@ -22,8 +22,9 @@ class Backend:
     doc: str
     stages: tuple                      # engine Stage rows, between prune and report
     board_sections: tuple[str, ...]    # toolchain sections of the board file it can build with, preferred first
-    preflight: str = ""                # module with check_operators(model_bytes, where) and measure(model_bytes,
-    #                                    images, where): the shared check and quantize stages call it
+    preflight: str = ""                # module with measure(ctx, model, tflite, data, where) -> (model file, arena)
+    #                                    and budget(board, board_name, model file, arena, margin, knobs, on_table):
+    #                                    the check stage calls them
 
 
 def builtin() -> list[str]:

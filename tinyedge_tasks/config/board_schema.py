@@ -10,11 +10,27 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Runtime(_Strict):
+    """What one backend's application takes in flash without the model, and where the figure comes from."""
+    bytes: int = Field(ge=0)
+    source: str = Field(min_length=1, description="measured (which build) or estimate (of what)")
+
+
 class Flash(_Strict):
     bytes: int = Field(gt=0)
     partitions: str
     app_partition_bytes: int = Field(gt=0)
-    runtime_bytes: int = Field(ge=0, description="The application without the model (estimate).")
+    runtime: dict[str, Runtime] = Field(description="Per firmware backend: the application without the model.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_runtime_bytes(cls, data):
+        """The single figure of older board files was TFLM's: say what replaced it."""
+        if isinstance(data, dict) and "runtime_bytes" in data:
+            raise ValueError("runtime_bytes is now runtime: {<backend>: {bytes: N, source: ...}}, one entry per "
+                             "firmware backend (the old figure was TFLM's: runtime: {tflm: {bytes: "
+                             f"{data['runtime_bytes']}, source: estimate}}}})")
+        return data
 
 
 class Sram(_Strict):

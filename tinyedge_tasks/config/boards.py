@@ -53,13 +53,25 @@ def load(path: Path) -> "Board":
         raise TinyedgeError(f"{problems}\ncompare with boards/esp32cam.yaml") from None
 
 
+PLACES = {"internal": "internal RAM", "psram": "PSRAM", "heap": "the MicroPython heap"}  # arena placements, in words
 KNOWN_EXTRA_MARGIN = 0.02  # the most margin kept when the runtime's extra arena on the chip is computed
 
 
-def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, margin: float,
+def runtime(board: "Board", board_name: str, backend: str):
+    """The backend's application without the model on this board (flash.runtime.<backend>)."""
+    found = board.flash.runtime.get(backend)
+    if found is None:
+        raise TinyedgeError(f"boards/{board_name}.yaml: flash.runtime has no entry for firmware.backend {backend} "
+                            f"(it has {', '.join(sorted(board.flash.runtime)) or 'none'}); add {backend}: {{bytes: N, "
+                            "source: estimate of what}} (the application's flash without the model)")
+    return found
+
+
+def budget(board: "Board", board_name: str, backend: str, model_bytes: int, arena_min: int, margin: float,
            knobs: dict | None = None, extra: dict | None = None, on_table=None) -> dict:
     """Flash and RAM the model needs on `board`; the arena goes to internal RAM when it fits, else PSRAM.
 
+    Flash is the model plus the backend's runtime on this board (flash.runtime.<backend> of the board file).
     The arena is the host's measured minimum plus a margin. `extra` ({bytes, why}), when the backend can compute
     it, is what the runtime on the board's chip allocates beyond the host measurement (ESP-NN's scratch buffers):
     it is added in bytes and the margin for the rest is min(margin, KNOWN_EXTRA_MARGIN), because the rest is
@@ -69,27 +81,26 @@ def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, ma
     Raises with needed vs available numbers and the knobs that would make it fit, computed from the miss.
     `knobs` (optional) holds the manifest's current values: width_multiplier (only for a zoo model: a loaded file
     or a user function has no such knob), input (width, height), scheme.
-    `on_table` (optional) gets the rows (memory, needed B, available B) before the verdict, fit or not."""
+    `on_table` (optional) gets the rows (memory, needed B, available B or None, verdict) before the verdict, fit
+    or not."""
     knobs = knobs or {}
+    used = runtime(board, board_name, backend)
     fraction = margin if extra is None else min(margin, KNOWN_EXTRA_MARGIN)
     extra_bytes = extra["bytes"] if extra else 0
     arena = math.ceil((arena_min * (1 + fraction) + extra_bytes) / ARENA_ALIGN) * ARENA_ALIGN
     margin_text = (f"{fraction:.0%} margin" if extra is None
                    else f"{extra_bytes} B {extra['why']} + {fraction:.0%} margin")
     frames = board.frame_buffers * board.frame_bytes
-    flash_needed = model_bytes + board.flash.runtime_bytes
+    flash_needed = model_bytes + used.bytes
     psram_free = (board.psram.bytes - board.psram.reserved_bytes - frames) if board.psram else 0
     internal_free = board.sram.arena_max_bytes - (0 if board.psram else frames)
+    placement = ("internal" if arena <= internal_free else "psram" if board.psram and arena <= psram_free
+                 else None)
     if on_table:
-        on_table([("flash (model + runtime)", flash_needed, board.flash.app_partition_bytes),
-                  (f"arena ({margin_text}), internal RAM", arena, internal_free),
-                  ("arena, PSRAM", arena, max(psram_free, 0))])
-    _check_flash(board, board_name, model_bytes, knobs)
-    if arena <= internal_free:
-        placement = "internal"
-    elif arena <= psram_free:
-        placement = "psram"
-    else:
+        on_table(_rows(board, model_bytes, used, flash_needed, arena, margin_text, internal_free, psram_free,
+                       placement))
+    _check_flash(board, board_name, model_bytes, used, knobs)
+    if placement is None:
         largest = max(internal_free, psram_free)
         where = (f"internal RAM leaves {internal_free} B and PSRAM {max(psram_free, 0)} B" if board.psram
                  else f"internal RAM leaves {internal_free} B (after {frames} B of camera frames) and the board has "
@@ -101,7 +112,8 @@ def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, ma
     return {
         "board": board_name, "chip": board.chip, "cpu_mhz": board.cpu_mhz, "model_bytes": model_bytes,
         "flash": {"needed_bytes": flash_needed, "available_bytes": board.flash.app_partition_bytes,
-                  "runtime_estimate_bytes": board.flash.runtime_bytes, "partitions": board.flash.partitions},
+                  "runtime_bytes": used.bytes, "runtime_source": f"boards/{board_name}.yaml flash.runtime."
+                  f"{backend}: {used.source}", "partitions": board.flash.partitions},
         "arena": {"measured_min_bytes": arena_min, "margin": fraction, "extra_bytes": extra_bytes,
                   "extra_why": extra["why"] if extra else None, "margin_bytes": arena - arena_min,
                   "bytes": arena, "placement": placement, "internal_available_bytes": internal_free,
@@ -111,20 +123,37 @@ def budget(board: "Board", board_name: str, model_bytes: int, arena_min: int, ma
     }
 
 
-def _check_flash(board: "Board", board_name: str, model_bytes: int, knobs: dict) -> None:
+def _rows(board: "Board", model_bytes: int, used, flash_needed: int, arena: int, margin_text: str,
+          internal_free: int, psram_free: int, placement: str | None) -> list[tuple]:
+    """The budget table: what is charged to flash, line by line, then the arena where it may go."""
+    def verdict(needed: int, available: int) -> str:
+        return "fits" if needed <= available else "too big"
+    internal = "→ PSRAM" if placement == "psram" else verdict(arena, internal_free)
+    if board.psram is None:
+        psram = ("arena, PSRAM", arena, None, "no PSRAM")
+    else:
+        psram = ("arena, PSRAM", arena, max(psram_free, 0), verdict(arena, psram_free))
+    return [("flash: model", model_bytes, None, ""),
+            (f"flash: runtime ({used.source})", used.bytes, None, ""),
+            ("flash, app partition", flash_needed, board.flash.app_partition_bytes,
+             verdict(flash_needed, board.flash.app_partition_bytes)),
+            (f"arena ({margin_text}), internal RAM", arena, internal_free, internal), psram]
+
+
+def _check_flash(board: "Board", board_name: str, model_bytes: int, used, knobs: dict) -> None:
     """The model and the runtime in the app partition, or an error with the numbers and what to change."""
-    flash_needed = model_bytes + board.flash.runtime_bytes
+    flash_needed = model_bytes + used.bytes
     if flash_needed <= board.flash.app_partition_bytes:
         return
-    room = board.flash.app_partition_bytes - board.flash.runtime_bytes
+    room = board.flash.app_partition_bytes - used.bytes
     raise TinyedgeError(
         f"board {board_name}: the model does not fit in flash: it needs {flash_needed} B (model {model_bytes} B "
-        f"+ about {board.flash.runtime_bytes} B of runtime), the app partition ({board.flash.partitions}) holds "
+        f"+ {used.bytes} B of runtime, {used.source}), the app partition ({board.flash.partitions}) holds "
         f"{board.flash.app_partition_bytes} B: {flash_needed - board.flash.app_partition_bytes} B too many; "
-        f"{_flash_advice(model_bytes, room, knobs)}, or a board with a larger app partition")
+        f"{flash_advice(model_bytes, room, knobs)}, or a board with a larger app partition")
 
 
-def _flash_advice(model_bytes: int, room: int, knobs: dict) -> str:
+def flash_advice(model_bytes: int, room: int, knobs: dict) -> str:
     """Weights scale with the square of the width multiplier and with the filters kept by structured pruning;
     magnitude pruning leaves zeros that still take bytes, the input size changes no weight of a conv network."""
     if room <= 0:

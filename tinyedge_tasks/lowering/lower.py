@@ -11,6 +11,7 @@ import numpy as np
 from ..errors import TinyedgeError
 from . import quant
 from .graph import Graph, Operator, Tensor, read_graph
+from .macs import UNWEIGHTED, weighted
 from .plan import Plan, plan_memory
 
 SUPPORTED = ("ADD", "AVERAGE_POOL_2D", "CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED", "MAX_POOL_2D", "MEAN",
@@ -129,12 +130,12 @@ class _Lowering:
                   "pad_h": _padding(sh, dh, ih, kh, oh), "pad_w": _padding(sw, dw, iw, kw, ow)}
         if depthwise:
             params["depth_multiplier"] = oc // ic
-            macs = oh * ow * oc * kh * kw
+            macs = weighted(oh * ow * oc, kh * kw)
         else:
             if w.shape[3] != ic:
                 raise _fail(op, f"grouped convolution (filter depth {w.shape[3]}, input depth {ic})",
                             "use a plain or depthwise convolution")
-            macs = oh * ow * oc * kh * kw * ic
+            macs = weighted(oh * ow * oc, kh * kw * ic)
         values = weights.values.astype(np.int64)
         taps = values.reshape(-1, oc).sum(axis=0) if depthwise else values.reshape(oc, -1).sum(axis=1)
         params |= {"input_offset": -inp.zero_point, "output_offset": out.zero_point, **self.activation(op, out),
@@ -182,7 +183,7 @@ class _Lowering:
                   "bias": self.folded_bias(op, bias, -inp.zero_point, weights.values.astype(np.int64).sum(axis=1))}
         params |= {"multipliers": self.int32s(op, "multipliers", mults), "shifts": self.int32s(op, "shifts", shifts)}
         return LoweredOp("fully_connected", op.name, op.layer, [op.inputs[0]], op.outputs[0], params), \
-            batches * depth * units
+            weighted(batches * units, depth)
 
     def pool(self, op, kernel):
         inp, out = self.int8(op, op.inputs[0]), self.int8(op, op.outputs[0])
@@ -192,7 +193,7 @@ class _Lowering:
         params = {"in_h": ih, "in_w": iw, "channels": c, "out_h": oh, "out_w": ow, "k_h": kh, "k_w": kw,
                   "stride_h": sh, "stride_w": sw, "pad_h": _padding(sh, 1, ih, kh, oh),
                   "pad_w": _padding(sw, 1, iw, kw, ow), **self.activation(op, out)}
-        return LoweredOp(kernel, op.name, op.layer, [op.inputs[0]], op.outputs[0], params), oh * ow * c * kh * kw
+        return LoweredOp(kernel, op.name, op.layer, [op.inputs[0]], op.outputs[0], params), UNWEIGHTED
 
     def max_pool_2d(self, op):
         return self.pool(op, "max_pool")
@@ -221,7 +222,7 @@ class _Lowering:
         params = {f"d{i}": dims[i] for i in range(4)} | {f"r{i}": int(i in axes) for i in range(4)}
         params |= {"count": count, "input_zp": inp.zero_point, "output_zp": out.zero_point,
                    "multiplier": multiplier, "shift": shift}
-        return LoweredOp("mean", op.name, op.layer, [op.inputs[0]], op.outputs[0], params), int(np.prod(dims))
+        return LoweredOp("mean", op.name, op.layer, [op.inputs[0]], op.outputs[0], params), UNWEIGHTED
 
     def add(self, op):
         a, b, out = (self.int8(op, i) for i in (op.inputs[0], op.inputs[1], op.outputs[0]))

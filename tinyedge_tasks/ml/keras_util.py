@@ -3,7 +3,9 @@ model files. Imported lazily, only from inside a stage's run(), so `doit list` a
 TensorFlow."""
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import zipfile
 from pathlib import Path
 
@@ -64,6 +66,31 @@ def _short(message: str) -> str:
     return kept if len(kept) <= MAX_ERROR_CHARS else f"{kept[:MAX_ERROR_CHARS // 2]} ... {kept[-MAX_ERROR_CHARS // 2:]}"
 
 
+_SAID: set[Path] = set()   # legacy SavedModels already named in this process (each stage loads the model again)
+
+
+@contextlib.contextmanager
+def _legacy_saved_model_said(path: Path, what: str):
+    """A SavedModel without keras_metadata.pb: tf_keras warns in a paragraph on every load; say it once, in one
+    line, and keep its warning out."""
+    legacy = path.is_dir() and not (path / "keras_metadata.pb").is_file()
+    if legacy and path.resolve() not in _SAID:
+        _SAID.add(path.resolve())
+        print(f"  note: {what}: {path} has no keras_metadata.pb (saved with tf.saved_model.save, or before TF 2.5); "
+              "Keras rebuilds its layers from the graph. Re-save it with model.save() to keep Keras' own "
+              "description", flush=True)
+    logger = logging.getLogger("tensorflow")
+    logger.addFilter(_not_tf_legacy_warning)
+    try:
+        yield
+    finally:
+        logger.removeFilter(_not_tf_legacy_warning)
+
+
+def _not_tf_legacy_warning(record: logging.LogRecord) -> bool:
+    return "saved prior to TF 2.5" not in record.getMessage()
+
+
 def load_model(path: Path, what: str, trust: bool = False):
     """A `.keras`, Keras `.h5` or SavedModel directory, the three input kinds of the TFLite converter. The
     file's configuration is checked first: a model that would run Python on load needs `trust`."""
@@ -75,7 +102,8 @@ def load_model(path: Path, what: str, trust: bool = False):
                             "model.save(\"model.h5\")`) or give its SavedModel directory")
     check_model_file(path, trust)
     try:
-        return keras.models.load_model(path, compile=False, safe_mode=not trust)
+        with _legacy_saved_model_said(path, what):
+            return keras.models.load_model(path, compile=False, safe_mode=not trust)
     except (OSError, ValueError, ImportError, TypeError) as exc:
         raise TinyedgeError(f"{what}: cannot load {path} as a Keras model ({_short(str(exc))}); expected a "
                             ".keras file, a Keras .h5 file or a SavedModel directory") from None

@@ -1,26 +1,36 @@
 """Per-layer size and cost of a Keras model: parameters and multiply-accumulates (MACs) per inference.
 
 MACs, not parameters, decide the time on a microcontroller: a 3x3 convolution on a 32x32 map costs
-~1000 times its weight count. Shared by prune (before/after) and the reports.
+~1000 times its weight count. Shared by prune (before/after) and the reports; the counting rules are
+lowering.macs', which the C and MicroPython stages count the .tflite with.
 """
 from __future__ import annotations
 
 import math
 
+from ..lowering.macs import GATES, UNWEIGHTED, recurrent, weighted
+
 
 def _macs(layer) -> int:
-    """Multiply-accumulates of one inference (batch 1) of the layers that compute them."""
+    """Multiply-accumulates of one inference (batch 1): every kind with weight products, by lowering.macs' rules."""
     kind = type(layer).__name__
-    out = layer.output_shape[1:]
-    if kind == "Conv2D":
-        kernel = layer.kernel.shape
-        return math.prod(out) * kernel[0] * kernel[1] * kernel[2] // layer.groups
-    if kind == "DepthwiseConv2D":
-        kernel = layer.depthwise_kernel.shape
-        return math.prod(out) * kernel[0] * kernel[1]
-    if kind == "Dense":
-        return math.prod(out) * layer.kernel.shape[0]
-    return 0
+    if kind == "Bidirectional":
+        return _macs(layer.forward_layer) + _macs(layer.backward_layer)
+    if kind in GATES:
+        steps, features = layer.input_shape[1:3]
+        return recurrent(kind, steps, features, layer.units)
+    outputs = math.prod(layer.output_shape[1:])
+    if kind in ("DepthwiseConv2D", "DepthwiseConv1D"):
+        return weighted(outputs, math.prod(layer.depthwise_kernel.shape[:-2]))
+    if kind in ("SeparableConv1D", "SeparableConv2D"):
+        window = math.prod(layer.depthwise_kernel.shape[:-2])
+        depthwise = math.prod(layer.depthwise_kernel.shape[-2:])   # input channels x depth multiplier
+        return weighted(outputs // layer.filters * depthwise, window) + weighted(outputs, depthwise)
+    if kind in ("Conv1D", "Conv2D", "Conv3D", "Dense"):   # kernel (window..., input depth per group, outputs)
+        return weighted(outputs, math.prod(layer.kernel.shape[:-1]))
+    if kind in ("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"):   # each input scatters (window..., outputs)
+        return weighted(math.prod(layer.input_shape[1:]), math.prod(layer.kernel.shape[:-1]))
+    return UNWEIGHTED
 
 
 def layer_table(model) -> list[dict]:

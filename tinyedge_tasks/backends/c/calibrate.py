@@ -86,7 +86,9 @@ def run(ctx) -> None:
                                   runtime=runtime, differing_samples=max(host_differing, qemu_differing or 0),
                                   instructions_per_inference=round(instructions) if instructions else None)
     ctx.write(result)
+    measured = (f"host build {host_differing}, QEMU build {qemu_differing}" if emulated
+                else f"host build {host_differing} (the board's build is not run here)")
     ctx.log(f"C accuracy {result.quantized_test_accuracy:.4f} (float {float_accuracy:.4f}), differing from TFLM: "
-            f"host {host_differing}, QEMU {qemu_differing} of {len(y_test)} samples; arena {plan['arena_bytes']} B "
+            f"{measured} of {len(y_test)} samples; arena {plan['arena_bytes']} B "
             f"(TFLM {tflm_arena} B)" + (f", {figures['instructions_per_mac']} instructions per MAC" if instructions
                                         else ""))

@@ -1,28 +1,18 @@
-"""Preflight of the C backend: the untrained model's operators lowered, its arena planned (seconds, no compiler)."""
+"""Preflight of the C backend: the untrained model's operators lowered, its arena planned with the im2col scratch
+(seconds, no compiler)."""
 from __future__ import annotations
 
 from ...config import boards
-from ...errors import TinyedgeError
+from ...lowering.preflight import measure_with
+from .generate import lower_model
 
-
-def check_operators(model_bytes: bytes, where: str) -> None:
-    """Every operator has a C kernel; else stop, naming the operator and its layer."""
-    from .generate import lower_model
-    try:
-        lower_model(model_bytes)
-    except TinyedgeError as error:
-        raise TinyedgeError(f"{where}: {error}") from None
-
-
-def measure(model_bytes: bytes, x_test, where: str) -> int:
-    """The arena the C backend plans for the model: exact, the same for every input."""
-    from .generate import lower_model
-    return lower_model(model_bytes).arena_size
+measure = measure_with(lower_model)  # the preflight protocol's first step, shared with MicroPython
 
 
 def budget(board, board_name: str, model_bytes: bytes, arena: int, margin: float, knobs: dict | None = None,
            on_table=None) -> dict:
     """The budget as codegen checks it: the constants' bytes and the planned arena, exact (no margin)."""
-    from .generate import constant_bytes, lower_model
+    from .generate import constant_bytes
     lowered = lower_model(model_bytes)
-    return boards.budget(board, board_name, constant_bytes(lowered), lowered.arena_size, 0.0, knobs, None, on_table)
+    return boards.budget(board, board_name, "c", constant_bytes(lowered), lowered.arena_size, 0.0, knobs, None,
+                         on_table)

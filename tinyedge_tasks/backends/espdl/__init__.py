@@ -19,6 +19,7 @@ BACKEND = Backend(
     name="espdl",
     doc="ESP-DL on the ESP32, ESP32-S3, ESP32-P4 (esp-ppq, ESP-IDF through PlatformIO)",
     board_sections=("esp_idf",),
+    preflight=f"{__name__}.check",
     stages=(
         Stage("quantize", "Export to ONNX (checked against Keras); quantize with esp-ppq for the board's chip into "
               "model.espdl.",

@@ -16,6 +16,7 @@ from .child import run_child
 
 DROP_WARNING = 2.0   # accuracy points lost to quantization worth a warning
 WORST = 3
+CHANCE = 1.5         # a float accuracy below this many times 1/classes is guessing: no quantization setting helps
 
 
 def worst_layers(errors: dict, count: int = WORST) -> list[dict]:
@@ -24,9 +25,18 @@ def worst_layers(errors: dict, count: int = WORST) -> list[dict]:
     return sorted(errors["ops"], key=lambda row: row["graphwise"], reverse=True)[:count]
 
 
-def warning(record: dict, errors: dict, drop: float) -> str:
-    """Names the worst layers and what fixed such losses here: minmax instead of kl/mse/percentile (kl took the
-    example from 98.8 % to 34.6 %, minmax kept 98.8 %), or those layers at 16 bits."""
+def warning(record: dict, errors: dict, result: Calibration, classes: int) -> str | None:
+    """None when the drop from the float model's own accuracy is small. A float model at chance is said to be so
+    (its loss is noise: no quantization setting helps). Else names the worst layers and what fixed such losses
+    here: minmax instead of kl/mse/percentile (kl took the example from 98.8 % to 34.6 %, minmax kept 98.8 %),
+    or those layers at 16 bits."""
+    drop = result.accuracy_drop_points
+    if drop <= DROP_WARNING:
+        return None
+    if result.float_test_accuracy < CHANCE / classes:
+        return (f"the float model itself is at chance ({result.float_test_accuracy:.1%} on {classes} classes, "
+                f"chance {1 / classes:.1%}): the {drop:.1f}-point difference after quantization is noise, not "
+                "quantization error; train the model (train.epochs) or check that the data set is what it expects")
     worst = worst_layers(errors)
     named = ", ".join(f"{row['layer'] or row['op']} (graph-wise error {row['graphwise']:.3g})" for row in worst)
     layers = sorted({row["layer"] for row in worst if row["layer"]})
@@ -64,9 +74,9 @@ def run(ctx) -> None:
             f"{result.quantized_test_accuracy:.4f} (float {float_accuracy:.4f}, drop {result.accuracy_drop_points:.2f} "
             f"points), model.espdl {result.model_bytes} B, activations about {result.arena_bytes} B")
     warnings = []
-    if result.accuracy_drop_points > DROP_WARNING:
-        warnings.append(warning(record, json.loads(ctx.inputs["quantize/errors.json"].read_text()),
-                                result.accuracy_drop_points))
-        ctx.log(f"WARNING: {warnings[0]}")
+    said = warning(record, json.loads(ctx.inputs["quantize/errors.json"].read_text()), result, scores.shape[1])
+    if said:
+        warnings.append(said)
+        ctx.log(f"WARNING: {said}")
     (ctx.out / "espdl.json").write_text(json.dumps({"target": record["target"], "quant_type": record["quant_type"],
                                                     "method": record["method"], "warnings": warnings}, indent=1))

@@ -17,13 +17,12 @@ from ...config import boards
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, write_project
 from .. import camera_board
-from . import BACKEND
+from . import BACKEND, check
 from .operators import ESPDL_VERSION   # the release whose modules operators.py lists
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 MODEL_FILE = "src/model.espdl"   # target_add_aligned_binary_data names its symbol _binary_model_espdl_start
 APP_FILES = ("src/CMakeLists.txt", "src/main.cpp")
-PLACES = {"internal": "internal RAM", "psram": "PSRAM"}
 
 COMPONENTS = {
     "espressif/esp-dl": {"version": ESPDL_VERSION,
@@ -76,12 +75,12 @@ def run(ctx) -> None:
         raise TinyedgeError(f"build/quantize/model.espdl is for {record['target']}, boards/{board_name}.yaml targets "
                             f"{board.esp_idf.target}; run doit again (quantize reads the board file)")
     model = ctx.inputs["quantize/model.espdl"].read_bytes()
-    budget = Budget(**boards.budget(board, board_name, len(model), calibration.arena_bytes,
-                                    ctx.config["firmware.arena_margin"]))
+    budget = Budget(**check.budget(board, board_name, len(model), calibration.arena_bytes,
+                                   ctx.config["firmware.arena_margin"]))
     ctx.write(budget)
     ctx.log(f"{board_name}: model.espdl {len(model)} B (flash {budget.flash['needed_bytes']} of "
             f"{budget.flash['available_bytes']} B with the runtime), activations {budget.arena['bytes']} B in "
-            f"{PLACES[budget.arena['placement']]} (ESP-DL allocates them itself)")
+            f"{boards.PLACES[budget.arena['placement']]} (ESP-DL allocates them itself)")
     files = project_files(board, board_name, ctx.config["project.name"], ctx.read(DatasetSummary).classes,
                           calibration, ctx.config.section("dataset.input"),
                           transform_of(ctx.config["dataset.input"]))

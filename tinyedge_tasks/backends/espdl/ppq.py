@@ -126,7 +126,7 @@ def quantize(job: dict) -> None:
               "calibration_samples": len(images), "sixteen_bit_ops": sixteen_bit, "operators": operators,
               "input": {"name": name_in, **_io(var_in, var_in.dest_op_configs[0])},
               "output": {"name": name_out, **_io(var_out, var_out.source_op_config)},
-              "espdl_bytes": (out / "model.espdl").stat().st_size}
+              "espdl_bytes": (out / "model.espdl").stat().st_size, "activation_bytes": activation_bytes(graph)}
     (out / "ppq.json").write_text(json.dumps(record, indent=1))
 
 

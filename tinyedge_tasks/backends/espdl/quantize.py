@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 from ...config import boards
 from ...errors import TinyedgeError
@@ -37,13 +38,32 @@ def target(ctx) -> str:
     return board.esp_idf.target
 
 
+def esp_ppq(ctx, onnx_path, out, indices: list[int], chip: str, layer_names: list[str], where: str,
+            what: str) -> dict:
+    """esp-ppq in its child on `onnx_path` with the training samples `indices`, with compression.espdl's knobs:
+    model.espdl, model.native, errors.json and ppq.json in `out`; returns ppq.json. Quantize and the preflight
+    run it alike, so both see the same bytes and activations."""
+    from ...preprocess import transform_of
+    from .child import run_child
+    from .ppq import QUANT_TYPES
+
+    knobs = settings(ctx.config)
+    work = ctx.state / "espdl" / f"{ctx.stage.name}-work"
+    job = {"task": "quantize", "onnx": str(onnx_path), "out": str(out), "work": str(work),
+           "data": str(ctx.inputs["dataset/data.npz"]), "indices": indices, "target": chip,
+           "quant_type": QUANT_TYPES[knobs.bits], "method": knobs.method,
+           "sixteen_bit_layers": knobs.sixteen_bit_layers, "layer_names": layer_names, "where": where,
+           "transform": list(transform_of(ctx.config["dataset.input"]))}
+    run_child(job, ctx.state / "espdl" / f"{ctx.stage.name}.json", what)
+    return json.loads((Path(out) / "ppq.json").read_text())
+
+
 def run(ctx) -> None:
     import onnx
 
     from ...ml.keras_util import deterministic, load_data, load_model
     from ...ml.sampling import representative_indices
     from ...preprocess import transform_of
-    from .child import run_child
     from .onnx_export import check, export
     from .operators import check_onnx
     from .ppq import QUANT_TYPES
@@ -73,16 +93,11 @@ def run(ctx) -> None:
 
     calibrate = ctx.config["compression.calibrate"]
     indices = representative_indices(data["y_train"], calibrate["samples"], calibrate["stratified"], seed)
-    quant_type = QUANT_TYPES[knobs.bits]
-    ctx.log(f"esp-ppq: {chip}, {quant_type}, {knobs.method} on {len(indices)} training samples"
+    ctx.log(f"esp-ppq: {chip}, {QUANT_TYPES[knobs.bits]}, {knobs.method} on {len(indices)} training samples"
             + (f", 16-bit layers {', '.join(knobs.sixteen_bit_layers)}" if knobs.sixteen_bit_layers else ""))
-    job = {"task": "quantize", "onnx": str(onnx_path), "out": str(ctx.out), "work": str(ctx.state / "espdl" / "work"),
-           "data": str(ctx.inputs["dataset/data.npz"]), "indices": indices.tolist(), "target": chip,
-           "quant_type": quant_type, "method": knobs.method, "sixteen_bit_layers": knobs.sixteen_bit_layers,
-           "layer_names": layer_names, "where": where, "transform": list(transform)}
     started = time.perf_counter()
-    run_child(job, ctx.state / "espdl" / "quantize.json", "quantize: esp-ppq on build/quantize/model.onnx")
-    record = json.loads((ctx.out / "ppq.json").read_text())
+    record = esp_ppq(ctx, onnx_path, ctx.out, indices.tolist(), chip, layer_names, where,
+                     "quantize: esp-ppq on build/quantize/model.onnx")
     record.update(layer_names=layer_names, onnx={**exported, **checked})
     (ctx.out / "ppq.json").write_text(json.dumps(record, indent=1))
     ctx.log(f"model.espdl: {record['espdl_bytes']} bytes ({time.perf_counter() - started:.1f} s in the child); "

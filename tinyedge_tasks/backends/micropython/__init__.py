@@ -11,14 +11,15 @@ BACKEND = Backend(
     name="micropython",
     doc="MicroPython on the ESP32 (mpy-cross, mpremote; camera firmware from cnadler86/micropython-camera-API)",
     board_sections=("micropython",),
+    preflight=f"{__name__}.check",
     stages=(
         QUANTIZE_TFLITE,
         Stage("codegen", "Print the int8 model as a MicroPython package (micropython/): weights, memory plan, plain "
-              "and viper kernels, preprocessing, main.py.",
+              "and viper kernels, preprocessing, main.py; check the filesystem and heap budget.",
               module=f"{__name__}.codegen", templates=("backends/micropython/board",),
               reads=("board", "firmware.backend", "firmware.led_class", "dataset.input"),
               needs=("quantize/model.tflite", "dataset/dataset.json"),
-              makes=("project.json",), tools=("tflite-micro", "numpy"), sources=BOARD_FILE),
+              makes=("budget.json", "project.json"), tools=("tflite-micro", "numpy"), sources=BOARD_FILE),
         Stage("calibrate", "Run the generated package on the test split in the MicroPython unix port (plain and "
               "viper); count outputs that differ from the TFLM runtime's.",
               module=f"{__name__}.calibrate", reads=("dataset.input",),

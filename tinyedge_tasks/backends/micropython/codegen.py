@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from ...artifacts import DatasetSummary
+from ...artifacts import Budget, DatasetSummary
 from ...config import boards
 from ...toolchains import write_project
 from .. import camera_board, status_led
@@ -15,7 +15,7 @@ from . import BACKEND
 def run(ctx) -> None:
     from ...preprocess import transform_of
     from ...tflite import runtime
-    from . import generate
+    from . import check, generate
 
     board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
@@ -23,6 +23,8 @@ def run(ctx) -> None:
     labels = ctx.read(DatasetSummary).classes
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
     files, model = generate.model_files(model_bytes)
+    budget = Budget(**check.budget(board, board_name, model_bytes, model.arena_size, 0.0))
+    ctx.write(budget)
     quant, _ = runtime.io_details(runtime.interpreter(model_bytes))
     shape = ctx.config.section("dataset.input")
     files["te_preprocess.py"] = generate.preprocess_source(shape.width, shape.height, shape.channels, quant,
@@ -33,7 +35,7 @@ def run(ctx) -> None:
     section = board.micropython
     files["mpremote.json"] = json.dumps({
         "march": section.march, "firmware": section.firmware, "filesystem_bytes": section.filesystem_bytes,
-        "heap_bytes": section.heap_bytes, "ram_bytes": model.arena_size + generate.weight_bytes(model),
+        "heap_bytes": section.heap_bytes, "ram_bytes": budget.arena["bytes"],
         "modules": list(generate.MODULES)}, indent=1)
     ctx.write(write_project(ctx.out, "micropython", files, toolchain, board_name, board.serial_speed))
     ctx.log(f"MicroPython package: {len(model.ops)} operators, {model.macs} MACs, arena {model.arena_size} B, "

@@ -1,11 +1,9 @@
 """The TFLM backend's preflight: the operators its firmware registers, and the model bytes and arena on the board.
 
-`check_operators` is what the shared quantize stage asks of the project's backend right after conversion
-(through Backend.preflight); `measure` is what `doit check` asks of it for an untrained model of the manifest.
+`check_operators` is what calibrate asks before TFLM runs; `measure` and `budget` are what `doit check` asks of
+the backend (Backend.preflight) for an untrained model of the manifest.
 """
 from __future__ import annotations
-
-import numpy as np
 
 from ...config import boards
 from ...errors import TinyedgeError
@@ -31,10 +29,12 @@ def _layer(tensor: str) -> str:
     return parts[1] if len(parts) > 2 else parts[0]
 
 
-def measure(model_bytes: bytes, images: np.ndarray, where: str) -> int:
-    """The smallest TFLM arena of the model (scales made sane first: the arena does not depend on them)."""
-    sample = runtime.model_input(model_bytes, images[:1])
-    return worker.smallest_arena(worker.measurable(model_bytes), sample, f"{where} (arena search)")[0]
+def measure(ctx, model, tflite: bytes, data, where: str) -> tuple[bytes, int]:
+    """The firmware's operators checked, and the model with its smallest TFLM arena (scales made sane first: the
+    arena does not depend on them)."""
+    check_operators(tflite, where)
+    sample = runtime.model_input(tflite, data["x_test"][:1])
+    return tflite, worker.smallest_arena(worker.measurable(tflite), sample, f"{where} (arena search)")[0]
 
 
 def arena_extra(board, model_bytes: bytes) -> dict | None:
@@ -48,5 +48,5 @@ def arena_extra(board, model_bytes: bytes) -> dict | None:
 def budget(board, board_name: str, model_bytes: bytes, arena: int, margin: float, knobs: dict | None = None,
            on_table=None) -> dict:
     """The budget as codegen checks it (and so the preflight): ESP-NN's scratch on top of the measured arena."""
-    return boards.budget(board, board_name, len(model_bytes), arena, margin, knobs, arena_extra(board, model_bytes),
-                         on_table)
+    return boards.budget(board, board_name, "tflm", len(model_bytes), arena, margin, knobs,
+                         arena_extra(board, model_bytes), on_table)
