@@ -249,7 +249,7 @@ def test_unknown_board_lists_the_known_ones(project_copy):
     result = doit(project_copy, "codegen", check=False)
     assert result.returncode != 0
     assert re.search(r"tinyedge\.yaml:\d+: board: no board file boards/esp32cma\.yaml; "
-                     r"known boards: esp32cam, (qemu-cortex-m4, )?xiao_esp32s3_sense", result.stderr)
+                     r"known boards: esp32cam, (qemu-cortex-m4, qemu-cortex-m7, )?xiao_esp32s3_sense", result.stderr)
     assert "Traceback" not in result.stdout + result.stderr
 
 
