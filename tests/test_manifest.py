@@ -75,3 +75,11 @@ def test_example_manifest_points_editors_at_the_schema():
     first_line = example.read_text().splitlines()[0]
     assert first_line == "# yaml-language-server: $schema=tinyedge_tasks/schema/tinyedge.schema.json"
     load(example)
+
+
+def test_every_board_file_of_the_repository_loads():
+    """A board file added or merged with an old key would fail only the projects that name it."""
+    from conftest import REPO
+    from tinyedge_tasks.config import boards
+    paths = sorted((REPO / "boards").glob("*.yaml"))
+    assert len(paths) >= 4 and all(boards.load(path).flash.runtime for path in paths)
