@@ -315,7 +315,7 @@ def test_24_c_preflight_charges_the_constants_it_prints():
     from tinyedge_tasks.backends.c import check
     from tinyedge_tasks.backends.c.generate import constant_bytes
     from tinyedge_tasks.lowering.lower import lower
-    model = (FIXTURES / "c/mobilenet_int8_none.tflite").read_bytes()
+    model = (FIXTURES / "zoo/mobilenet_int8_none.tflite").read_bytes()
     board = boards.load(Path(__file__).parent.parent / "boards/esp32cam.yaml")
     rows = []
     budget = check.budget(board, "esp32cam", model, 0, 0.0, on_table=rows.extend)
