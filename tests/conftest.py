@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"   # tests/fixtures/regenerate.py makes the binary ones
 
 # The Ctrl-C tests play a user at a terminal, whose doit starts with SIGINT's default action. A suite started as a
 # background job of a non-interactive shell (`cmd &`, nohup, some CI runners) has SIGINT ignored, and an ignored
@@ -69,6 +70,16 @@ def doit(project: Path, *args: str, check: bool = True, env: dict | None = None,
 def ran(result: subprocess.CompletedProcess) -> set[str]:
     """Names of the tasks doit executed (lines '.  name'), not those up to date ('-- name')."""
     return {line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")}
+
+
+TRAINED = {"built_project", "project_copy", "espdl_project", "transfer_project"}   # fixtures that train a model
+
+
+def pytest_collection_modifyitems(items):
+    """A test that uses a trained project is `slow`, so that `pytest -m "not slow"` never trains the example."""
+    for item in items:
+        if TRAINED & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ and heap come on top), available = the linker script's regions (CODE and RAM, 4 
 
 Instruction counts: QEMU emulates no DWT cycle counter, but its SysTick runs on the 25 MHz core clock, and with
 `-icount shift=0` the virtual clock advances exactly 1 ns per executed instruction: one tick is 40
-instructions, deterministic from run to run (tests/test_c_backend.py checks both)."""
+instructions, deterministic from run to run (tests/backends/c/test_c_backend.py checks both)."""
 from __future__ import annotations
 
 import json
