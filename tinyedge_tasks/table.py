@@ -17,6 +17,8 @@ PORT_PARAM = {"name": "port", "long": "port", "type": str, "default": "",
 WORKERS_PARAM = {"name": "workers", "long": "workers", "type": int, "default": 0,
                  "help": "variants built at once (default: the number of cores)"}
 BOARD_FILE = "tinyedge_tasks.config.boards:sources"  # a stage reading the board file: editing it reruns the stage
+# The ESP-IDF shell's files, read by every codegen that writes an ESP-IDF project: editing them reruns it.
+ESP_IDF_SHELL = ("toolchains/esp_idf_templates", "toolchains/esp_idf_shell", "firmware")
 PROJECT_INDEX = "codegen/project.json"  # what build, flash and monitor read of codegen's output
 
 DATASET = Stage(
