@@ -138,7 +138,8 @@ class ProjectIndex(Record):
     board: str
     serial_speed: int
     files: dict[str, str]  # relative path -> XXH3-128 digest
-    model_xxh3: str | None = _optional()   # XXH3-64 of the model the firmware embeds, as its INFO frame states it
+    model_xxh3: str | None = _optional()   # XXH3-64 of the model file the firmware embeds (its INFO says the same):
+    #                                        `doit validate` refuses a board carrying another
 
 
 @dataclass

@@ -11,11 +11,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import xxhash
+
 from ...artifacts import Budget, DatasetSummary
 from ...config import boards
 from ...native.csource import environment
 from ...errors import TinyedgeError
-from ...toolchains import esp_idf, qemu, write_project
+from ...toolchains import esp_idf, info_header, qemu, write_project
 from .. import board_section, camera_board, status_led
 from . import BACKEND
 
@@ -90,6 +92,20 @@ def memory_plan(model) -> dict:
     }
 
 
+def info(model, model_bytes: bytes, board, board_name: str) -> dict:
+    """The validation protocol's INFO for the emulated board's serial shell (toolchains/qemu/serve.c): every value
+    known here. Cycles are instructions: SysTick under QEMU -icount shift=0 (one instruction per cycle at the
+    board's clock is what turns them into milliseconds)."""
+    def tensor(t) -> dict:
+        return {"shape": list(t.shape), "dtype": "int8", "scale": t.scale, "zero_point": t.zero_point,
+                "bytes": t.size}
+    hz = board.cpu_mhz * 1_000_000
+    return {"protocol": 1, "model_xxh3": xxhash.xxh3_64_hexdigest(model_bytes), "backend": "c", "board": board_name,
+            "clock_hz": hz, "cycle_counter": "systick-icount", "cycles_per_second": hz,
+            "input": tensor(model.input), "output": tensor(model.output), "arena_bytes": model.arena_size,
+            "arena_used": model.arena_size, "layers": [op.op for op in model.ops]}
+
+
 def run(ctx) -> None:
     import numpy as np
 
@@ -120,7 +136,7 @@ def run(ctx) -> None:
     if toolchain == "esp_idf":
         files.update(_esp_idf_files(ctx, board, board_name, budget, model, model_files, model_bytes))
         ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed,
-                                esp_idf.model_digest(model_bytes)))
+                                xxhash.xxh3_64_hexdigest(model_bytes)))
         return
     labels = ctx.read(DatasetSummary).classes
     with np.load(ctx.inputs["dataset/data.npz"]) as data:
@@ -128,4 +144,6 @@ def run(ctx) -> None:
     files[qemu.SAMPLES] = input_table(quant["scale"], quant["zero_point"], "int8", transform)[images].tobytes()
     files[qemu.LABELS] = "\n".join(f"{int(y)} ({labels[int(y)]})" for y in truth)
     files[qemu.TARGET_FILE] = json.dumps({"machine": board.qemu.machine, "cpu": board.qemu.cpu})
-    ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed))
+    files[f"src/{qemu.INFO_HEADER}"] = info_header(info(model, model_bytes, board, board_name))
+    ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed,
+                            xxhash.xxh3_64_hexdigest(model_bytes)))
