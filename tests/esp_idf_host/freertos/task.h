@@ -1,0 +1,5 @@
+/* Host stand-in (see README.md): freertos/task.h, the part the shell uses. */
+#pragma once
+#include "freertos/FreeRTOS.h"
+void vTaskDelay(const TickType_t xTicksToDelay);
+TickType_t xTaskGetTickCount(void);
