@@ -17,7 +17,10 @@ from ...errors import TinyedgeError
 from ...preprocess import input_table, transform_of
 from ...tflite import runtime as tflm
 from ...tflite import worker
-from ...toolchains import host, qemu
+from ...toolchains import esp_idf, host, qemu
+from .codegen import ADAPTER
+
+APPLICATION = esp_idf.SHELL_SOURCES + (ADAPTER,)   # an ESP32 project's app around the model: not for the host
 
 
 def _scores(raw: np.ndarray, output: dict) -> np.ndarray:
@@ -47,7 +50,7 @@ def run(ctx) -> None:
                              what=f"{what} (TFLM reference on the test split)")
     with tempfile.TemporaryDirectory(prefix="tinyedge-calibrate-") as folder:
         work = Path(folder)
-        exe = host.compile_host(src, work / "host")
+        exe = host.compile_host(src, work / "host", skip=APPLICATION)
         host_raw, host_seconds = host.run_host(exe, inputs)
         ctx.log(f"host build: {len(inputs)} samples, {host_seconds * 1e6:.0f} us per inference")
         emulated = None

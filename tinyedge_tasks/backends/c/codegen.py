@@ -28,6 +28,7 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 SETTINGS = (esp_idf.Setting("CONFIG_ESP_MAIN_TASK_STACK_SIZE", 8192,
                             "app_main runs the camera set-up, the model and printf of floats on the main task: the "
                             "3.5 KB default leaves no room for newlib's printf"),)
+ADAPTER = "te_model_c.c"
 LAYER_HOOK = "target_compile_definitions(${COMPONENT_LIB} PRIVATE TINYEDGE_LAYER_HOOK)  # per-operator cycles"
 
 
@@ -60,9 +61,9 @@ def _esp_idf_files(ctx, board, board_name: str, budget: Budget, model, model_fil
     adapter_c = environment(TEMPLATES).get_template("src/te_model_c.c.j2").render(
         project=project, arena_bytes=budget.arena["bytes"], layers=[op.op for op in model.ops])
     files = {f"src/{name}": text for name, text in model_files.items()}
-    files["src/te_model_c.c"] = adapter_c
+    files[f"src/{ADAPTER}"] = adapter_c
     adapter = esp_idf.Adapter(
-        backend=BACKEND.name, files=files, sources=("te_model_c.c",) + tuple(sorted(n for n in model_files
+        backend=BACKEND.name, files=files, sources=(ADAPTER,) + tuple(sorted(n for n in model_files
                                                                                      if n.endswith(".c"))),
         input=_tensor(model.input), output=_tensor(model.output), model=tflite, arena_bytes=budget.arena["bytes"],
         settings=SETTINGS, cmake=LAYER_HOOK)
