@@ -140,9 +140,10 @@ def _tensor(tensor: dict) -> dict:
     for size in tensor["shape"]:
         count *= int(size)
     width = {"int8": 1, "uint8": 1, "int16": 2, "float32": 4}[tensor["dtype"]]
+    # a float output (ESP-DL leaves a float last layer so) is printed as it is: scale 1, zero point 0
+    c_type = "float" if tensor["dtype"] == "float32" else ctype(tensor["dtype"], "output")
     return {"shape": [int(s) for s in tensor["shape"]], "dtype": tensor["dtype"], "scale": float(tensor["scale"]),
-            "zero_point": int(tensor["zero_point"]), "bytes": count * width, "count": count,
-            "ctype": ctype(tensor["dtype"], "output")}
+            "zero_point": int(tensor["zero_point"]), "bytes": count * width, "count": count, "ctype": c_type}
 
 
 def info(board, board_name: str, adapter: Adapter) -> dict:
