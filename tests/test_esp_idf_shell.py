@@ -36,11 +36,12 @@ FIRMWARE = Path("build/codegen/firmware")
 
 @pytest.fixture(scope="module")
 def shell_project(built_project, tmp_path_factory) -> Path:
-    """The example on the ESP32-CAM with firmware.backend c, through `doit codegen`."""
+    """The example on the ESP32-CAM with firmware.backend c, through `doit calibrate` (codegen, then the host
+    build of the same C on the test split, kept as calibrate/outputs.npy)."""
     project = tmp_path_factory.mktemp("shell") / "project"
     shutil.copytree(built_project, project)
     write_manifest(project, {"firmware": {"backend": "c", "led_class": "7"}})
-    doit(project, "codegen")
+    doit(project, "calibrate")
     return project
 
 
@@ -62,17 +63,20 @@ def shell_binary(shell_project, tmp_path_factory) -> Path:
 
 @contextmanager
 def running(exe: Path, env: dict | None = None):
-    """The firmware on the master side of a pseudo-terminal (its UART); yields the slave's path for pyserial and
-    the process. The slave is raw from the start, as a UART is: no echo, no newline translation."""
+    """The firmware on the master side of a pseudo-terminal (its UART) and tinyedge's link on the slave side
+    (pyserial on its path), opened before the firmware starts so that no boot line is lost. The slave is raw from
+    the start, as a UART is: no echo, no newline translation."""
     master, slave = os.openpty()
     tty.setraw(slave)
+    link = Link(os.ttyname(slave), 115200, timeout=20)
     process = subprocess.Popen([str(exe)], stdin=master, stdout=master, stderr=subprocess.PIPE,
                                env={**os.environ, **(env or {})})
     try:
-        yield os.ttyname(slave), process
+        yield link, process
     finally:
         process.kill()
         process.wait(timeout=30)
+        link.serial.close()
         os.close(master)
         os.close(slave)
 
@@ -96,8 +100,9 @@ def test_shell_answers_hello_and_infers_every_test_sample_like_calibrate(shell_p
     index = json.loads((shell_project / "build/codegen/project.json").read_text())
     inputs = _test_split(shell_project, tflite)
     expected = tflm_outputs(tflite, inputs)
+    assert np.array_equal(np.load(shell_project / "build/calibrate/outputs.npy"), expected.reshape(len(inputs), -1))
     model = lower_model(tflite)
-    with running(shell_binary) as (port, _), Link(port, 115200, timeout=20) as link:
+    with running(shell_binary) as (link, _):
         info = link.hello()
         results = [link.infer(i, sample.tobytes()) for i, sample in enumerate(inputs)]
         console = bytes(link.console).decode()
@@ -115,11 +120,24 @@ def test_shell_answers_hello_and_infers_every_test_sample_like_calibrate(shell_p
     assert "digits-esp32cam on AI Thinker ESP32-CAM (c)" in console
 
 
+def test_doit_validate_over_the_pty(shell_project, shell_binary):
+    """`doit validate --port /dev/pts/N`, the command a user runs against a board, against the shell on a pty:
+    every test sample identical to calibrate's outputs, per-operator cycles recorded."""
+    with running(shell_binary) as (link, _):
+        link.serial.close()   # doit opens the port itself
+        result = doit(shell_project, "validate", "--port", link.port)
+    record = json.loads((shell_project / "build/validate/validate.json").read_text())
+    assert record["samples"] == record["identical_outputs"] > 200, result.stdout
+    assert record["largest_difference"] == 0 and record["argmax_agreement"] == 1.0
+    assert record["firmware"]["backend"] == "c" and record["firmware"]["cycle_counter"] == "ccount"
+    assert f"{record['samples']}/{record['samples']} samples, 0 differing" in result.stdout
+
+
 def test_shell_captures_the_frame_as_the_camera_gives_it_and_refuses_bad_frames(shell_project, shell_binary):
     """CAPTURE -> FRAME: the camera's RGB565 frame byte for byte, after a camera set up with two PSRAM buffers and
     CAMERA_GRAB_LATEST (the budget's); an INFER of the wrong length and a corrupt frame each get an ERROR naming
     the problem, and the link keeps working."""
-    with running(shell_binary) as (port, process), Link(port, 115200, timeout=20) as link:
+    with running(shell_binary) as (link, process):
         link.hello()
         link.send(frames.CAPTURE)
         frame = link.answer(frames.FRAME, 20)
@@ -144,7 +162,7 @@ def test_shell_captures_the_frame_as_the_camera_gives_it_and_refuses_bad_frames(
 
 def test_shell_without_a_camera_still_validates(shell_binary):
     """A camera that fails to start is logged and the protocol still runs: CAPTURE gets ERROR "no camera"."""
-    with running(shell_binary, {"TE_HOST_NO_CAMERA": "1"}) as (port, _), Link(port, 115200, timeout=20) as link:
+    with running(shell_binary, {"TE_HOST_NO_CAMERA": "1"}) as (link, _):
         assert link.hello()["board"] == "esp32cam"
         link.send(frames.CAPTURE)
         with pytest.raises(TinyedgeError, match="answered ERROR: no camera"):
