@@ -7,7 +7,6 @@ is the example's test split. tests/fixtures/unsupported_logistic has a LOGISTIC 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 from pathlib import Path
 

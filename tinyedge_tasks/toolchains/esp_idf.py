@@ -150,9 +150,10 @@ def info(board, board_name: str, adapter: Adapter) -> dict:
     """INFO's constant fields, as codegen writes them into te_app.h (the shell adds arena_used and layers)."""
     keys = ("shape", "dtype", "scale", "zero_point", "bytes")
     clock = board.cpu_mhz * 1_000_000
+    tensors = {side: _tensor(getattr(adapter, side)) for side in ("input", "output")}
     return {"protocol": 1, "model_xxh3": model_digest(adapter.model), "backend": adapter.backend,
             "board": board_name, "clock_hz": clock, "cycle_counter": CYCLE_COUNTER, "cycles_per_second": clock,
-            "input": {k: _tensor(adapter.input)[k] for k in keys}, "output": {k: _tensor(adapter.output)[k] for k in keys},
+            **{side: {k: tensor[k] for k in keys} for side, tensor in tensors.items()},
             "arena_bytes": adapter.arena_bytes}
 
 

@@ -160,7 +160,8 @@ static char *info_json(void) {
     if (json == NULL) return NULL;
     const long used = te_model_arena_used();
     char *end = json + sprintf(json, "%s", TE_INFO_JSON);
-    end += used < 0 ? sprintf(end, ",\"arena_used\":null,\"layers\":[") : sprintf(end, ",\"arena_used\":%ld,\"layers\":[", used);
+    end += used < 0 ? sprintf(end, ",\"arena_used\":null,\"layers\":[")
+                    : sprintf(end, ",\"arena_used\":%ld,\"layers\":[", used);
     for (int i = 0; i < layers; ++i) {
         if (i) *end++ = ',';
         end = json_string(end, te_model_layer_name(i));
