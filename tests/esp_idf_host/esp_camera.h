@@ -5,6 +5,9 @@
 #include <stdint.h>
 #include <sys/time.h>
 #include "esp_err.h"
+#ifdef __cplusplus
+extern "C" {
+#endif
 typedef enum { LEDC_TIMER_0, LEDC_TIMER_1 } ledc_timer_t;
 typedef enum { LEDC_CHANNEL_0, LEDC_CHANNEL_1 } ledc_channel_t;
 typedef enum { PIXFORMAT_RGB565, PIXFORMAT_YUV422 } pixformat_t;
@@ -28,3 +31,6 @@ typedef struct {
 esp_err_t esp_camera_init(const camera_config_t *config);
 camera_fb_t *esp_camera_fb_get(void);
 void esp_camera_fb_return(camera_fb_t *fb);
+#ifdef __cplusplus
+}
+#endif
