@@ -222,6 +222,20 @@ def _board(project: Path, after_results: int | None = None, corrupt_at: int | No
     return on
 
 
+def test_a_short_result_is_refused_in_one_line():
+    """No board here: a fake whose RESULT claims 5 layer counts and carries none (the link alone, no doit)."""
+    def short(frame, connection):
+        if frame.kind == frames.INFER:
+            connection.sendall(frames.encode(frames.RESULT, struct.pack("<IQI", 0, 1, 5)))
+    board = FakeBoard(short)
+    try:
+        with Link(board.url, 115200, timeout=5) as link, \
+                pytest.raises(TinyedgeError, match="sent a RESULT of 16 bytes, too short for its header and layer"):
+            link.infer(0, bytes(4))
+    finally:
+        board.close()
+
+
 def test_fault_a_link_that_drops_mid_run(copy, fake):
     before = digests(copy)
     line = _one_line_error(doit(copy, "validate", "--port", fake(_board(copy, after_results=3)), "--samples", "10",

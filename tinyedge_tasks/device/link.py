@@ -126,6 +126,9 @@ class Link:
         if frame is None:
             raise TinyedgeError(f"no RESULT from {self.port} for sample {index} within {self.timeout:g} s")
         payload = frame.payload
+        if len(payload) < RESULT_HEAD.size or len(payload) < RESULT_HEAD.size + 8 * RESULT_HEAD.unpack_from(payload)[2]:
+            raise TinyedgeError(f"the device on {self.port} sent a RESULT of {len(payload)} bytes, too short for its "
+                                "header and layer count: flash this project's firmware (`doit flash`)")
         got, cycles, count = RESULT_HEAD.unpack_from(payload)
         if got != index:
             raise TinyedgeError(f"the device on {self.port} answered sample {got} where {index} was sent")
