@@ -67,6 +67,20 @@ def doit(project: Path, *args: str, check: bool = True, env: dict | None = None,
     return result
 
 
+def tflm_outputs(tflite: bytes, inputs):
+    """The real TFLM runtime's int8 outputs for each quantized input (the reference calibrate checks against)."""
+    import numpy as np
+
+    from tinyedge_tasks.tflite import runtime
+    engine = runtime.tflm(tflite, runtime.PROBE_ARENA)
+    outputs = []
+    for sample in inputs:
+        engine.set_input(sample[None], 0)
+        engine.invoke()
+        outputs.append(engine.get_output(0).copy().ravel())
+    return np.stack(outputs)
+
+
 def ran(result: subprocess.CompletedProcess) -> set[str]:
     """Names of the tasks doit executed (lines '.  name'), not those up to date ('-- name')."""
     return {line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")}

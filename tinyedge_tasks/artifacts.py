@@ -117,6 +117,10 @@ class Calibration(Record):
                    confusion=confusion.tolist(), **values)
 
 
+CALIBRATED_OUTPUTS = "calibrate/outputs.npy"   # int8 (test samples, output bytes): the raw outputs calibrate measured,
+#                                              in test split order; `doit validate` compares the board's with them
+
+
 @dataclass
 class Budget(Record):
     ARTIFACT: ClassVar[str] = "codegen/budget.json"
@@ -138,6 +142,8 @@ class ProjectIndex(Record):
     board: str
     serial_speed: int
     files: dict[str, str]  # relative path -> XXH3-128 digest
+    model_xxh3: str | None = _optional()   # XXH3-64 of the model file the firmware embeds (its INFO says the same):
+    #                                        `doit validate` refuses a board carrying another
 
 
 @dataclass

@@ -17,6 +17,8 @@ PORT_PARAM = {"name": "port", "long": "port", "type": str, "default": "",
 WORKERS_PARAM = {"name": "workers", "long": "workers", "type": int, "default": 0,
                  "help": "variants built at once (default: the number of cores)"}
 BOARD_FILE = "tinyedge_tasks.config.boards:sources"  # a stage reading the board file: editing it reruns the stage
+# The ESP-IDF shell's files, read by every codegen that writes an ESP-IDF project: editing them reruns it.
+ESP_IDF_SHELL = ("toolchains/esp_idf_templates", "toolchains/esp_idf_shell", "firmware")
 PROJECT_INDEX = "codegen/project.json"  # what build, flash and monitor read of codegen's output
 
 DATASET = Stage(
@@ -50,7 +52,8 @@ REPORT = Stage(
     needs=("dataset/dataset.json", "dataset/data.npz", "train/history.json", "train/metrics.json",
            "train/model_summary.json", "train/augmented.npz", "prune/model_summary.json", "calibrate/calibration.json"),
     optional=("prune/prune.json", "quantize/layer_error.json", "quantize/errors.json", "codegen/budget.json",
-              "codegen/project.json", "codegen/memory_plan.json", "build/build.json", "calibrate/c_runtime.json"),
+              "codegen/project.json", "codegen/memory_plan.json", "build/build.json", "calibrate/c_runtime.json",
+              "validate/validate.json"),
     makes=("report.html", "report.md"), tools=("numpy", "matplotlib", "pyyaml"))
 
 # Rows shared by the backends that run a TFLite flatbuffer (TFLM, and the code generators that start from it).
@@ -100,6 +103,25 @@ COMMANDS: tuple[Command, ...] = (
             needs=(PROJECT_INDEX,), params=(PORT_PARAM,)),
     Command("monitor", "Show the board's serial output (top classes, inference time) at its serial speed.",
             needs=(PROJECT_INDEX,), params=(PORT_PARAM,)),
+    Command("validate", "Run the test split on the board (or the emulated one) over the serial protocol: outputs "
+            "compared with calibrate's byte for byte, cycles per inference and per layer -> validate/validate.json.",
+            needs=(PROJECT_INDEX, "calibrate/calibration.json", "dataset/data.npz"),
+            params=(PORT_PARAM,
+                    {"name": "samples", "long": "samples", "type": int, "default": 0,
+                     "help": "validate the first N test samples (default: all)"},
+                    {"name": "timeout", "long": "timeout", "type": float, "default": 10.0,
+                     "help": "seconds to wait for the board's INFO, and for each RESULT"},
+                    {"name": "verbose", "long": "verbose", "type": bool, "default": False,
+                     "help": "show the firmware's console text"})),
+    Command("capture", "Save the board's camera frames (as its firmware sees them) as PNG into the data set "
+            "folder's class sub-folder; never overwrites, Ctrl-C keeps the frames so far.",
+            params=(PORT_PARAM,
+                    {"name": "label", "long": "label", "type": str, "default": "",
+                     "help": "the class: the data set folder's sub-folder to save into"},
+                    {"name": "count", "short": "n", "long": "count", "type": int, "default": 1,
+                     "help": "frames to capture"},
+                    {"name": "timeout", "long": "timeout", "type": float, "default": 10.0,
+                     "help": "seconds to wait for the board's INFO, and for each FRAME"})),
 )
 
 

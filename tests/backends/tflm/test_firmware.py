@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+import xxhash
 import yaml
 
 from conftest import REPO, doit, ran, write_manifest
@@ -25,6 +26,7 @@ from tinyedge_tasks import preprocess
 from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.backends.tflm import codegen, resolver, scratch
 from tinyedge_tasks.preprocess import c as preprocess_c
+from tinyedge_tasks.toolchains import esp_idf
 
 HERE = Path(__file__).parent
 UPSTREAM = {"dataset", "train", "prune", "quantize", "calibrate"}
@@ -45,8 +47,10 @@ def test_platformio_ini_read_back_by_platformio(built_project):
     index = json.loads((built_project / "build/codegen/project.json").read_text())
     assert index["toolchain"] == "platformio" and index["folder"] == "firmware"
     assert set(index["files"]) == {"platformio.ini", "CMakeLists.txt", "sdkconfig.defaults", "partitions.csv",
-                                   "src/idf_component.yml", "src/CMakeLists.txt", "src/main.cc", "src/model_data.h",
-                                   "src/model_data.cc", "src/preprocess.c", "src/preprocess.h"}
+                                   "src/idf_component.yml", "src/CMakeLists.txt", "src/model_data.h",
+                                   "src/model_data.cc", "src/preprocess.c", "src/preprocess.h", "src/te_shell.c",
+                                   "src/te_model.h", "src/te_app.h", "src/te_protocol.c", "src/te_protocol.h",
+                                   "src/te_model_tflm.cc"}
     partitions = (built_project / FIRMWARE / "partitions.csv").read_text()
     assert "factory,  app,  factory, 0x10000,  0x300000" in partitions  # the board's 3 MB app partition
 
@@ -56,7 +60,8 @@ def test_idf_component_manifest_validated_by_the_component_manager(built_project
     manager = ManifestManager(built_project / FIRMWARE / "src", "src").validate()
     assert manager._validation_errors == []
     pins = {req.name: str(req.version_spec) for req in manager.manifest.requirements if not req.meta}
-    assert pins == {name: f"=={c['version']}" for name, c in codegen.COMPONENTS.items()}
+    pinned = {**esp_idf.CAMERA_COMPONENTS, **codegen.COMPONENTS}   # the shell's camera, TFLM's own
+    assert pins == {name: f"=={c['version']}" for name, c in pinned.items()}
     assert tuple(map(int, pins["espressif/esp-tflite-micro"][2:].split("."))) >= (1, 3, 4)  # per-channel FC
     (tmp_path / "idf_component.yml").write_text('dependencies:\n  espressif/esp-nn:\n    version: "==1.x.y"\n')
     assert ManifestManager(tmp_path, "src").validate()._validation_errors  # the validator does catch a bad pin
@@ -102,8 +107,11 @@ def test_model_array_is_the_calibrated_tflite(built_project):
     assert f"g_model_data_len = {len(expected)};" in source
 
 
-def test_main_has_exactly_the_models_operators_and_budgeted_arena(built_project):
-    main = (built_project / FIRMWARE / "src/main.cc").read_text()
+def test_adapter_has_exactly_the_models_operators_and_budgeted_arena(built_project):
+    """The TFLM adapter's resolver and arena, the shell's camera (the budget's two PSRAM frames, CAMERA_GRAB_LATEST)
+    and pins, and INFO's digest of the embedded model."""
+    main = (built_project / FIRMWARE / "src/te_model_tflm.cc").read_text()
+    app = (built_project / FIRMWARE / "src/te_app.h").read_text()
     calibration = calibration_of(built_project)
     methods = re.findall(r"resolver\.(Add\w+)\(\) != kTfLiteOk", main)
     assert sorted(methods) == sorted(resolver.builtin_methods()[op] for op in calibration["operators"])
@@ -119,10 +127,14 @@ def test_main_has_exactly_the_models_operators_and_budgeted_arena(built_project)
     assert f"kArenaSize = {expected_arena};" in main
     assert budget["arena"]["placement"] == "internal" and "kArenaCaps = MALLOC_CAP_INTERNAL" in main
     assert "heap_caps_aligned_alloc(16, kArenaSize, kArenaCaps)" in main and "arena_used_bytes()" in main
-    assert "config.fb_count = 2;" in main and "CAMERA_GRAB_LATEST" in main and "CAMERA_FB_IN_PSRAM" in main
+    assert "#define TE_CAM_FB_COUNT 2" in app and "CAMERA_GRAB_LATEST" in app and "CAMERA_FB_IN_PSRAM" in app
     labels = json.loads((built_project / "build/dataset/dataset.json").read_text())["classes"]
-    assert all(f'"{label}",' in main for label in labels)
-    assert "config.pin_sccb_sda = 26;" in main and "config.pin_pclk = 22;" in main  # AI Thinker pin map
+    assert "#define TE_LABELS { " + ", ".join(f'"{label}"' for label in labels) + " }" in app
+    assert "#define TE_CAM_SDA 26" in app and "#define TE_CAM_PCLK 22" in app  # AI Thinker pin map
+    assert "new tflite::MicroProfiler" not in main and "&timer);" in main   # per-operator cycles
+    digest = json.loads((built_project / "build/codegen/project.json").read_text())["model_xxh3"]
+    assert digest == xxhash.xxh3_64_hexdigest((built_project / "build/quantize/model.tflite").read_bytes())
+    assert f'\\"model_xxh3\\":\\"{digest}\\"' in app and '\\"backend\\":\\"tflm\\"' in app
 
 
 def test_resolver_data_is_the_pinned_header_list():
@@ -210,8 +222,8 @@ def test_changing_board_reruns_only_codegen_and_build(project_copy, tmp_path):
     assert values["CONFIG_IDF_TARGET"] == "esp32s3"
     assert values["CONFIG_SPIRAM_MODE_OCT"] == values["CONFIG_ESPTOOLPY_FLASHMODE_QIO"] == "y"
     assert "CONFIG_ESPTOOLPY_FLASHMODE_DIO" not in values
-    assert "GPIO_NUM_21" not in (project_copy / FIRMWARE / "src/main.cc").read_text()  # no led_class set
-    assert "config.pin_xclk = 10;" in (project_copy / FIRMWARE / "src/main.cc").read_text()
+    assert "GPIO_NUM_21" not in (project_copy / FIRMWARE / "src/te_app.h").read_text()  # no led_class set
+    assert "#define TE_CAM_XCLK 10" in (project_copy / FIRMWARE / "src/te_app.h").read_text()
 
 
 def test_unknown_board_lists_the_known_ones(project_copy):
@@ -238,8 +250,9 @@ def test_budget_places_arena_in_psram_or_stops_at_codegen(project_copy):
     write_manifest(project_copy, {"board": "small_sram", "firmware": {"led_class": "3"}})
     result = doit(project_copy, "codegen")
     assert ran(result) == {"codegen"}
-    main = (project_copy / FIRMWARE / "src/main.cc").read_text()
-    assert "kLedClass = 3;" in main and "kLedPin = GPIO_NUM_33;" in main and "kLedOn = 0;" in main
+    main = (project_copy / FIRMWARE / "src/te_model_tflm.cc").read_text()
+    app = (project_copy / FIRMWARE / "src/te_app.h").read_text()
+    assert "#define TE_LED_CLASS 3" in app and "#define TE_LED_PIN GPIO_NUM_33" in app and "#define TE_LED_ON 0" in app
     assert "kArenaCaps = MALLOC_CAP_SPIRAM | MALLOC_CAP_8BIT;" in main and "in PSRAM" in main
     assert json.loads((project_copy / "build/codegen/budget.json").read_text())["arena"]["placement"] == "psram"
     checked = doit(project_copy, "-a", "-s", "check").stdout   # issue 24: the table and verdict in words
@@ -251,7 +264,7 @@ def test_budget_places_arena_in_psram_or_stops_at_codegen(project_copy):
     model = len((project_copy / "build/quantize/model.tflite").read_bytes())
     assert result.returncode != 0
     assert (f"it needs {model + 1048576} B (model {model} B + 1048576 B of runtime, estimate: ESP-IDF, camera "
-            "driver, TFLM with ESP-NN, main.cc), the app partition (partitions.csv) holds 1056768 B") \
+            "driver, TFLM with ESP-NN, the shell), the app partition (partitions.csv) holds 1056768 B") \
         in result.stdout + result.stderr
     assert "compression.prune" in result.stdout + result.stderr
 
@@ -345,7 +358,6 @@ def test_board_sdkconfig_takes_plain_values_and_reasons():
     ESP-IDF skeleton refuses a line without a reason, naming it."""
     from tinyedge_tasks.config import boards
     from tinyedge_tasks.config.board_schema import Board
-    from tinyedge_tasks.toolchains import esp_idf
     data = yaml.safe_load((REPO / "boards/esp32cam.yaml").read_text())
     board = Board.model_validate(data)
     assert board.esp_idf.sdkconfig["CONFIG_SPIRAM"] is True and "PSRAM" in board.esp_idf.reasons["CONFIG_SPIRAM"]

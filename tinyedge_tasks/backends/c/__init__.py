@@ -7,7 +7,7 @@ Stage order: quantize, codegen, calibrate, build. calibrate compiles the model i
 emulated board) with the qemu toolchain's own build, and runs both: it needs no `doit build`, which on an ESP32
 board needs PlatformIO's download."""
 from ...rows import Stage
-from ...table import BOARD_FILE, QUANTIZE_TFLITE, build_row
+from ...table import BOARD_FILE, ESP_IDF_SHELL, QUANTIZE_TFLITE, build_row
 from .. import Backend
 
 BACKEND = Backend(
@@ -20,8 +20,7 @@ BACKEND = Backend(
         Stage("codegen", "Lower the int8 model to C (kernels, weights, a planned arena) with the preprocessing; "
               "check the memory budget on the board; write the project (firmware/) and the memory plan.",
               module=f"{__name__}.codegen",
-              templates=("backends/c/kernels", "backends/c/templates", "toolchains/esp_idf_templates",
-                         "preprocess/templates"),
+              templates=("backends/c/kernels", "backends/c/templates", *ESP_IDF_SHELL, "preprocess/templates"),
               reads=("project.name", "board", "firmware.backend", "firmware.led_class", "dataset.input"),
               needs=("quantize/model.tflite", "dataset/dataset.json", "dataset/data.npz"),
               makes=("budget.json", "project.json", "memory_plan.json"), tools=("tflite-micro", "numpy", "jinja2"),
@@ -32,7 +31,7 @@ BACKEND = Backend(
               module=f"{__name__}.calibrate", reads=("dataset.input",),
               needs=("quantize/model.tflite", "dataset/data.npz", "train/metrics.json", "codegen/project.json",
                      "codegen/memory_plan.json"),
-              makes=("calibration.json", "c_runtime.json"), tools=("tflite-micro", "numpy")),
+              makes=("calibration.json", "c_runtime.json", "outputs.npy"), tools=("tflite-micro", "numpy")),
         build_row("Build the project with its toolchain: arm-none-eabi-gcc for the emulated board (code, weight and "
                   "static RAM bytes from arm-none-eabi-size; firmware.bin is the ELF QEMU loads), PlatformIO for an "
                   "ESP32 board (network on first use).", tools=("platformio",), default=False),

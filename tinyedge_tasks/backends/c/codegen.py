@@ -2,8 +2,8 @@
 toolchain (build/codegen/firmware/), its index, the budget and the memory plan.
 
 On the qemu board the project holds a few test samples that `doit flash` runs. On an ESP32 board it is an ESP-IDF
-project: the shared skeleton (toolchains.esp_idf) with the camera driver, and an application component src/ where
-main.c feeds camera frames through the preprocessing to the generated model instead of TFLM.
+project: tinyedge's shell (toolchains.esp_idf: app_main, camera, LED, console, timing, the validation protocol)
+around this backend's model adapter src/te_model_c.c, which runs the generated model and times each operator.
 
 Imported to make tasks (sources()): NumPy and the lowering are imported inside run()."""
 from __future__ import annotations
@@ -11,31 +11,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import xxhash
+
 from ...artifacts import Budget, DatasetSummary
 from ...config import boards
 from ...native.csource import environment
 from ...errors import TinyedgeError
-from ...toolchains import esp_idf, qemu, write_project
+from ...toolchains import esp_idf, info_header, qemu, write_project
 from .. import board_section, camera_board, status_led
 from . import BACKEND
 
 SAMPLES = 10   # test samples the firmware runs under `doit flash`
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
-# The ESP-IDF project's managed components, pinned exactly (the same pins as the TFLM backend's). esp_jpeg is
-# esp32-camera 2.1.5's own dependency (^1.3.1), pinned to that floor so the lock cannot drift.
-COMPONENTS = {
-    "espressif/esp32-camera": {"version": "2.1.5", "why": "OV2640 driver: camera_config_t with fb_location, grab_mode"},
-    "espressif/esp_jpeg": {"version": "1.3.1", "why": "esp32-camera 2.1.5 requires ^1.3.1: pinned to that release"},
-}
-IDF_VERSION = ">=5.1"  # esp32-camera 2.1.5 needs ESP-IDF 5.1
-SETTINGS = [
-    esp_idf.Setting("CONFIG_COMPILER_OPTIMIZATION_PERF", True,
-                    "-O2: the C kernels are compute-bound; the default -Og debug level is several times slower"),
-    esp_idf.Setting("CONFIG_ESP_MAIN_TASK_STACK_SIZE", 8192,
-                    "app_main runs the camera set-up, the model and printf of floats on the main task: the 3.5 KB "
-                    "default leaves no room for newlib's printf"),
-]
+# The ESP-IDF project: tinyedge's shell (toolchains.esp_idf) around this backend's adapter (te_model_c.c).
+SETTINGS = (esp_idf.Setting("CONFIG_ESP_MAIN_TASK_STACK_SIZE", 8192,
+                            "app_main runs the camera set-up, the model and printf of floats on the main task: the "
+                            "3.5 KB default leaves no room for newlib's printf"),)
+ADAPTER = "te_model_c.c"
+LAYER_HOOK = "target_compile_definitions(${COMPONENT_LIB} PRIVATE TINYEDGE_LAYER_HOOK)  # per-operator cycles"
 
 
 def _toolchain(board, board_name: str) -> str:
@@ -50,24 +44,31 @@ def _toolchain(board, board_name: str) -> str:
     return section
 
 
-def _esp_idf_files(ctx, board, board_name: str, budget: Budget, sources: list[str]) -> dict[str, str]:
-    """The skeleton with the camera driver, and src/'s CMakeLists.txt (compiling the model's C `sources`, the
-    preprocessing and main.c) and main.c, the super-loop."""
+def _tensor(tensor, dtype: str = "int8") -> dict:
+    return {"dtype": dtype, "shape": list(tensor.shape), "scale": tensor.scale, "zero_point": tensor.zero_point}
+
+
+def _esp_idf_files(ctx, board, board_name: str, budget: Budget, model, model_files: dict[str, str],
+                   tflite: bytes) -> dict[str, str]:
+    """The shell (toolchains.esp_idf) around this backend's adapter: te_model_c.c over the generated model C."""
     if budget.arena["placement"] != "internal":
         raise TinyedgeError(f"board {board_name}: the planned arena ({budget.arena['bytes']} B) does not fit in "
                             f"internal RAM ({budget.arena['internal_available_bytes']} B available); the C "
                             "backend's arena is a static array in internal RAM: shrink the model (input size, "
                             "train.width_multiplier) or use firmware.backend tflm, which can place it in PSRAM")
     labels = ctx.read(DatasetSummary).classes
-    led = status_led(ctx.config, board, board_name, labels)
     project = ctx.config["project.name"]
-    values = {"board": board, "board_name": board_name, "project": project, "labels": labels,
-              "pins": board.camera.pins, "arena_bytes": budget.arena["bytes"], **led, "sources": sources}
-    env = environment(TEMPLATES)
-    files = esp_idf.skeleton(board, board_name, project, COMPONENTS, IDF_VERSION, SETTINGS)
-    files.update({name: env.get_template(f"{name}.j2").render(values)
-                  for name in ("src/CMakeLists.txt", "src/main.c")})
-    return files
+    adapter_c = environment(TEMPLATES).get_template("src/te_model_c.c.j2").render(
+        project=project, arena_bytes=budget.arena["bytes"], layers=[op.op for op in model.ops])
+    files = {f"src/{name}": text for name, text in model_files.items()}
+    files[f"src/{ADAPTER}"] = adapter_c
+    adapter = esp_idf.Adapter(
+        backend=BACKEND.name, files=files, sources=(ADAPTER,) + tuple(sorted(n for n in model_files
+                                                                                     if n.endswith(".c"))),
+        input=_tensor(model.input), output=_tensor(model.output), model=tflite, arena_bytes=budget.arena["bytes"],
+        settings=SETTINGS, cmake=LAYER_HOOK)
+    return esp_idf.application(board, board_name, project, adapter, budget, labels,
+                               status_led(ctx.config, board, board_name, labels))
 
 
 def memory_plan(model) -> dict:
@@ -92,11 +93,25 @@ def memory_plan(model) -> dict:
     }
 
 
+def info(model, model_bytes: bytes, board, board_name: str) -> dict:
+    """The validation protocol's INFO for the emulated board's serial shell (toolchains/qemu/serve.c): every value
+    known here. Cycles are instructions: SysTick under QEMU -icount shift=0 (one instruction per cycle at the
+    board's clock is what turns them into milliseconds)."""
+    def tensor(t) -> dict:
+        return {"shape": list(t.shape), "dtype": "int8", "scale": t.scale, "zero_point": t.zero_point,
+                "bytes": t.size}
+    hz = board.cpu_mhz * 1_000_000
+    return {"protocol": 1, "model_xxh3": xxhash.xxh3_64_hexdigest(model_bytes), "backend": "c", "board": board_name,
+            "clock_hz": hz, "cycle_counter": "systick-icount", "cycles_per_second": hz,
+            "input": tensor(model.input), "output": tensor(model.output), "arena_bytes": model.arena_size,
+            "arena_used": model.arena_size, "layers": [op.op for op in model.ops]}
+
+
 def run(ctx) -> None:
     import numpy as np
 
     from ...preprocess import c as preprocess_c
-    from ...preprocess import input_table, transform_of
+    from ...preprocess import quantize, transform_of
     from .generate import constant_bytes, generate, lower_model
 
     board_name = ctx.config["board"]
@@ -120,13 +135,16 @@ def run(ctx) -> None:
     transform = transform_of(ctx.config["dataset.input"])
     files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, quant, transform))
     if toolchain == "esp_idf":
-        files.update(_esp_idf_files(ctx, board, board_name, budget, sorted(n for n in model_files if n.endswith(".c"))))
-        ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))
+        files.update(_esp_idf_files(ctx, board, board_name, budget, model, model_files, model_bytes))
+        ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed,
+                                xxhash.xxh3_64_hexdigest(model_bytes)))
         return
     labels = ctx.read(DatasetSummary).classes
     with np.load(ctx.inputs["dataset/data.npz"]) as data:
         images, truth = data["x_test"][:SAMPLES], data["y_test"][:SAMPLES]
-    files[qemu.SAMPLES] = input_table(quant["scale"], quant["zero_point"], "int8", transform)[images].tobytes()
+    files[qemu.SAMPLES] = quantize(images, quant, transform).tobytes()
     files[qemu.LABELS] = "\n".join(f"{int(y)} ({labels[int(y)]})" for y in truth)
     files[qemu.TARGET_FILE] = json.dumps({"machine": board.qemu.machine, "cpu": board.qemu.cpu})
-    ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed))
+    files[f"src/{qemu.INFO_HEADER}"] = info_header(info(model, model_bytes, board, board_name))
+    ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed,
+                            xxhash.xxh3_64_hexdigest(model_bytes)))

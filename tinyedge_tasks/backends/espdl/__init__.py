@@ -3,7 +3,7 @@
 
 Needs the `espdl` install extra (PyTorch, esp-ppq, the ONNX tools); esp-ppq runs in a child process."""
 from ...rows import Stage
-from ...table import BOARD_FILE, TF, build_row
+from ...table import BOARD_FILE, ESP_IDF_SHELL, TF, build_row
 from .. import Backend
 
 ESPPPQ = TF + ("torch", "esp-ppq", "tf2onnx", "onnx", "onnxruntime", "onnxsim")
@@ -36,8 +36,9 @@ BACKEND = Backend(
                      "dataset/data.npz", "train/metrics.json"),
               makes=("calibration.json", "espdl.json"), tools=ESPPPQ),
         Stage("codegen", "Check the memory budget on the board; write the ESP-IDF project (firmware/).",
-              module=f"{__name__}.codegen", templates=("backends/espdl/templates", "preprocess/templates"),
-              reads=("project.name", "board", "firmware.arena_margin", "dataset.input"),
+              module=f"{__name__}.codegen",
+              templates=("backends/espdl/templates", *ESP_IDF_SHELL, "preprocess/templates"),
+              reads=("project.name", "board", "firmware.arena_margin", "firmware.led_class", "dataset.input"),
               needs=("quantize/model.espdl", "quantize/ppq.json", "calibrate/calibration.json",
                      "dataset/dataset.json"),
               makes=("budget.json", "project.json"), tools=("jinja2",), sources=BOARD_FILE),

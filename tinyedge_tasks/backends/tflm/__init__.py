@@ -2,7 +2,7 @@
 project (Espressif's esp-tflite-micro with ESP-NN, pinned) with the model as a C array and a MicroMutableOpResolver
 of exactly its operators; built through PlatformIO (framework = espidf) or idf.py."""
 from ...rows import Stage
-from ...table import BOARD_FILE, QUANTIZE_TFLITE, build_row
+from ...table import BOARD_FILE, ESP_IDF_SHELL, QUANTIZE_TFLITE, build_row
 from .. import Backend
 
 BACKEND = Backend(
@@ -18,7 +18,7 @@ BACKEND = Backend(
               makes=("calibration.json",), tools=("tflite-micro", "numpy")),
         Stage("codegen", "Check the memory budget on the board; write the ESP-IDF project (firmware/).",
               module=f"{__name__}.codegen",
-              templates=("backends/tflm/templates", "toolchains/esp_idf_templates", "preprocess/templates"),
+              templates=("backends/tflm/templates", *ESP_IDF_SHELL, "preprocess/templates"),
               reads=("project.name", "board", "firmware.backend", "firmware.arena_margin", "firmware.led_class",
                      "dataset.input"),
               needs=("quantize/model.tflite", "calibrate/calibration.json", "dataset/dataset.json"),
