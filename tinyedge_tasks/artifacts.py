@@ -117,6 +117,10 @@ class Calibration(Record):
                    confusion=confusion.tolist(), **values)
 
 
+CALIBRATED_OUTPUTS = "calibrate/outputs.npy"   # int8 (test samples, output bytes): the raw outputs calibrate measured,
+#                                              in test split order; `doit validate` compares the board's with them
+
+
 @dataclass
 class Budget(Record):
     ARTIFACT: ClassVar[str] = "codegen/budget.json"

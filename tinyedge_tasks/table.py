@@ -50,7 +50,8 @@ REPORT = Stage(
     needs=("dataset/dataset.json", "dataset/data.npz", "train/history.json", "train/metrics.json",
            "train/model_summary.json", "train/augmented.npz", "prune/model_summary.json", "calibrate/calibration.json"),
     optional=("prune/prune.json", "quantize/layer_error.json", "quantize/errors.json", "codegen/budget.json",
-              "codegen/project.json", "codegen/memory_plan.json", "build/build.json", "calibrate/c_runtime.json"),
+              "codegen/project.json", "codegen/memory_plan.json", "build/build.json", "calibrate/c_runtime.json",
+              "validate/validate.json"),
     makes=("report.html", "report.md"), tools=("numpy", "matplotlib", "pyyaml"))
 
 # Rows shared by the backends that run a TFLite flatbuffer (TFLM, and the code generators that start from it).
@@ -100,6 +101,16 @@ COMMANDS: tuple[Command, ...] = (
             needs=(PROJECT_INDEX,), params=(PORT_PARAM,)),
     Command("monitor", "Show the board's serial output (top classes, inference time) at its serial speed.",
             needs=(PROJECT_INDEX,), params=(PORT_PARAM,)),
+    Command("validate", "Run the test split on the board (or the emulated one) over the serial protocol: outputs "
+            "compared with calibrate's byte for byte, cycles per inference and per layer -> validate/validate.json.",
+            needs=(PROJECT_INDEX, "calibrate/calibration.json", "dataset/data.npz"),
+            params=(PORT_PARAM,
+                    {"name": "samples", "long": "samples", "type": int, "default": 0,
+                     "help": "validate the first N test samples (default: all)"},
+                    {"name": "timeout", "long": "timeout", "type": float, "default": 10.0,
+                     "help": "seconds to wait for the board's INFO, and for each RESULT"},
+                    {"name": "verbose", "long": "verbose", "type": bool, "default": False,
+                     "help": "show the firmware's console text"})),
 )
 
 

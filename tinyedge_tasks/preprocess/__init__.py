@@ -85,6 +85,12 @@ def resize(image: np.ndarray, width: int, height: int, channels: int) -> np.ndar
     return ((total + count // 2) // count).astype(np.uint8)
 
 
+def quantize(images: np.ndarray, quant: dict, transform: tuple[float, float]) -> np.ndarray:
+    """uint8 pixels -> the model's quantized input ({scale, zero_point, dtype}), through the table the firmware
+    embeds: what calibrate measures, `doit flash` runs on the emulated board and `doit validate` sends."""
+    return input_table(quant["scale"], quant["zero_point"], quant.get("dtype", "int8"), transform)[images]
+
+
 def input_table(scale: float, zero_point: int, dtype: str, transform: tuple[float, float]) -> np.ndarray:
     """pixel (0..255) -> quantized model input, for a model trained on pixel / divisor + offset."""
     divisor, offset = transform

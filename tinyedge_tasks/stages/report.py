@@ -197,10 +197,44 @@ def _speed(page: Page, ctx, config: dict, calibration: dict, budget: dict | None
                        [[r["op"], r["layer"], r["kernel"], r["macs"], r["instructions"],
                          r["instructions_per_mac"] if r["instructions_per_mac"] is not None else ""]
                         for r in operators])
+    measured = _validation(ctx)
+    if measured is not None:
+        _measured(page, ctx, measured, macs)
+        return
     page.section("Latency (estimate)")
     clock_mhz, clock_from = ((budget["cpu_mhz"], f"cpu_mhz of boards/{budget['board']}.yaml") if budget
                              else (DEFAULT_CLOCK_MHZ, f"no codegen; {DEFAULT_CLOCK_MHZ} MHz assumed for an ESP32"))
     estimate_ms = macs / (clock_mhz * 1e6 * MACS_PER_CYCLE) * 1e3
     page.text(f"Estimate, not a measurement: {macs:,} MACs / ({clock_mhz:g} MHz × {MACS_PER_CYCLE} MAC per "
               f"cycle) ≈ {estimate_ms:.1f} ms per inference on {config['board']} (clock: {clock_from}). "
-              "Optimised kernels (ESP-NN) can be several times faster; preprocessing and camera time excluded.")
+              "Optimised kernels (ESP-NN) can be several times faster; preprocessing and camera time excluded. "
+              "`doit validate` measures it on the board.")
+
+
+def _validation(ctx) -> dict | None:
+    """validate/validate.json when it is of the firmware codegen made now (the same model digest)."""
+    measured, index = _json(ctx, "validate/validate.json"), _json(ctx, "codegen/project.json")
+    if measured is None or index is None or measured["firmware"]["model_xxh3"] != index.get("model_xxh3"):
+        return None
+    return measured
+
+
+def _measured(page: Page, ctx, measured: dict, macs: int) -> None:
+    """`doit validate`'s figures in place of the estimate: latency on the board, and cycles per operator."""
+    firmware, latency = measured["firmware"], measured["latency"]
+    page.section("Latency (measured on the board)")
+    page.text(f"Measured by `doit validate` on {measured['board']} ({firmware['board']}, {firmware['backend']} "
+              f"firmware, model_xxh3 {firmware['model_xxh3']}) on {measured['date']}: {measured['samples']} test "
+              f"samples, {measured['identical_outputs']} outputs identical to calibrate's, accuracy on the board "
+              f"{measured['accuracy']:.4f}. Cycles from {firmware['cycle_counter']}, "
+              f"{firmware['cycles_per_second']:,} per second; {macs:,} MACs.")
+    page.table(["", "min", "median", "p95", "max"],
+               [[unit] + [latency[unit][k] for k in ("min", "median", "p95", "max")] for unit in ("cycles", "ms")])
+    operators = (_json(ctx, "codegen/memory_plan.json") or {}).get("operators") or []
+    rows = measured["layers"]
+    if rows:
+        same = len(operators) == len(rows)
+        page.table(["operator", "layer", "MACs", "cycles (median)", "cycles per MAC"],
+                   [[r["op"], operators[i]["layer"] if same else "", operators[i]["macs"] if same else "",
+                     r["cycles"], round(r["cycles"] / operators[i]["macs"], 3) if same and operators[i]["macs"]
+                     else ""] for i, r in enumerate(rows)])

@@ -32,7 +32,7 @@ BACKEND = Backend(
               module=f"{__name__}.calibrate", reads=("dataset.input",),
               needs=("quantize/model.tflite", "dataset/data.npz", "train/metrics.json", "codegen/project.json",
                      "codegen/memory_plan.json"),
-              makes=("calibration.json", "c_runtime.json"), tools=("tflite-micro", "numpy")),
+              makes=("calibration.json", "c_runtime.json", "outputs.npy"), tools=("tflite-micro", "numpy")),
         build_row("Build the project with its toolchain: arm-none-eabi-gcc for the emulated board (code, weight and "
                   "static RAM bytes from arm-none-eabi-size; firmware.bin is the ELF QEMU loads), PlatformIO for an "
                   "ESP32 board (network on first use).", tools=("platformio",), default=False),

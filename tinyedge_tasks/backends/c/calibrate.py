@@ -1,6 +1,7 @@
 """calibrate: the compiled C model on the whole test split, against the real TFLM runtime: the host gcc build always,
 and on an emulated board the QEMU Cortex-M4 or M7 build (the qemu toolchain's own build of the same folder):
-accuracy and confusion of what runs, samples whose output differs from TFLM's (must be 0), instructions per
+accuracy and confusion of what runs, samples whose output differs from TFLM's (must be 0; outputs.npy keeps the
+raw int8 outputs of what runs, which `doit validate` compares the board's with), instructions per
 inference counted under QEMU -icount (in all and per operator); TFLM's smallest arena measured next to the planned
 one. On an ESP32 board the chip's build needs PlatformIO: the host build (the same C, the same integer arithmetic)
 is what is measured, and said so."""
@@ -14,7 +15,7 @@ import numpy as np
 
 from ...artifacts import Calibration, Metrics, ProjectIndex
 from ...errors import TinyedgeError
-from ...preprocess import input_table, transform_of
+from ...preprocess import transform_of
 from ...tflite import runtime as tflm
 from ...tflite import worker
 from ...toolchains import host, qemu
@@ -40,7 +41,7 @@ def run(ctx) -> None:
     engine = tflm.interpreter(model_bytes)
     input_details, output_details = tflm.io_details(engine)
     transform = transform_of(ctx.config["dataset.input"])
-    inputs = input_table(input_details["scale"], input_details["zero_point"], "int8", transform)[x_test]
+    inputs = tflm.quantize_images(engine, x_test, transform)
 
     what = "calibrate: build/quantize/model.tflite"
     reference = tflm.predict(engine, x_test, transform, progress=ctx.log,
@@ -57,6 +58,7 @@ def run(ctx) -> None:
             machine, cpu = qemu.target(src.parent)
             emulated = qemu.run(elf, inputs, machine=machine, cpu=cpu)
             ctx.log(f"QEMU build: {emulated.instructions_per_inference:.0f} instructions per inference")
+    np.save(ctx.out / "outputs.npy", emulated.outputs if emulated else host_raw)   # what `doit validate` expects
     host_scores = _scores(host_raw, output_details)
     scores = _scores(emulated.outputs, output_details) if emulated else host_scores
     host_differing = _differing(host_scores, reference)

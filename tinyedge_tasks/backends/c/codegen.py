@@ -112,7 +112,7 @@ def run(ctx) -> None:
     import numpy as np
 
     from ...preprocess import c as preprocess_c
-    from ...preprocess import input_table, transform_of
+    from ...preprocess import quantize, transform_of
     from .generate import constant_bytes, generate, lower_model
 
     board_name = ctx.config["board"]
@@ -143,7 +143,7 @@ def run(ctx) -> None:
     labels = ctx.read(DatasetSummary).classes
     with np.load(ctx.inputs["dataset/data.npz"]) as data:
         images, truth = data["x_test"][:SAMPLES], data["y_test"][:SAMPLES]
-    files[qemu.SAMPLES] = input_table(quant["scale"], quant["zero_point"], "int8", transform)[images].tobytes()
+    files[qemu.SAMPLES] = quantize(images, quant, transform).tobytes()
     files[qemu.LABELS] = "\n".join(f"{int(y)} ({labels[int(y)]})" for y in truth)
     files[qemu.TARGET_FILE] = json.dumps({"machine": board.qemu.machine, "cpu": board.qemu.cpu})
     files[f"src/{qemu.INFO_HEADER}"] = info_header(info(model, model_bytes, board, board_name))
