@@ -47,7 +47,8 @@ class Link:
         try:
             self.serial = serial.serial_for_url(port, baudrate=speed, timeout=0.05, write_timeout=timeout)
         except (serial.SerialException, OSError, ValueError) as exc:
-            raise TinyedgeError(f"no device on {port}: {exc}; check the port (`doit validate --port`), that "
+            reason = str(exc).replace(f"Could not open port {port}: ", "").replace(f"could not open port {port}: ", "")
+            raise TinyedgeError(f"no device on {port} ({reason}): check the port (`doit validate --port`), that "
                                 "the board is plugged in and that no other program holds the port") from None
         self.frames: list[frames.Frame] = []
 
