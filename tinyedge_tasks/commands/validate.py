@@ -51,7 +51,7 @@ def _port(project, index, toolchain, options):
         yield serial_port(project, options)
         return
     firmware = project.artifact(index.ARTIFACT).parent / index.folder
-    print(f"  starting {toolchain.EMULATOR} for {index.board}", flush=True)
+    print(f"  starting {toolchain.EMULATOR.format(board=index.board)}", flush=True)
     with toolchain.emulate(firmware, project.state) as url:
         yield url
 

@@ -24,7 +24,7 @@ from .process import python_tool
 
 NEEDS_PORT = True
 EMULATED_PORT = "unix"   # `doit validate --port unix`: emulate() instead of a board
-EMULATOR = "the MicroPython unix port (the package's te_serve.py on a pseudo-terminal)"
+EMULATOR = "the MicroPython unix port with the package for {board} (its te_serve.py on a pseudo-terminal)"
 UNIX_HEAP = "64M"
 ERROR_LINE = re.compile(r'File "([^"]+)", line (\d+)')
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -15,9 +15,13 @@ import pytest
 import xxhash
 from conftest import doit, write_manifest
 from test_errors import digests
+from test_validate import _one_line_error
 
 from tinyedge_tasks.backends.micropython import codegen, generate
 from tinyedge_tasks.config import boards
+from tinyedge_tasks.device import frames
+from tinyedge_tasks.device.link import Link
+from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.lowering.lower import lower
 from tinyedge_tasks.preprocess import UNIT
 from tinyedge_tasks.tflite import runtime as tflm
@@ -44,21 +48,13 @@ def copy(mp_project, tmp_path) -> Path:
     return target
 
 
-def _one_line_error(result: subprocess.CompletedProcess) -> str:
-    """doit's failure: 'TaskFailed - taskid:validate', then our one line, and nothing after it."""
-    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
-    lines = [line for line in result.stdout.split("TaskFailed - taskid:validate\n", 1)[1].splitlines() if line]
-    assert len(lines) == 1, result.stdout
-    return lines[0]
-
-
 def test_the_unix_port_validated_over_a_pty_on_the_whole_test_split(copy):
     """`doit validate --port unix`: every output identical to calibrate's (the viper kernels' outputs.npy), the
     digest of the int8 .tflite in INFO and project.json, microseconds per inference and per operator; the console
     line te_serve prints passes through (--verbose) without breaking a frame; the report keeps the board estimate,
     since the unix port is not the board."""
     result = doit(copy, "validate", "--port", "unix", "--verbose")
-    assert "starting the MicroPython unix port" in result.stdout
+    assert "starting the MicroPython unix port with the package for esp32cam" in result.stdout
     assert "tinyedge: serving the validation protocol 1 (linux, te_kernels_viper)" in result.stdout
     assert "validate: 254/254 samples, 0 differing" in result.stdout
     record = json.loads((copy / "build/validate/validate.json").read_text())
@@ -134,3 +130,36 @@ def invoke(data, k=kernels, mark=None):
     assert "at sample 5 of 254 (5 validated)" in line and line.endswith("the MicroPython unix port had ended (exit 3)")
     assert digests(copy) == before
     assert not (copy / "build/validate").exists()
+
+
+def test_the_micropython_device_refuses_what_it_cannot_do(tmp_path):
+    """Device side, no trained project needed: CAPTURE -> ERROR "no camera" (no camera in the unix port), an INFER
+    of the wrong size, a damaged frame and an unknown type -> ERROR in the C firmware's words; bytes that are no
+    frame are skipped; after all that it still answers, with the outputs of the generated model."""
+    _other_model_package(tmp_path / "package")
+    with mpremote.emulate(tmp_path / "package", tmp_path) as port, Link(port, 115200) as link:
+        info = link.hello()
+        assert info["cycle_counter"] == "ticks_us" and info["input"]["bytes"] == 1024
+        assert info["platform"] == "linux" and info["kernels"] == "te_kernels_viper"
+        link.send(frames.CAPTURE)
+        with pytest.raises(TinyedgeError, match="answered ERROR: no camera"):
+            link.answer(frames.FRAME, 10)
+        link.send(frames.INFER, struct.pack("<I", 0) + bytes(10))
+        with pytest.raises(TinyedgeError, match="answered ERROR: input length 10, expected 1024"):
+            link.answer(frames.RESULT, 10)
+        damaged = bytearray(frames.encode(frames.HELLO))
+        damaged[-1] ^= 0xFF
+        link.serial.write(b"noise \xa5 not a frame" + bytes(damaged))
+        with pytest.raises(TinyedgeError, match=r"answered ERROR: corrupt frame \(CRC\)"):
+            link.answer(frames.INFO, 10)
+        link.send(0x44)
+        with pytest.raises(TinyedgeError, match="answered ERROR: unknown frame type 0x44"):
+            link.answer(frames.INFO, 10)
+        image = np.load(ZOO / "data.npz")["x_test"][:1]
+        model = (ZOO / "tiny_cnn_int8_none.tflite").read_bytes()
+        engine = tflm.interpreter(model)
+        result = link.infer(7, tflm.quantize_images(engine, image, UNIT).tobytes())
+        _, out = tflm.io_details(engine)
+        expected = np.round(tflm.predict(engine, image, UNIT) / out["scale"] + out["zero_point"]).astype(np.int8)
+        assert result.index == 7 and result.output == expected.tobytes()
+        assert len(result.layer_cycles) == len(info["layers"]) and sum(result.layer_cycles) <= result.cycles
