@@ -123,11 +123,12 @@ def unix_port() -> list[str]:
 
 
 @contextlib.contextmanager
-def emulate(folder: Path, state: Path):
-    """te_serve.serve() of the package in `folder` run by the unix port, its stdin and stdout the controller side
-    of a pseudo-terminal: yields the terminal's path, which pyserial opens as a board's port. The port is ended on
-    leaving; an error raised meanwhile after it ended says how it ended."""
-    command = unix_port() + ["-c", "import te_serve; te_serve.serve()"]
+def emulate(folder: Path, state: Path, code: str = "import te_serve; te_serve.serve()"):
+    """`code` (te_serve.serve(): the package's protocol server; `import main`: its super-loop, for a test that gives
+    it a camera) run by the unix port in `folder`, its stdin and stdout the controller side of a pseudo-terminal:
+    yields the terminal's path, which pyserial opens as a board's port. The port is ended on leaving; an error
+    raised meanwhile after it ended says how it ended."""
+    command = unix_port() + ["-c", code]
     controller, terminal = os.openpty()
     tty.setraw(terminal)   # no echo, no line editing: a serial line's bytes, before pyserial sets the same
     with tempfile.TemporaryFile() as errors:

@@ -163,3 +163,41 @@ def test_the_micropython_device_refuses_what_it_cannot_do(tmp_path):
         expected = np.round(tflm.predict(engine, image, UNIT) / out["scale"] + out["zero_point"]).astype(np.int8)
         assert result.index == 7 and result.output == expected.tobytes()
         assert len(result.layer_cycles) == len(info["layers"]) and sum(result.layer_cycles) <= result.cycles
+
+
+CAMERA = '''# A stand-in for cnadler86/micropython-camera-API's module (no camera here): a fixed RGB565 test pattern.
+class PixelFormat:
+    RGB565 = 1
+
+
+class FrameSize:
+    QVGA = 5
+
+
+class Camera:
+    def __init__(self, **pins):
+        self.frame = bytes((x * 7 + y) & 0xFF for y in range(240) for x in range(640))
+
+    def capture(self):
+        return memoryview(self.frame)
+'''
+
+
+def test_main_py_hands_the_console_to_the_protocol(tmp_path):
+    """The board's main.py in the unix port, with a stand-in camera module (the test's, said so above): its
+    super-loop classifies frames and prints, and the host's first frame turns it into the protocol server, whose
+    CAPTURE sends the camera's frame as it is and whose INFER gives the model's outputs."""
+    folder = tmp_path / "package"
+    _other_model_package(folder)
+    board = boards.load(Path(__file__).resolve().parents[3] / "boards" / "esp32cam.yaml")
+    (folder / "main.py").write_text(generate.main_source([str(d) for d in range(10)], board.camera, None))
+    (folder / "camera.py").write_text(CAMERA)
+    with mpremote.emulate(folder, tmp_path, "import main") as port, Link(port, 115200) as link:
+        while b"top: " not in link.console:   # the super-loop's line: a frame went through the model
+            assert link.receive(1) is None
+        assert link.hello()["backend"] == "micropython"
+        link.send(frames.CAPTURE)
+        frame = link.answer(frames.FRAME, 10).payload
+        assert struct.unpack_from("<HHB", frame) == (320, 240, 2)
+        assert frame[5:] == bytes((x * 7 + y) & 0xFF for y in range(240) for x in range(640))
+        assert len(link.infer(3, bytes(1024)).output) == 10
