@@ -44,10 +44,10 @@ def copy(qemu_project, tmp_path) -> Path:
     return target
 
 
-def _one_line_error(result: subprocess.CompletedProcess) -> str:
-    """doit's failure: 'TaskFailed - taskid:validate', then our one line, and nothing after it."""
+def _one_line_error(result: subprocess.CompletedProcess, command: str = "validate") -> str:
+    """doit's failure: 'TaskFailed - taskid:<command>', then our one line, and nothing after it."""
     assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
-    tail = result.stdout.split("TaskFailed - taskid:validate\n", 1)[1]
+    tail = result.stdout.split(f"TaskFailed - taskid:{command}\n", 1)[1]
     lines = [line for line in tail.splitlines() if line]
     assert len(lines) == 1, tail
     return lines[0]
@@ -270,3 +270,85 @@ def test_ctrl_c_during_validate_is_one_line_and_exit_130(copy, fake):
     assert process.returncode == 130, out + err
     assert err.strip() == "interrupted during validate; what it finished is kept, run it again to go on"
     assert digests(copy) == before
+
+
+def _camera(frames_to_send: list[bytes], stall_after: int | None = None):
+    """A fake board with a camera (no board here): INFO, then one FRAME per CAPTURE from the list, in turn;
+    after `stall_after` frames it stops answering."""
+    sent = []
+
+    def on(frame, connection):
+        if frame.kind == frames.HELLO:
+            connection.sendall(frames.encode(frames.INFO, _info_any()))
+        elif frame.kind == frames.CAPTURE and len(sent) != stall_after:
+            picture = frames_to_send[len(sent) % len(frames_to_send)]
+            connection.sendall(b"cam: frame\n" + frames.encode(frames.FRAME, picture))
+            sent.append(frame)
+    return on
+
+
+def _info_any() -> bytes:
+    return json.dumps({"protocol": 1, "model_xxh3": "0" * 16, "backend": "tflm", "board": "fake-cam", "clock_hz": 1,
+                       "cycle_counter": "ccount", "cycles_per_second": 1, "input": {}, "output": {},
+                       "arena_bytes": 1, "arena_used": None, "layers": []}).encode()
+
+
+@pytest.fixture
+def folder_project(copy) -> Path:
+    """The project with an image-folder data set (two classes of one image each), where capture saves."""
+    from PIL import Image
+    for label in ("0", "1"):
+        (copy / "data" / label).mkdir(parents=True)
+        Image.new("L", (8, 8), int(label) * 200).save(copy / "data" / label / "first.png")
+    write_manifest(copy, {"board": "qemu-cortex-m4", "firmware": {"backend": "c"}, "dataset": {"source": "data"}})
+    return copy
+
+
+def test_capture_saves_the_boards_frames_as_png_and_never_overwrites(folder_project, fake):
+    from PIL import Image
+    gray = struct.pack("<HHB", 3, 2, 0) + bytes([0, 50, 100, 150, 200, 250])
+    rgb565 = struct.pack("<HHB", 2, 1, 2) + bytes([0xF8, 0x00, 0x07, 0xE0])   # big-endian: pure red, pure green
+    result = doit(folder_project, "capture", "--port", fake(_camera([gray, rgb565])), "--label", "1", "-n", "2")
+    assert "frame 2/2: data/1/capture-0001.png" in result.stdout
+    first = np.asarray(Image.open(folder_project / "data/1/capture-0000.png"))
+    assert first.shape == (2, 3) and first.ravel().tolist() == [0, 50, 100, 150, 200, 250]
+    second = np.asarray(Image.open(folder_project / "data/1/capture-0001.png"))
+    assert second.tolist() == [[[255, 0, 0], [0, 255, 0]]]
+    (folder_project / "data/1/capture-0001.png").rename(folder_project / "data/1/capture-0005.png")
+    doit(folder_project, "capture", "--port", fake(_camera([gray])), "--label", "1")
+    names = sorted(p.name for p in (folder_project / "data/1").iterdir())
+    assert names == ["capture-0000.png", "capture-0002.png", "capture-0005.png", "first.png"]
+    assert np.asarray(Image.open(folder_project / "data/1/capture-0005.png")).tolist() == second.tolist()
+
+
+def test_capture_refusals_and_ctrl_c_keeps_the_frames_so_far(folder_project, fake):
+    """Not an image folder, or a board without a camera: one line. Ctrl-C after one frame: it stays, whole."""
+    line = _one_line_error(doit(folder_project, "capture", "--port", "socket://127.0.0.1:1", "--label", "1",
+                                check=False), "capture")
+    assert line.startswith("no device on socket://127.0.0.1:1")
+
+    def no_camera(frame, connection):
+        answer = _info_any() if frame.kind == frames.HELLO else b"no camera"
+        connection.sendall(frames.encode(frames.INFO if frame.kind == frames.HELLO else frames.ERROR, answer))
+    line = _one_line_error(doit(folder_project, "capture", "--port", fake(no_camera), "--label", "1", check=False),
+                           "capture")
+    assert line.endswith("answered ERROR: no camera")
+
+    gray = struct.pack("<HHB", 2, 2, 0) + bytes(4)
+    process = subprocess.Popen([sys.executable, "-m", "doit", "capture", "--port", fake(_camera([gray], 1)),
+                                "--label", "0", "-n", "3"], cwd=folder_project, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    for out_line in process.stdout:
+        if "frame 1/3" in out_line:
+            break
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130 and err.strip() == ("interrupted during capture; what it finished is kept, "
+                                                         "run it again to go on")
+    assert sorted(p.name for p in (folder_project / "data/0").iterdir()) == ["capture-0000.png", "first.png"]
+
+
+def test_capture_needs_an_image_folder_data_set(copy):
+    line = _one_line_error(doit(copy, "capture", "--port", "socket://127.0.0.1:1", "--label", "3", check=False),
+                           "capture")
+    assert line.startswith("tinyedge.yaml: dataset.source is 'sklearn:digits'; capture saves into an image folder")

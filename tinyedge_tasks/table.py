@@ -111,6 +111,15 @@ COMMANDS: tuple[Command, ...] = (
                      "help": "seconds to wait for the board's INFO, and for each RESULT"},
                     {"name": "verbose", "long": "verbose", "type": bool, "default": False,
                      "help": "show the firmware's console text"})),
+    Command("capture", "Save the board's camera frames (as its firmware sees them) as PNG into the data set "
+            "folder's class sub-folder; never overwrites, Ctrl-C keeps the frames so far.",
+            params=(PORT_PARAM,
+                    {"name": "label", "long": "label", "type": str, "default": "",
+                     "help": "the class: the data set folder's sub-folder to save into"},
+                    {"name": "count", "short": "n", "long": "count", "type": int, "default": 1,
+                     "help": "frames to capture"},
+                    {"name": "timeout", "long": "timeout", "type": float, "default": 10.0,
+                     "help": "seconds to wait for the board's INFO, and for each FRAME"})),
 )
 
 

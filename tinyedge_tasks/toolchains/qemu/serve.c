@@ -4,7 +4,6 @@
    SysTick cycles of the invoke and of each operator), CAPTURE -> ERROR "no camera". Registers as QEMU's
    hw/char/cmsdk-apb-uart.c models them: DATA 0x00, STATE 0x04 (bit 0 TX full, bit 1 RX full), CTRL 0x08 (bit 0 TX
    enable, bit 1 RX enable), BAUDDIV 0x10 (at least 16, else QEMU ignores it). */
-#include <stdio.h>
 #include <string.h>
 
 #include "harness.h"
@@ -60,6 +59,22 @@ static void error(const char *text) {
     te_send(uart_write, NULL, TE_ERROR, text, (uint32_t)strlen(text));
 }
 
+/* text + the decimal digits of value, into out (newlib's snprintf would add kilobytes of code). */
+static char *with_number(char *out, const char *text, unsigned long value) {
+    char digits[12];
+    int count = 0;
+    do {
+        digits[count++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    out = strcpy(out, text) + strlen(text);
+    while (count > 0) {
+        *out++ = digits[--count];
+    }
+    *out = '\0';
+    return out;
+}
+
 static int8_t output[TINYEDGE_OUTPUT_SIZE];
 static unsigned long long layers[TINYEDGE_LAYERS > 0 ? TINYEDGE_LAYERS : 1];
 
@@ -67,8 +82,7 @@ static unsigned long long layers[TINYEDGE_LAYERS > 0 ? TINYEDGE_LAYERS : 1];
 static void infer(const uint8_t *payload, uint32_t length) {
     if (length != 4 + TINYEDGE_INPUT_SIZE) {
         char text[64];
-        snprintf(text, sizeof text, "input length %lu, expected %lu", (unsigned long)length - 4,
-                 (unsigned long)TINYEDGE_INPUT_SIZE);
+        with_number(with_number(text, "input length ", length - 4), ", expected ", TINYEDGE_INPUT_SIZE);
         error(length < 4 ? "INFER without a sample index" : text);
         return;
     }
@@ -97,7 +111,7 @@ static void infer(const uint8_t *payload, uint32_t length) {
 
 static void answer(uint8_t type, const uint8_t *payload, uint32_t length) {
     static const char info[] = TINYEDGE_INFO;
-    char text[48];
+    char text[40];
     switch (type) {
     case TE_HELLO:
         te_send(uart_write, NULL, TE_INFO, info, sizeof info - 1);
@@ -109,7 +123,7 @@ static void answer(uint8_t type, const uint8_t *payload, uint32_t length) {
         error("no camera");
         break;
     default:
-        snprintf(text, sizeof text, "unknown frame type 0x%02x", type);
+        with_number(text, "unknown frame type ", type);
         error(text);
     }
 }
