@@ -13,11 +13,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xxhash
-from conftest import doit, write_manifest
+from conftest import doit, make_project, write_manifest
 from test_errors import digests
 from test_validate import _one_line_error
 
 from tinyedge_tasks.backends.micropython import codegen, generate
+from tinyedge_tasks.commands import capture
 from tinyedge_tasks.config import boards
 from tinyedge_tasks.device import frames
 from tinyedge_tasks.device.link import Link
@@ -183,15 +184,20 @@ class Camera:
 '''
 
 
-def test_main_py_hands_the_console_to_the_protocol(tmp_path):
-    """The board's main.py in the unix port, with a stand-in camera module (the test's, said so above): its
-    super-loop classifies frames and prints, and the host's first frame turns it into the protocol server, whose
-    CAPTURE sends the camera's frame as it is and whose INFER gives the model's outputs."""
-    folder = tmp_path / "package"
+def _board_package(folder: Path) -> Path:
+    """A package with the board's main.py for the ESP32-CAM and the stand-in camera module."""
     _other_model_package(folder)
     board = boards.load(Path(__file__).resolve().parents[3] / "boards" / "esp32cam.yaml")
     (folder / "main.py").write_text(generate.main_source([str(d) for d in range(10)], board.camera, None))
     (folder / "camera.py").write_text(CAMERA)
+    return folder
+
+
+def test_main_py_hands_the_console_to_the_protocol(tmp_path):
+    """The board's main.py in the unix port, with a stand-in camera module (the test's, said so above): its
+    super-loop classifies frames and prints, and the host's first frame turns it into the protocol server, whose
+    CAPTURE sends the camera's frame as it is and whose INFER gives the model's outputs."""
+    folder = _board_package(tmp_path / "package")
     with mpremote.emulate(folder, tmp_path, "import main") as port, Link(port, 115200) as link:
         while b"top: " not in link.console:   # the super-loop's line: a frame went through the model
             assert link.receive(1) is None
@@ -201,3 +207,20 @@ def test_main_py_hands_the_console_to_the_protocol(tmp_path):
         assert struct.unpack_from("<HHB", frame) == (320, 240, 2)
         assert frame[5:] == bytes((x * 7 + y) & 0xFF for y in range(240) for x in range(640))
         assert len(link.infer(3, bytes(1024)).output) == 10
+
+
+def test_doit_capture_saves_the_frames_of_main_py(tmp_path):
+    """`doit capture` against the board's main.py (the stand-in camera): its RGB565 frames (high byte first, as the
+    camera driver stores them) saved as PNG in the class folder."""
+    from PIL import Image
+    project = make_project(tmp_path / "project", {"dataset": {"source": "data"}})
+    for label in ("3", "8"):   # an image-folder data set needs two classes
+        (project / "data" / label).mkdir(parents=True)
+        Image.new("L", (8, 8), 0).save(project / "data" / label / "first.png")
+    with mpremote.emulate(_board_package(tmp_path / "package"), tmp_path, "import main") as port:
+        result = doit(project, "capture", "--port", port, "--label", "3", "-n", "2")
+    assert "frame 2/2: data/3/capture-0001.png" in result.stdout
+    sent = struct.pack("<HHB", 320, 240, 2) + bytes((x * 7 + y) & 0xFF for y in range(240) for x in range(640))
+    for name in ("capture-0000.png", "capture-0001.png"):   # as the host decodes the stand-in's pattern
+        saved = np.asarray(Image.open(project / "data" / "3" / name))
+        assert saved.shape == (240, 320, 3) and np.array_equal(saved, np.asarray(capture.image(sent)))
