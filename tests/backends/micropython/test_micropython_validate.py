@@ -196,11 +196,13 @@ def _board_package(folder: Path) -> Path:
 def test_main_py_hands_the_console_to_the_protocol(tmp_path):
     """The board's main.py in the unix port, with a stand-in camera module (the test's, said so above): its
     super-loop classifies frames and prints, and the host's first frame turns it into the protocol server, whose
-    CAPTURE sends the camera's frame as it is and whose INFER gives the model's outputs."""
+    CAPTURE sends the camera's frame as it is and whose INFER gives the model's outputs. HELLOs that queued while
+    the loop was busy are dropped, not each answered with an INFO that would come in place of a RESULT."""
     folder = _board_package(tmp_path / "package")
     with mpremote.emulate(folder, tmp_path, "import main") as port, Link(port, 115200) as link:
         while b"top: " not in link.console:   # the super-loop's line: a frame went through the model
             assert link.receive(1) is None
+        link.serial.write(frames.encode(frames.HELLO) * 3)   # a host repeating HELLO while the loop runs
         assert link.hello()["backend"] == "micropython"
         link.send(frames.CAPTURE)
         frame = link.answer(frames.FRAME, 10).payload

@@ -215,7 +215,7 @@ def capture():
 
 while True:
     if te_serve.waiting():
-        te_serve.serve(capture)
+        te_serve.serve(capture, fresh=True)
     t0 = time.ticks_us()
     frame = cam.capture()
     t1 = time.ticks_us()

@@ -120,10 +120,14 @@ def _answer(kind, payload, described, capture):
     return ERROR, b"unknown frame type 0x%02x" % kind
 
 
-def serve(capture=None):
+def serve(capture=None, fresh=False):
     """Answer frames until the input ends. capture() -> (width, height, RGB565 bytes high byte first), or None.
+    fresh: drop what is waiting first, the HELLOs that queued while main.py's super-loop was busy (the host sends
+    one a second until INFO comes: each would be answered, and the extra INFOs would arrive in place of RESULTs).
     Ctrl-C (byte 3) stays an interrupt until the first frame, so mpremote still reaches the REPL; from then on it
     is data (an INFER holds any byte): the board serves until it is reset."""
+    while fresh and waiting():
+        _read(1)
     described = info()
     print("tinyedge: serving the validation protocol %d (%s, %s)" % (VERSION, sys.platform,
                                                                    te_model.kernels.__name__))
