@@ -122,6 +122,15 @@ def unix_port() -> list[str]:
             "-X", f"heapsize={UNIX_HEAP}"]
 
 
+def _ended(port: subprocess.Popen) -> int | None:
+    """The port's exit code if it has ended or ends within half a second (its terminal closes a moment before the
+    process can be waited for), else None."""
+    try:
+        return port.wait(timeout=0.5)
+    except subprocess.TimeoutExpired:
+        return None
+
+
 @contextlib.contextmanager
 def emulate(folder: Path, state: Path, code: str = "import te_serve; te_serve.serve()"):
     """`code` (te_serve.serve(): the package's protocol server; `import main`: its super-loop, for a test that gives
@@ -139,7 +148,7 @@ def emulate(folder: Path, state: Path, code: str = "import te_serve; te_serve.se
         try:
             yield os.ttyname(terminal)
         except TinyedgeError as exc:
-            if port.poll() is None:
+            if _ended(port) is None:
                 raise
             errors.seek(0)
             said = errors.read().decode(errors="replace").strip().splitlines()
