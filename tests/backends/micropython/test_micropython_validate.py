@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xxhash
-from conftest import doit, make_project, write_manifest
+from conftest import REPO, doit, make_project, write_manifest
 from test_errors import digests
 from test_validate import _one_line_error
 
@@ -28,7 +28,8 @@ from tinyedge_tasks.preprocess import UNIT
 from tinyedge_tasks.tflite import runtime as tflm
 from tinyedge_tasks.toolchains import mpremote
 
-ZOO = Path(__file__).resolve().parents[2] / "fixtures" / "zoo"
+ZOO = REPO / "tests" / "fixtures" / "zoo"
+ESP32CAM = REPO / "boards" / "esp32cam.yaml"
 PACKAGE = Path("build/codegen/micropython")
 
 
@@ -90,7 +91,7 @@ def _other_model_package(folder: Path) -> str:
     quant, _ = tflm.io_details(tflm.interpreter(model))
     _, height, width, channels = quant["shape"]
     files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant, UNIT)
-    board = boards.load(Path(__file__).resolve().parents[3] / "boards" / "esp32cam.yaml")
+    board = boards.load(ESP32CAM)
     files["te_info.py"] = generate.info_source(codegen.info(lowered, model, board, "esp32cam"))
     folder.mkdir()
     for name, text in files.items():
@@ -187,7 +188,7 @@ class Camera:
 def _board_package(folder: Path) -> Path:
     """A package with the board's main.py for the ESP32-CAM and the stand-in camera module."""
     _other_model_package(folder)
-    board = boards.load(Path(__file__).resolve().parents[3] / "boards" / "esp32cam.yaml")
+    board = boards.load(ESP32CAM)
     (folder / "main.py").write_text(generate.main_source([str(d) for d in range(10)], board.camera, None))
     (folder / "camera.py").write_text(CAMERA)
     return folder
