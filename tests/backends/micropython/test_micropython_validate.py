@@ -1,8 +1,8 @@
 """`doit validate` for firmware.backend micropython: the generated package's protocol server (board/te_serve.py) run
 by the real MicroPython unix port, its console on a pseudo-terminal that the host opens with pyserial as it opens a
 board's port. The whole test split of the shared trained example, byte for byte against calibrate; another model's
-firmware refused with both digests; the port ending mid-run named by the sample reached. No mock: the only thing
-missing is the ESP32 under the interpreter."""
+firmware refused with both digests; the port ending mid-run named by the sample reached; the device's refusals.
+The board's main.py runs too, with the one stand-in here: a camera module (there is no camera), said so below."""
 from __future__ import annotations
 
 import json
