@@ -30,6 +30,22 @@ def _differing(scores: np.ndarray, reference: np.ndarray) -> int:
     return int(np.any(scores != reference, axis=1).sum())
 
 
+def _builds(ctx, src: Path, on_qemu: bool, inputs: np.ndarray):
+    """(host build's int8 outputs, its seconds per inference, the QEMU run or None) of the project's C in src."""
+    with tempfile.TemporaryDirectory(prefix="tinyedge-calibrate-") as folder:
+        work = Path(folder)
+        host_raw, host_seconds = host.run_host(host.compile_host(src, work / "host"), inputs)
+        ctx.log(f"host build: {len(inputs)} samples, {host_seconds * 1e6:.0f} us per inference")
+        if not on_qemu:
+            return host_raw, host_seconds, None
+        elf = work / "firmware.elf"
+        qemu.build(src.parent, work, elf)
+        machine, cpu = qemu.target(src.parent)
+        emulated = qemu.run(elf, inputs, machine=machine, cpu=cpu)
+        ctx.log(f"QEMU build: {emulated.instructions_per_inference:.0f} instructions per inference")
+        return host_raw, host_seconds, emulated
+
+
 def run(ctx) -> None:
     with np.load(ctx.inputs["dataset/data.npz"]) as data:
         x_test, y_test = data["x_test"], data["y_test"]
@@ -46,18 +62,8 @@ def run(ctx) -> None:
     what = "calibrate: build/quantize/model.tflite"
     reference = tflm.predict(engine, x_test, transform, progress=ctx.log,
                              what=f"{what} (TFLM reference on the test split)")
-    with tempfile.TemporaryDirectory(prefix="tinyedge-calibrate-") as folder:
-        work = Path(folder)
-        exe = host.compile_host(src, work / "host")
-        host_raw, host_seconds = host.run_host(exe, inputs)
-        ctx.log(f"host build: {len(inputs)} samples, {host_seconds * 1e6:.0f} us per inference")
-        emulated = None
-        if index.toolchain == "qemu":
-            elf = work / "firmware.elf"
-            qemu.build(src.parent, work, elf)
-            machine, cpu = qemu.target(src.parent)
-            emulated = qemu.run(elf, inputs, machine=machine, cpu=cpu)
-            ctx.log(f"QEMU build: {emulated.instructions_per_inference:.0f} instructions per inference")
+    host_raw, host_seconds, emulated = _builds(ctx, src, index.toolchain == "qemu", inputs)
+    machine, cpu = qemu.target(src.parent)
     np.save(ctx.out / "outputs.npy", emulated.outputs if emulated else host_raw)   # what `doit validate` expects
     host_scores = _scores(host_raw, output_details)
     scores = _scores(emulated.outputs, output_details) if emulated else host_scores

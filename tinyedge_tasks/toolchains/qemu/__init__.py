@@ -185,8 +185,8 @@ def emulate(folder: Path, state: Path, timeout: float = 30):
     port = _free_port()
     chardev = f"socket,id=uart0,host=127.0.0.1,port={port},server=on,wait=off"
     # sleep=off: while the core waits for a byte (WFI), virtual time jumps instead of following the wall clock
-    command = [*_qemu(machine, cpu, "shift=0,sleep=off"), "-kernel", str(elf.resolve()), "-semihosting-config", "enable=on,target=native",
-               "-chardev", chardev, "-serial", "chardev:uart0"]
+    command = [*_qemu(machine, cpu, "shift=0,sleep=off"), "-kernel", str(elf.resolve()),
+               "-semihosting-config", "enable=on,target=native", "-chardev", chardev, "-serial", "chardev:uart0"]
     qemu = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         _listening(port, qemu, timeout)
