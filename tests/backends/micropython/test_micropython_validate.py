@@ -8,6 +8,8 @@ from __future__ import annotations
 import json
 import shutil
 import struct
+import subprocess
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -227,3 +229,13 @@ def test_doit_capture_saves_the_frames_of_main_py(tmp_path):
     for name in ("capture-0000.png", "capture-0001.png"):   # as the host decodes the stand-in's pattern
         saved = np.asarray(Image.open(project / "data" / "3" / name))
         assert saved.shape == (240, 320, 3) and np.array_equal(saved, np.asarray(capture.image(sent)))
+
+
+def test_the_crc_without_binascii_is_zlibs(tmp_path):
+    """A port built without binascii.crc32 takes te_serve's bitwise loop: the same CRC as the host's zlib."""
+    _other_model_package(tmp_path / "package")
+    data = bytes(range(256)) * 3 + b"123456789"
+    code = f"import te_serve; te_serve.crc32 = None; print(te_serve._crc({data!r}), te_serve._crc(b''))"
+    result = subprocess.run(mpremote.unix_port() + ["-c", code], cwd=tmp_path / "package", capture_output=True,
+                            text=True, timeout=60)
+    assert result.stdout.split() == [str(zlib.crc32(data)), "0"], result.stdout + result.stderr
