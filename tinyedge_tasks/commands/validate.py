@@ -3,7 +3,8 @@ quantized them, go to the board over the validation protocol (tinyedge_tasks/dev
 calibrate's byte for byte, and its cycle counter times each inference (and each layer, where the runtime can).
 
 The port is resolved as `doit flash` does it (a pyserial URL works too); on an emulated board (the QEMU board files)
-the toolchain starts the emulator with its UART on a loopback socket and the same socket:// path is used. The
+the toolchain starts the emulator with its UART on a loopback socket and the same socket:// path is used; for
+firmware.backend micropython, `--port unix` runs the package in the MicroPython unix port on a pseudo-terminal. The
 firmware must carry the project's model (INFO's model_xxh3 = codegen/project.json's). Writes
 build/validate/validate.json (also when outputs differ; then it exits non-zero naming the first difference);
 a fault (no device, no answer, a dropped link, a corrupt frame, Ctrl-C) is one line and leaves build/ as it was.
@@ -32,7 +33,8 @@ def _reference(project, samples: int):
     if not outputs.is_file():
         raise TinyedgeError(f"{project.relative(outputs)} is missing: firmware.backend "
                             f"{project.manifest.get('firmware.backend')}'s calibrate does not keep its outputs, so "
-                            "there is nothing to compare the board's with; validate a c backend project")
+                            "there is nothing to compare the board's with; validate a c or micropython backend "
+                            "project, after a `doit` (its calibrate writes them)")
     with np.load(project.artifact("dataset/data.npz")) as data:
         x_test, y_test = data["x_test"], data["y_test"]
     inputs = quantize(x_test, calibration.input, transform_of(project.manifest.get("dataset.input")))
@@ -42,12 +44,15 @@ def _reference(project, samples: int):
 
 @contextlib.contextmanager
 def _port(project, index, toolchain, options):
-    """The URL to talk to: the emulator's socket on an emulated board, else the resolved serial port."""
-    if getattr(toolchain, "NEEDS_PORT", True) or options.get("port"):
+    """The URL to talk to: the emulator's on an emulated board (or on --port EMULATED_PORT, the MicroPython unix
+    port's pseudo-terminal), else the resolved serial port."""
+    port = options.get("port")
+    emulated = bool(port) and port == getattr(toolchain, "EMULATED_PORT", None)
+    if not emulated and (getattr(toolchain, "NEEDS_PORT", True) or port):
         yield serial_port(project, options)
         return
     firmware = project.artifact(index.ARTIFACT).parent / index.folder
-    print(f"  starting the emulated board {index.board} (qemu-system-arm, UART on a loopback socket)", flush=True)
+    print(f"  starting {toolchain.EMULATOR.format(board=index.board)}", flush=True)
     with toolchain.emulate(firmware, project.state) as url:
         yield url
 

@@ -212,9 +212,12 @@ def _speed(page: Page, ctx, config: dict, calibration: dict, budget: dict | None
 
 
 def _validation(ctx) -> dict | None:
-    """validate/validate.json when it is of the firmware codegen made now (the same model digest)."""
+    """validate/validate.json when it is of the firmware codegen made now (the same model digest) and was measured
+    on the project's board (not in the MicroPython unix port on this machine, whose INFO names another board)."""
     measured, index = _json(ctx, "validate/validate.json"), _json(ctx, "codegen/project.json")
     if measured is None or index is None or measured["firmware"]["model_xxh3"] != index.get("model_xxh3"):
+        return None
+    if measured["firmware"]["board"] != index.get("board"):
         return None
     return measured
 

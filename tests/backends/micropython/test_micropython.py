@@ -27,6 +27,7 @@ def package(name: str) -> tuple[dict[str, str], bytes]:
     quant, _ = tflm.io_details(tflm.interpreter(model))
     _, height, width, channels = quant["shape"]
     files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant, UNIT)
+    files["te_info.py"] = generate.info_source({"model": name})
     return files, model
 
 

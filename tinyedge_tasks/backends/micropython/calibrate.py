@@ -1,5 +1,7 @@
 """calibrate: the generated MicroPython package run on the whole test split in the MicroPython unix port, plain
-and viper kernels, each output compared with the TFLM runtime's; the same Calibration record as every backend."""
+and viper kernels, each output compared with the TFLM runtime's; the same Calibration record as every backend, and
+outputs.npy: the viper kernels' raw int8 outputs (what the board runs), which `doit validate` compares the board's
+with."""
 from __future__ import annotations
 
 import numpy as np
@@ -40,6 +42,7 @@ def run(ctx) -> None:
     if outputs["viper"].shape != reference.shape:
         raise TinyedgeError(f"calibrate: the package gave {outputs['viper'].shape[1]} outputs per sample, TFLM "
                             f"{reference.shape[1]}; rerun `doit codegen`")
+    np.save(ctx.out / "outputs.npy", outputs["viper"])
     arena = lower(model_bytes).arena_size
     result = Calibration.measured(np.argmax(outputs["viper"], axis=1), y_test, reference.shape[1],
                                   ctx.read(Metrics).test_accuracy, model_bytes=len(model_bytes), arena_bytes=arena,

@@ -12,6 +12,21 @@ from .. import camera_board, status_led
 from . import BACKEND
 
 
+def info(model, model_bytes: bytes, board, board_name: str) -> dict:
+    """The validation protocol's INFO as far as codegen knows it (te_serve.py adds the port, the kernels and the
+    clock that run): the model's digest, its tensors, the arena, one timed layer per operator. MicroPython's
+    counter is time.ticks_us(): cycles are microseconds."""
+    import xxhash
+
+    def tensor(t) -> dict:
+        return {"shape": list(t.shape), "dtype": "int8", "scale": t.scale, "zero_point": t.zero_point,
+                "bytes": t.size}
+    return {"protocol": 1, "model_xxh3": xxhash.xxh3_64_hexdigest(model_bytes), "backend": "micropython",
+            "board": board_name, "clock_hz": board.cpu_mhz * 1_000_000, "cycle_counter": "ticks_us",
+            "cycles_per_second": 1_000_000, "input": tensor(model.input), "output": tensor(model.output),
+            "arena_bytes": model.arena_size, "arena_used": model.arena_size, "layers": [op.op for op in model.ops]}
+
+
 def run(ctx) -> None:
     from ...preprocess import transform_of
     from ...tflite import runtime
@@ -32,11 +47,14 @@ def run(ctx) -> None:
     status = status_led(ctx.config, board, board_name, labels)
     led = (status["led"].pin, status["led"].active_low, status["led_index"]) if status["led"] else None
     files["main.py"] = generate.main_source(labels, board.camera, led)
+    described = info(model, model_bytes, board, board_name)
+    files["te_info.py"] = generate.info_source(described)
     section = board.micropython
     files["mpremote.json"] = json.dumps({
         "march": section.march, "firmware": section.firmware, "filesystem_bytes": section.filesystem_bytes,
         "heap_bytes": section.heap_bytes, "ram_bytes": budget.arena["bytes"],
         "modules": list(generate.MODULES)}, indent=1)
-    ctx.write(write_project(ctx.out, "micropython", files, toolchain, board_name, board.serial_speed))
+    ctx.write(write_project(ctx.out, "micropython", files, toolchain, board_name, board.serial_speed,
+                            described["model_xxh3"]))
     ctx.log(f"MicroPython package: {len(model.ops)} operators, {model.macs} MACs, arena {model.arena_size} B, "
             f"weights {generate.weight_bytes(model)} B (runs on {section.firmware})")

