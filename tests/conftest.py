@@ -5,6 +5,7 @@ and every test that only reads artifacts shares it; a test that edits the manife
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -16,6 +17,7 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures"   # tests/fixtures/regenerate.py makes the binary ones
 
 # The Ctrl-C tests play a user at a terminal, whose doit starts with SIGINT's default action. A suite started as a
 # background job of a non-interactive shell (`cmd &`, nohup, some CI runners) has SIGINT ignored, and an ignored
@@ -69,6 +71,23 @@ def doit(project: Path, *args: str, check: bool = True, env: dict | None = None,
 def ran(result: subprocess.CompletedProcess) -> set[str]:
     """Names of the tasks doit executed (lines '.  name'), not those up to date ('-- name')."""
     return {line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")}
+
+
+def digests(project: Path) -> dict:
+    """Every file under build/ (staging folders aside) -> its SHA-256: "nothing built is lost" is this unchanged."""
+    build = project / "build"
+    return {str(p.relative_to(build)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(build.rglob("*")) if p.is_file() and ".tmp" not in p.parts}
+
+
+TRAINED = {"built_project", "project_copy", "espdl_project", "transfer_project"}   # fixtures that train a model
+
+
+def pytest_collection_modifyitems(items):
+    """A test that uses a trained project is `slow`, so that `pytest -m "not slow"` never trains the example."""
+    for item in items:
+        if TRAINED & set(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")

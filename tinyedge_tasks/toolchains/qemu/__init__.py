@@ -12,7 +12,7 @@ and heap come on top), available = the linker script's regions (CODE and RAM, 4 
 
 Instruction counts: QEMU emulates no DWT cycle counter, but its SysTick runs on the 25 MHz core clock, and with
 `-icount shift=0` the virtual clock advances exactly 1 ns per executed instruction: one tick is 40
-instructions, deterministic from run to run (tests/test_c_backend.py checks both).
+instructions, deterministic from run to run (tests/backends/c/test_c_backend.py checks both).
 
 Serial shell: a project with src/model_info.h (the INFO JSON codegen writes) is built with serve.c and the shared
 protocol code (tinyedge_tasks/firmware/te_protocol.c); started without semihosting arguments, the firmware speaks

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 import zipfile
 
+import pytest
+
 from conftest import doit, ran
 
 
@@ -17,6 +19,7 @@ def _rows(stdout: str) -> dict[str, str]:
     return rows
 
 
+@pytest.mark.bwrap
 def test_submission_verifies_and_catches_an_altered_model(project_copy, tmp_path):
     result = doit(project_copy, "submission")
     assert "submission" in ran(result) and "train" not in ran(result)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import doit, ran, write_manifest
+from conftest import FIXTURES, REPO, doit, ran, write_manifest
 
 from tinyedge_tasks.backends.c.codegen import memory_plan
 from tinyedge_tasks.backends.c.generate import generate, lower_model
@@ -25,7 +25,7 @@ from tinyedge_tasks.tflite import runtime
 from tinyedge_tasks.toolchains import qemu
 from tinyedge_tasks.toolchains.host import compile_host, run_host
 
-FIXTURES = Path(__file__).parent / "fixtures" / "zoo"
+ZOO_DIR = FIXTURES / "zoo"
 ZOO = [f"{model}_{scheme}_{prune}" for model in ("tiny_cnn", "mobilenet") for scheme in ("int8", "int8_per_tensor")
        for prune in ("none", "structured")]
 QEMU_SAMPLES = 8
@@ -36,7 +36,7 @@ STUB_HEADER = ("#include <stdint.h>\n#define TINYEDGE_INPUT_SIZE 1\n#define TINY
 
 def _inputs(model) -> tuple[np.ndarray, np.ndarray]:
     """(the test split quantized with the model's input parameters, labels)."""
-    with np.load(FIXTURES / "data.npz") as data:
+    with np.load(ZOO_DIR / "data.npz") as data:
         x, y = data["x_test"], data["y_test"]
     return input_table(model.input.scale, model.input.zero_point, "int8", UNIT)[x], y
 
@@ -72,12 +72,13 @@ def _no_overlap(plan: dict) -> int:
     return checked
 
 
+@pytest.mark.qemu
 @pytest.mark.parametrize("name", ZOO)
 def test_c_matches_tflm_on_every_test_sample(name, tmp_path):
     """Host gcc build (the plain C kernels) on all 254 test samples: 0 differing bytes; on two models the QEMU build
     (the SMLAD/SXTB16 kernels) prints the same outputs as the host build (a subset of samples), and its
     per-operator counts add up to the whole. The plan is overlap-free and smaller than TFLM's arena."""
-    tflite = (FIXTURES / f"{name}.tflite").read_bytes()
+    tflite = (ZOO_DIR / f"{name}.tflite").read_bytes()
     model = lower_model(tflite)
     inputs, labels = _inputs(model)
     src = _write(generate(model), tmp_path / "src")
@@ -96,16 +97,17 @@ def test_c_matches_tflm_on_every_test_sample(name, tmp_path):
         assert abs(sum(result.layer_instructions) - result.instructions_per_inference) <= 40 * len(model.ops)
 
 
+@pytest.mark.qemu
 def test_the_same_code_on_the_cortex_m7_board(tmp_path):
     """boards/qemu-cortex-m7.yaml (mps2-an500): codegen accepts it, and the same generated C built for the
     Cortex-M7 (DSP kernels) gives TFLM's outputs there, with per-operator counts."""
     from tinyedge_tasks.backends.c.codegen import _toolchain
     from tinyedge_tasks.config import boards
 
-    board = boards.load(Path(__file__).parent.parent / "boards" / "qemu-cortex-m7.yaml")
+    board = boards.load(REPO / "boards" / "qemu-cortex-m7.yaml")
     assert _toolchain(board, "qemu-cortex-m7") == "qemu"
     assert (board.qemu.machine, board.qemu.cpu) == ("mps2-an500", "cortex-m7")
-    tflite = (FIXTURES / "mobilenet_int8_structured.tflite").read_bytes()
+    tflite = (ZOO_DIR / "mobilenet_int8_structured.tflite").read_bytes()
     model = lower_model(tflite)
     inputs, _ = _inputs(model)
     src = _write(generate(model), tmp_path / "src")
@@ -137,7 +139,7 @@ def test_short_requantization_equals_tflite_rounding(tmp_path):
     """te_output's short path (the generator's `fast` layers) against te_mbqm, TFLite's double rounding, on 2
     million accumulators of every magnitude below 2^30, multipliers and right shifts (plain C, host gcc)."""
     (tmp_path / "check.c").write_text(REQUANTIZE_CHECK)
-    kernels = Path(__file__).parent.parent / "tinyedge_tasks" / "backends" / "c" / "kernels"
+    kernels = REPO / "tinyedge_tasks" / "backends" / "c" / "kernels"
     subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(kernels),
                     str(tmp_path / "check.c"), "-o", str(tmp_path / "check")], check=True, timeout=60)
     assert subprocess.run([str(tmp_path / "check")], check=True, capture_output=True, text=True,
@@ -171,10 +173,11 @@ def test_one_mac_count_for_the_report_and_the_c_stages():
 
 def test_unsupported_operator_is_refused_naming_its_layer():
     with pytest.raises(TinyedgeError) as error:
-        lower((FIXTURES.parent / "unsupported_logistic.tflite").read_bytes())
+        lower((FIXTURES / "unsupported_logistic.tflite").read_bytes())
     assert "squash" in str(error.value) and "LOGISTIC" in str(error.value) and "tflm" in str(error.value)
 
 
+@pytest.mark.qemu
 def test_instruction_count_is_exact_and_a_fault_is_reported(tmp_path):
     """A loop of 2,000,000 instructions counts as 2,000,000 (+-40: one SysTick tick); a hard fault ends the run
     at once with a message instead of hanging."""
@@ -190,6 +193,7 @@ def test_instruction_count_is_exact_and_a_fault_is_reported(tmp_path):
         qemu.run(qemu.compile_firmware(fault, tmp_path / "fault-out"), np.zeros((1, 1), np.int8), timeout=30)
 
 
+@pytest.mark.qemu
 def test_doit_on_the_qemu_board_and_switching_backends(project_copy):
     """The built example (tflm, esp32cam) switched to board qemu-cortex-m4 with firmware.backend c reruns codegen,
     calibrate and report only; calibrate runs the QEMU build on the whole test split with 0 samples differing from

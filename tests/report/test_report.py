@@ -60,6 +60,7 @@ def test_report_shows_the_build_and_says_what_is_absent(built_project):
         in summary
 
 
+@pytest.mark.chromium
 def test_report_page_in_headless_chromium(built_project, tmp_path):
     broken = tmp_path / "broken.html"
     broken.write_text("<!DOCTYPE html><html><body><script>throw new Error('kaput')</script></body></html>")

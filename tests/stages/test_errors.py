@@ -3,7 +3,6 @@
 One test (or more) per numbered finding; crashes are real TFLM crashes of the fixtures (tests/fixtures/)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
 import subprocess
@@ -15,24 +14,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import doit, write_manifest
+from conftest import FIXTURES, REPO, digests, doit, write_manifest
 
 from tinyedge_tasks.config import boards
 from tinyedge_tasks.config.manifest import validate
 from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.tflite import runtime, worker
 
-FIXTURES = Path(__file__).parent / "fixtures"
 MOBILENET = (FIXTURES / "mobilenet_untrained.tflite").read_bytes()  # untrained: TFLM's SOFTMAX aborts
 LSTM = (FIXTURES / "lstm_batch1.tflite").read_bytes()                # TFLM's LSTM segfaults in small arenas
 IMAGE = np.full((1, 96, 96, 3), 128, np.uint8)
 SERIES = np.full((1, 8, 4), 100, np.int8)
 
 
-def digests(project: Path) -> dict:
-    build = project / "build"
-    return {str(p.relative_to(build)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(build.rglob("*")) if p.is_file() and ".tmp" not in p.parts}
 
 
 def _manifest(project: Path, changes: dict) -> None:
@@ -316,7 +310,7 @@ def test_24_c_preflight_charges_the_constants_it_prints():
     from tinyedge_tasks.backends.c.generate import constant_bytes
     from tinyedge_tasks.lowering.lower import lower
     model = (FIXTURES / "zoo/mobilenet_int8_none.tflite").read_bytes()
-    board = boards.load(Path(__file__).parent.parent / "boards/esp32cam.yaml")
+    board = boards.load(REPO / "boards/esp32cam.yaml")
     rows = []
     budget = check.budget(board, "esp32cam", model, 0, 0.0, on_table=rows.extend)
     assert rows[0][:2] == ("flash: model", constant_bytes(lower(model))) != ("flash: model", len(model))

@@ -114,6 +114,7 @@ def _summary(project: Path) -> dict:
     return json.loads((project / "build" / "sweep" / "summary.json").read_text())
 
 
+@pytest.mark.slow
 def test_sweep_trains_once_per_training_config_restores_a_second_run_and_reports_failures(tmp_path):
     project = make_project(tmp_path / "p", SWIFT)
     grid = ["-S", "train.width_multiplier=0.5,1", "-S", "compression.quantize.scheme=int8,int16x8"]
@@ -149,6 +150,7 @@ def test_sweep_trains_once_per_training_config_restores_a_second_run_and_reports
     assert "width_multiplier" in table and "fits" in table
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_tune_with_one_line_and_the_trial_is_not_a_rejection(tmp_path):
     """Ctrl-C reaches tune and its trial's doit alike (one process group, as in a terminal): the trial fails
     (a rerun makes up for it), it is not counted as rejected by the preflight, and nothing prints a traceback."""
@@ -195,6 +197,7 @@ study.optimize(objective, n_trials=1)
 """
 
 
+@pytest.mark.slow
 def test_a_killed_workers_trial_is_retried_with_its_values(tmp_path):
     """kill -9 leaves a trial running in the storage; once its heartbeat is stale the next worker marks it
     failed and runs its values again (their stages come from the cache)."""
@@ -258,6 +261,8 @@ def _tight_board(project: Path) -> None:
     (project / "boards" / "tight.yaml").write_text(yaml.safe_dump(board))
 
 
+@pytest.mark.slow
+@pytest.mark.postgres
 def test_tune_two_workers_on_postgresql_share_the_study_and_the_cache(tmp_path, postgres):
     tune = {"space": {"train.width_multiplier": [0.5, 3.0], "compression.quantize.scheme": ["int8", "int16x8"]},
             "objectives": {"quantized_test_accuracy": "maximize", "arena_bytes": "minimize"},

@@ -16,23 +16,18 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 
-from conftest import doit, ran, write_manifest
+from conftest import REPO, doit, ran, write_manifest
+from frames import FIRMWARE, calibration_of, camera_frames, from_rgb565, rgb565
 from tinyedge_tasks import preprocess
 from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.backends.tflm import codegen, resolver, scratch
 from tinyedge_tasks.preprocess import c as preprocess_c
 
 HERE = Path(__file__).parent
-FIRMWARE = Path("build/codegen/firmware")
 UPSTREAM = {"dataset", "train", "prune", "quantize", "calibrate"}
-
-
-def _calibration(project: Path) -> dict:
-    return json.loads((project / "build/calibrate/calibration.json").read_text())
 
 
 def test_platformio_ini_read_back_by_platformio(built_project):
@@ -109,7 +104,7 @@ def test_model_array_is_the_calibrated_tflite(built_project):
 
 def test_main_has_exactly_the_models_operators_and_budgeted_arena(built_project):
     main = (built_project / FIRMWARE / "src/main.cc").read_text()
-    calibration = _calibration(built_project)
+    calibration = calibration_of(built_project)
     methods = re.findall(r"resolver\.(Add\w+)\(\) != kTfLiteOk", main)
     assert sorted(methods) == sorted(resolver.builtin_methods()[op] for op in calibration["operators"])
     assert f"MicroMutableOpResolver<{len(methods)}>" in main
@@ -146,31 +141,6 @@ def test_resolver_data_is_the_pinned_header_list():
 
 # ---- the firmware's preprocessing, compiled with the host gcc, against the Python preprocessing ----------
 
-def _rgb565(rgb: np.ndarray) -> bytes:
-    """RGB888 -> RGB565, high byte first, as the camera driver stores a frame."""
-    r, g, b = (rgb[:, :, i].astype(np.uint16) for i in range(3))
-    value = ((r >> 3) << 11) | ((g >> 2) << 5) | (b >> 3)
-    return value.astype(">u2").tobytes()
-
-
-def _from_rgb565(frame: bytes, width: int, height: int) -> np.ndarray:
-    """What the firmware sees: RGB565 expanded to RGB888 by bit replication (te_rgb565_to_rgb888)."""
-    value = np.frombuffer(frame, ">u2").reshape(height, width).astype(np.uint16)
-    r, g, b = (value >> 11) & 0x1F, (value >> 5) & 0x3F, value & 0x1F
-    return np.stack([(r << 3) | (r >> 2), (g << 2) | (g >> 4), (b << 3) | (b >> 2)], axis=2).astype(np.uint8)
-
-
-def _camera_frames() -> list[np.ndarray]:
-    """Real photos (sklearn's sample images) cut to the camera's 320x240, digits scaled up to 320x240, and a
-    frame smaller than the model input (the resize then enlarges)."""
-    from sklearn.datasets import load_digits, load_sample_images
-    frames = [image[40:280, 50:370] for image in load_sample_images().images]
-    digits = np.round(load_digits().images[:3] * (255 / 16)).astype(np.uint8)
-    frames += [np.repeat(np.kron(d, np.ones((30, 40), np.uint8))[:, :, None], 3, axis=2) for d in digits]
-    frames.append(load_sample_images().images[1][100:118, 200:224])
-    return frames
-
-
 def _compile(src: Path, tmp_path: Path) -> Path:
     exe = tmp_path / "harness"
     subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(src),
@@ -182,13 +152,13 @@ def _check_frames(exe: Path, tmp_path: Path, width: int, height: int, channels: 
                   transform=preprocess.UNIT) -> int:
     table = preprocess.input_table(quant["scale"], quant["zero_point"], quant["dtype"], transform)
     checked = 0
-    for index, rgb in enumerate(_camera_frames()):
-        frame = _rgb565(rgb)
+    for index, rgb in enumerate(camera_frames()):
+        frame = rgb565(rgb)
         (tmp_path / f"frame{index}").write_bytes(frame)
         h, w = rgb.shape[:2]
         got = subprocess.run([str(exe), str(tmp_path / f"frame{index}"), str(w), str(h)],
                              check=True, capture_output=True).stdout
-        pixels = preprocess.resize(_from_rgb565(frame, w, h), width, height, channels)
+        pixels = preprocess.resize(from_rgb565(frame, w, h), width, height, channels)
         expected = table[pixels].astype(quant["dtype"]).tobytes()
         assert got == expected, f"frame {index} ({w}x{h}) differs from the Python preprocessing"
         checked += 1
@@ -198,7 +168,7 @@ def _check_frames(exe: Path, tmp_path: Path, width: int, height: int, channels: 
 def test_firmware_preprocessing_matches_python_byte_for_byte(built_project, tmp_path):
     """The example's generated src/preprocess.c (32x32 grayscale, int8) on camera frames."""
     exe = _compile(built_project / FIRMWARE / "src", tmp_path)
-    assert _check_frames(exe, tmp_path, 32, 32, 1, _calibration(built_project)["input"]) == 6
+    assert _check_frames(exe, tmp_path, 32, 32, 1, calibration_of(built_project)["input"]) == 6
 
 
 @pytest.mark.parametrize("width,height,channels,quant,transform", [
@@ -301,7 +271,7 @@ def test_operator_the_esp32_port_cannot_run_names_op_and_layer(built_project):
                                             r"UNIQUE \(layer '.*pool2"):
         resolver.resolver_ops(runtime.operators(bytes(builder.Output())))
     ops = resolver.resolver_ops(runtime.operators(data))
-    assert [op["op"] for op in ops] == sorted(_calibration(built_project)["operators"])
+    assert [op["op"] for op in ops] == sorted(calibration_of(built_project)["operators"])
 
 
 # ---- PlatformIO without network, flash and monitor without a board ----------------------------------------
@@ -363,7 +333,7 @@ def test_monitor_reads_the_board(project_copy):
 def test_board_files_load_and_pio_is_found():
     from tinyedge_tasks.config import boards
     from tinyedge_tasks.toolchains.platformio import pio_executable
-    loaded = {name: boards.load(HERE.parent / "boards" / f"{name}.yaml") for name in boards.known(HERE.parent)}
+    loaded = {name: boards.load(REPO / "boards" / f"{name}.yaml") for name in boards.known(REPO)}
     assert {"esp32cam", "xiao_esp32s3_sense"} <= set(loaded)
     assert loaded["esp32cam"].psram.bytes == 4 * 1024 * 1024 and loaded["esp32cam"].flash.bytes == 4 * 1024 * 1024
     assert loaded["xiao_esp32s3_sense"].chip == "esp32s3"
@@ -376,7 +346,7 @@ def test_board_sdkconfig_takes_plain_values_and_reasons():
     from tinyedge_tasks.config import boards
     from tinyedge_tasks.config.board_schema import Board
     from tinyedge_tasks.toolchains import esp_idf
-    data = yaml.safe_load((HERE.parent / "boards/esp32cam.yaml").read_text())
+    data = yaml.safe_load((REPO / "boards/esp32cam.yaml").read_text())
     board = Board.model_validate(data)
     assert board.esp_idf.sdkconfig["CONFIG_SPIRAM"] is True and "PSRAM" in board.esp_idf.reasons["CONFIG_SPIRAM"]
     assert board.frame_buffers == 2
@@ -385,4 +355,4 @@ def test_board_sdkconfig_takes_plain_values_and_reasons():
     assert plain.esp_idf.sdkconfig["CONFIG_FREERTOS_HZ"] == 1000 and "CONFIG_FREERTOS_HZ" not in plain.esp_idf.reasons
     with pytest.raises(TinyedgeError, match=r"boards/x\.yaml: esp_idf\.sdkconfig: CONFIG_FREERTOS_HZ without a reason"):
         esp_idf.skeleton(plain, "x", "p", {}, ">=5.1", [])
-    assert boards.load(HERE.parent / "boards/esp32cam.yaml").esp_idf.sdkconfig == board.esp_idf.sdkconfig
+    assert boards.load(REPO / "boards/esp32cam.yaml").esp_idf.sdkconfig == board.esp_idf.sdkconfig

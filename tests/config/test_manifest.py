@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
+from conftest import REPO
 from tinyedge_tasks import cli
 from tinyedge_tasks.errors import ManifestError
 from tinyedge_tasks.config.manifest_loader import ConfigSlice, load
@@ -71,7 +71,7 @@ def test_checked_in_json_schema_matches_the_schema():
 
 
 def test_example_manifest_points_editors_at_the_schema():
-    example = Path(__file__).resolve().parent.parent / "tinyedge.yaml"
+    example = REPO / "tinyedge.yaml"
     first_line = example.read_text().splitlines()[0]
     assert first_line == "# yaml-language-server: $schema=tinyedge_tasks/schema/tinyedge.schema.json"
     load(example)
@@ -79,7 +79,6 @@ def test_example_manifest_points_editors_at_the_schema():
 
 def test_every_board_file_of_the_repository_loads():
     """A board file added or merged with an old key would fail only the projects that name it."""
-    from conftest import REPO
     from tinyedge_tasks.config import boards
     paths = sorted((REPO / "boards").glob("*.yaml"))
     assert len(paths) >= 4 and all(boards.load(path).flash.runtime for path in paths)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import doit, ran, write_manifest
+from conftest import FIXTURES, REPO, doit, ran, write_manifest
 
 from tinyedge_tasks.backends.micropython import generate, unix
 from tinyedge_tasks.errors import TinyedgeError
@@ -17,8 +17,8 @@ from tinyedge_tasks.preprocess import UNIT
 from tinyedge_tasks.tflite import runtime as tflm
 from tinyedge_tasks.toolchains import mpremote
 
-ZOO = Path(__file__).parent / "fixtures" / "zoo"  # tests/fixtures/regenerate.py makes it
-WASM = Path(__file__).parent / ".npm" / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
+ZOO = FIXTURES / "zoo"
+WASM = REPO / "tests" / ".npm" / "node_modules" / "@micropython" / "micropython-webassembly-pyscript"
 
 
 def package(name: str) -> tuple[dict[str, str], bytes]:
@@ -41,6 +41,7 @@ def tflm_outputs(model: bytes, images: np.ndarray) -> np.ndarray:
     return np.round(scores / out["scale"] + out["zero_point"]).astype(np.int8)
 
 
+@pytest.mark.slow
 def test_mobilenet_in_the_unix_port_is_tflm_byte_for_byte():
     """The zoo MobileNet (CONV_2D, DEPTHWISE_CONV_2D, MEAN, FULLY_CONNECTED, SOFTMAX): every test sample with the
     viper kernels, the first 24 with the plain ones (0.6 s each here; the whole split runs in `doit calibrate`)."""
