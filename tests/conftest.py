@@ -5,6 +5,7 @@ and every test that only reads artifacts shares it; a test that edits the manife
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import signal
@@ -84,6 +85,13 @@ def tflm_outputs(tflite: bytes, inputs):
 def ran(result: subprocess.CompletedProcess) -> set[str]:
     """Names of the tasks doit executed (lines '.  name'), not those up to date ('-- name')."""
     return {line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")}
+
+
+def digests(project: Path) -> dict:
+    """Every file under build/ (staging folders aside) -> its SHA-256: "nothing built is lost" is this unchanged."""
+    build = project / "build"
+    return {str(p.relative_to(build)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(build.rglob("*")) if p.is_file() and ".tmp" not in p.parts}
 
 
 TRAINED = {"built_project", "project_copy", "espdl_project", "transfer_project"}   # fixtures that train a model

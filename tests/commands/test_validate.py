@@ -19,13 +19,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import doit, ran, write_manifest
-from test_errors import digests
+from conftest import digests, doit, ran, write_manifest
 from tinyedge_tasks.device import frames
 from tinyedge_tasks.device.link import Link
 from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.toolchains import qemu
 
+pytestmark = pytest.mark.qemu   # the shared project is switched to the emulated board (its calibrate runs QEMU)
 
 @pytest.fixture(scope="module")
 def qemu_project(built_project, tmp_path_factory) -> Path:

@@ -3,7 +3,6 @@
 One test (or more) per numbered finding; crashes are real TFLM crashes of the fixtures (tests/fixtures/)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import signal
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import FIXTURES, REPO, doit, write_manifest
+from conftest import FIXTURES, REPO, digests, doit, write_manifest
 
 from tinyedge_tasks.config import boards
 from tinyedge_tasks.config.manifest import validate
@@ -28,10 +27,6 @@ IMAGE = np.full((1, 96, 96, 3), 128, np.uint8)
 SERIES = np.full((1, 8, 4), 100, np.int8)
 
 
-def digests(project: Path) -> dict:
-    build = project / "build"
-    return {str(p.relative_to(build)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(build.rglob("*")) if p.is_file() and ".tmp" not in p.parts}
 
 
 def _manifest(project: Path, changes: dict) -> None:
