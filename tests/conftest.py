@@ -82,6 +82,15 @@ def tflm_outputs(tflite: bytes, inputs):
     return np.stack(outputs)
 
 
+def one_line_error(result: subprocess.CompletedProcess, command: str = "validate") -> str:
+    """doit's failure: 'TaskFailed - taskid:<command>', then our one line, and nothing after it."""
+    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
+    tail = result.stdout.split(f"TaskFailed - taskid:{command}\n", 1)[1]
+    lines = [line for line in tail.splitlines() if line]
+    assert len(lines) == 1, tail
+    return lines[0]
+
+
 def ran(result: subprocess.CompletedProcess) -> set[str]:
     """Names of the tasks doit executed (lines '.  name'), not those up to date ('-- name')."""
     return {line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")}

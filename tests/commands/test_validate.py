@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import digests, doit, ran, write_manifest
+from conftest import digests, doit, one_line_error, ran, write_manifest
 from tinyedge_tasks.device import frames
 from tinyedge_tasks.device.link import Link
 from tinyedge_tasks.errors import TinyedgeError
@@ -42,15 +42,6 @@ def copy(qemu_project, tmp_path) -> Path:
     target = tmp_path / "project"
     shutil.copytree(qemu_project, target)
     return target
-
-
-def _one_line_error(result: subprocess.CompletedProcess, command: str = "validate") -> str:
-    """doit's failure: 'TaskFailed - taskid:<command>', then our one line, and nothing after it."""
-    assert result.returncode != 0 and "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
-    tail = result.stdout.split(f"TaskFailed - taskid:{command}\n", 1)[1]
-    lines = [line for line in tail.splitlines() if line]
-    assert len(lines) == 1, tail
-    return lines[0]
 
 
 def test_the_firmware_in_qemu_validated_over_the_whole_test_split(copy):
@@ -169,9 +160,9 @@ def test_fault_no_device_on_the_port(copy):
     before = digests(copy)
     with socket.create_server(("127.0.0.1", 0)) as probe:
         port = probe.getsockname()[1]   # closed when the block ends: nothing listens there
-    line = _one_line_error(doit(copy, "validate", "--port", f"socket://127.0.0.1:{port}", check=False))
+    line = one_line_error(doit(copy, "validate", "--port", f"socket://127.0.0.1:{port}", check=False))
     assert line.startswith(f"no device on socket://127.0.0.1:{port} (") and "Connection refused" in line
-    missing = _one_line_error(doit(copy, "validate", "--port", "/dev/ttyUSB-none", check=False))
+    missing = one_line_error(doit(copy, "validate", "--port", "/dev/ttyUSB-none", check=False))
     assert missing.startswith("no board on serial port /dev/ttyUSB-none: the device does not exist")
     assert digests(copy) == before
 
@@ -182,10 +173,10 @@ def test_fault_a_device_that_does_not_answer(copy, fake):
 
     def chatter(frame, connection):
         connection.sendall(b"top class 3 (0.91), 12 ms\r\n")
-    line = _one_line_error(doit(copy, "validate", "--port", fake(chatter), "--timeout", "2", check=False))
+    line = one_line_error(doit(copy, "validate", "--port", fake(chatter), "--timeout", "2", check=False))
     assert line.startswith("no answer from socket://127.0.0.1:") and "serial_speed" in line
     assert line.endswith("It printed: 'top class 3 (0.91), 12 ms'")
-    silent = _one_line_error(doit(copy, "validate", "--port", fake(lambda f, c: None), "--timeout", "1.5",
+    silent = one_line_error(doit(copy, "validate", "--port", fake(lambda f, c: None), "--timeout", "1.5",
                                   check=False))
     assert silent.startswith("no answer from") and silent.endswith("It sent nothing.")
     assert digests(copy) == before
@@ -197,7 +188,7 @@ def test_fault_another_model_on_the_board(copy, fake):
 
     def other(frame, connection):
         connection.sendall(frames.encode(frames.INFO, _info(copy, "0123456789abcdef")))
-    line = _one_line_error(doit(copy, "validate", "--port", fake(other), check=False))
+    line = one_line_error(doit(copy, "validate", "--port", fake(other), check=False))
     assert "carries another model (model_xxh3 0123456789abcdef)" in line and f"(model_xxh3 {ours}," in line
     assert digests(copy) == before
 
@@ -238,7 +229,7 @@ def test_a_short_result_is_refused_in_one_line():
 
 def test_fault_a_link_that_drops_mid_run(copy, fake):
     before = digests(copy)
-    line = _one_line_error(doit(copy, "validate", "--port", fake(_board(copy, after_results=3)), "--samples", "10",
+    line = one_line_error(doit(copy, "validate", "--port", fake(_board(copy, after_results=3)), "--samples", "10",
                                 check=False))
     assert line.startswith("the link to socket://127.0.0.1:") and "dropped" in line
     assert "at sample 3 of 10 (3 validated)" in line
@@ -247,7 +238,7 @@ def test_fault_a_link_that_drops_mid_run(copy, fake):
 
 def test_fault_a_corrupt_frame(copy, fake):
     before = digests(copy)
-    line = _one_line_error(doit(copy, "validate", "--port", fake(_board(copy, corrupt_at=2)), "--samples", "5",
+    line = one_line_error(doit(copy, "validate", "--port", fake(_board(copy, corrupt_at=2)), "--samples", "5",
                                 check=False))
     assert line.startswith("corrupt RESULT frame at byte ") and "CRC 0x" in line
     assert digests(copy) == before
@@ -260,7 +251,7 @@ def test_a_mismatch_names_the_first_differing_sample_and_output(copy, fake):
             output[6] += 1 if output[6] < 127 else -1
     before = digests(copy)
     result = doit(copy, "validate", "--port", fake(_board(copy, change=off)), "--samples", "8", check=False)
-    line = _one_line_error(result)
+    line = one_line_error(result)
     assert line.startswith("the board's outputs differ from calibrate's: first at sample 4, output 6")
     assert "(1 samples differ, largest difference 1)" in line
     record = json.loads((copy / "build/validate/validate.json").read_text())
@@ -338,14 +329,14 @@ def test_capture_saves_the_boards_frames_as_png_and_never_overwrites(folder_proj
 
 def test_capture_refusals_and_ctrl_c_keeps_the_frames_so_far(folder_project, fake):
     """Not an image folder, or a board without a camera: one line. Ctrl-C after one frame: it stays, whole."""
-    line = _one_line_error(doit(folder_project, "capture", "--port", "socket://127.0.0.1:1", "--label", "1",
+    line = one_line_error(doit(folder_project, "capture", "--port", "socket://127.0.0.1:1", "--label", "1",
                                 check=False), "capture")
     assert line.startswith("no device on socket://127.0.0.1:1")
 
     def no_camera(frame, connection):
         answer = _info_any() if frame.kind == frames.HELLO else b"no camera"
         connection.sendall(frames.encode(frames.INFO if frame.kind == frames.HELLO else frames.ERROR, answer))
-    line = _one_line_error(doit(folder_project, "capture", "--port", fake(no_camera), "--label", "1", check=False),
+    line = one_line_error(doit(folder_project, "capture", "--port", fake(no_camera), "--label", "1", check=False),
                            "capture")
     assert line.endswith("answered ERROR: no camera")
 
@@ -364,6 +355,6 @@ def test_capture_refusals_and_ctrl_c_keeps_the_frames_so_far(folder_project, fak
 
 
 def test_capture_needs_an_image_folder_data_set(copy):
-    line = _one_line_error(doit(copy, "capture", "--port", "socket://127.0.0.1:1", "--label", "3", check=False),
+    line = one_line_error(doit(copy, "capture", "--port", "socket://127.0.0.1:1", "--label", "3", check=False),
                            "capture")
     assert line.startswith("tinyedge.yaml: dataset.source is 'sklearn:digits'; capture saves into an image folder")

@@ -15,9 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xxhash
-from conftest import REPO, doit, make_project, write_manifest
-from test_errors import digests
-from test_validate import _one_line_error
+from conftest import REPO, digests, doit, make_project, one_line_error, write_manifest
 
 from tinyedge_tasks.backends.micropython import codegen, generate
 from tinyedge_tasks.commands import capture
@@ -108,7 +106,7 @@ def test_another_model_in_the_unix_port_is_refused_with_both_digests(copy, tmp_p
     assert theirs != ours
     before = digests(copy)
     with mpremote.emulate(tmp_path / "other", tmp_path) as port:
-        line = _one_line_error(doit(copy, "validate", "--port", port, check=False))
+        line = one_line_error(doit(copy, "validate", "--port", port, check=False))
     assert line.startswith(f"the board on {port} carries another model (model_xxh3 {theirs}) than this project's "
                            f"(model_xxh3 {ours}, build/codegen/project.json)")
     assert digests(copy) == before
@@ -129,7 +127,7 @@ def invoke(data, k=kernels, mark=None):
     return _invoke(data, k, mark)
 """)
     before = digests(copy)
-    line = _one_line_error(doit(copy, "validate", "--port", "unix", check=False))
+    line = one_line_error(doit(copy, "validate", "--port", "unix", check=False))
     assert line.startswith("the link to /dev/pts/") and " dropped: " in line
     assert "at sample 5 of 254 (5 validated)" in line and line.endswith("the MicroPython unix port had ended (exit 3)")
     assert digests(copy) == before
