@@ -28,8 +28,8 @@ FINE_TUNED = 10   # top backbone layers the transfer project unfreezes
 TRANSFER = {   # 32x32 is the smallest input keras.applications builds; 90 digits of 3 classes, skewed
     "dataset": {"source": "digits3.npz", "input": {"width": 32, "height": 32, "channels": 1, "transform": "symmetric"},
                 "augment": {"flip": "horizontal", "rotate": 10, "zoom": 0.1, "brightness": 0.2}},
-    "train": {"model": "mobilenet_v2", "width_multiplier": 0.35, "pretrained": "backbone.h5", "epochs": 6,
-              "learning_rate": 0.001, "fine_tune": {"epochs": 1, "layers": FINE_TUNED, "learning_rate": 0.0001},
+    "train": {"model": "mobilenet_v2", "width_multiplier": 0.35, "pretrained": "backbone.h5", "epochs": 4,
+              "learning_rate": 0.01, "fine_tune": {"epochs": 1, "layers": FINE_TUNED, "learning_rate": 0.0001},
               "early_stopping": {"patience": 3, "monitor": "val_loss"}, "class_weight": "balanced"},
     "compression": {"calibrate": {"samples": 30}},
 }
@@ -79,6 +79,20 @@ def doit(project: Path, *args: str, check: bool = True, env: dict | None = None,
 def ran(result: subprocess.CompletedProcess) -> set[str]:
     """Names of the tasks doit executed (lines '.  name'), not those up to date ('-- name')."""
     return {line[3:].strip() for line in result.stdout.splitlines() if line.startswith(".  ")}
+
+
+def tflm_outputs(tflite: bytes, inputs):
+    """The TFLM runtime's int8 output bytes (N, outputs) for int8 inputs (N, ...), one invoke per sample."""
+    import numpy as np
+
+    from tinyedge_tasks.tflite import runtime
+    engine = runtime.tflm(tflite, runtime.PROBE_ARENA)
+    outputs = []
+    for sample in inputs:
+        engine.set_input(sample[None], 0)
+        engine.invoke()
+        outputs.append(engine.get_output(0).copy().ravel())
+    return np.stack(outputs)
 
 
 @pytest.fixture(scope="session")

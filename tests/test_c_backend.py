@@ -14,14 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import doit, ran, write_manifest
+from conftest import doit, ran, tflm_outputs, write_manifest
 
 from tinyedge_tasks.backends.c.codegen import memory_plan
 from tinyedge_tasks.backends.c.generate import generate, lower_model
 from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.lowering.lower import lower
 from tinyedge_tasks.preprocess import UNIT, input_table
-from tinyedge_tasks.tflite import runtime
 from tinyedge_tasks.toolchains import qemu
 from tinyedge_tasks.toolchains.host import compile_host, run_host
 
@@ -39,16 +38,6 @@ def _inputs(model) -> tuple[np.ndarray, np.ndarray]:
     with np.load(FIXTURES / "data.npz") as data:
         x, y = data["x_test"], data["y_test"]
     return input_table(model.input.scale, model.input.zero_point, "int8", UNIT)[x], y
-
-
-def _tflm_outputs(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
-    engine = runtime.tflm(tflite, runtime.PROBE_ARENA)
-    outputs = []
-    for sample in inputs:
-        engine.set_input(sample[None], 0)
-        engine.invoke()
-        outputs.append(engine.get_output(0).copy().ravel())
-    return np.stack(outputs)
 
 
 def _write(files: dict[str, str], folder: Path) -> Path:
@@ -82,7 +71,7 @@ def test_c_matches_tflm_on_every_test_sample(name, tmp_path):
     inputs, labels = _inputs(model)
     src = _write(generate(model), tmp_path / "src")
     got, seconds = run_host(compile_host(src, tmp_path / "host"), inputs)
-    expected = _tflm_outputs(tflite, inputs)
+    expected = tflm_outputs(tflite, inputs)
     assert got.shape == expected.shape == (254, 10) and seconds > 0
     assert int((got != expected).sum()) == 0
     assert np.mean(np.argmax(got, axis=1) == labels) > 0.5
@@ -111,7 +100,7 @@ def test_the_same_code_on_the_cortex_m7_board(tmp_path):
     src = _write(generate(model), tmp_path / "src")
     elf = qemu.compile_firmware(src, tmp_path / "m7", cpu=board.qemu.cpu)
     result = qemu.run(elf, inputs[:4], machine=board.qemu.machine, cpu=board.qemu.cpu)
-    assert np.array_equal(result.outputs, _tflm_outputs(tflite, inputs[:4]))
+    assert np.array_equal(result.outputs, tflm_outputs(tflite, inputs[:4]))
     assert 1 < result.instructions_per_inference / model.macs < 4 and len(result.layer_instructions) == len(model.ops)
 
 
