@@ -47,10 +47,11 @@ def test_frozen_backbone_equals_the_file_and_only_the_top_and_head_changed(trans
         frozen = layer.name not in top or type(layer).__name__ == "BatchNormalization"  # BN stays in inference mode
         if frozen:
             assert _same(layer.get_weights(), original[layer.name]), f"frozen layer {layer.name} changed"
+    metrics = json.loads((transfer_project / "build/train/metrics.json").read_text())
+    assert metrics["schedule"]["best_epoch"] > metrics["epochs"], "the epoch kept is not a fine-tuning one"
     changed_top = [layer.name for layer in with_weights if layer.name in top
                    and not _same(layer.get_weights(), original[layer.name])]
     assert changed_top, "fine-tuning changed none of the unfrozen top layers"
-    metrics = json.loads((transfer_project / "build/train/metrics.json").read_text())
     assert metrics["gray_to_rgb"] is True and metrics["pretrained"] == "backbone.h5"
     frozen_phase, fine_phase = metrics["schedule"]["phases"]
     assert frozen_phase["trainable"] == trained.get_layer("logits").count_params()
