@@ -10,9 +10,9 @@ import sys
 
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 
-import numpy as np  # noqa: E402
-import tf_keras as keras  # noqa: E402
-from sklearn.datasets import load_digits  # noqa: E402
+import numpy as np
+import tf_keras as keras
+from sklearn.datasets import load_digits
 
 APPLICATIONS = {"mobilenet_v1": keras.applications.MobileNet, "mobilenet_v2": keras.applications.MobileNetV2}
 
