@@ -2,6 +2,7 @@
 
 `built_project` trains the example once per session (real TensorFlow on sklearn's digits, a few epochs)
 and every test that only reads artifacts shares it; a test that edits the manifest works on `project_copy`.
+`transfer_project` is the same for transfer learning: a MobileNetV2 0.35 from a weights file, trained tiny.
 """
 from __future__ import annotations
 
@@ -25,6 +26,15 @@ FIXTURES = REPO / "tests" / "fixtures"   # tests/fixtures/regenerate.py makes th
 signal.signal(signal.SIGINT, signal.default_int_handler)
 signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 FAST = {"train": {"epochs": 4}, "compression": {"calibrate": {"samples": 100}}}
+FINE_TUNED = 10   # top backbone layers the transfer project unfreezes
+TRANSFER = {   # 32x32 is the smallest input keras.applications builds; 90 digits of 3 classes, skewed
+    "dataset": {"source": "digits3.npz", "input": {"width": 32, "height": 32, "channels": 1, "transform": "symmetric"},
+                "augment": {"flip": "horizontal", "rotate": 10, "zoom": 0.1, "brightness": 0.2}},
+    "train": {"model": "mobilenet_v2", "width_multiplier": 0.35, "pretrained": "backbone.h5", "epochs": 4,
+              "learning_rate": 0.01, "fine_tune": {"epochs": 1, "layers": FINE_TUNED, "learning_rate": 0.0001},
+              "early_stopping": {"patience": 3, "monitor": "val_loss"}, "class_weight": "balanced"},
+    "compression": {"calibrate": {"samples": 30}},
+}
 
 
 def merge(base: dict, changes: dict) -> dict:
@@ -118,6 +128,38 @@ def built_project(tmp_path_factory) -> Path:
     """The example project, built once with plain `doit`; treat as read-only."""
     project = make_project(tmp_path_factory.mktemp("built") / "project")
     doit(project)
+    return project
+
+
+def digits3(count: int = 90):
+    """Three digit classes, skewed (the class weights have something to do), as uint8 8x8 images."""
+    import numpy as np
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    keep = np.flatnonzero(digits.target < 3)[:count]
+    return np.round(digits.images[keep] * (255 / 16)).astype(np.uint8), digits.target[keep]
+
+
+def backbone_file(path: Path, seed: int = 1, model: str = "mobilenet_v2", alpha: float = 0.35) -> None:
+    """An untrained keras.applications backbone's weights, saved as Keras saves a downloaded no-top file."""
+    subprocess.run([sys.executable, str(REPO / "tests" / "backbone_file.py"), str(path), str(seed), model,
+                    str(alpha)], check=True, capture_output=True)
+
+
+def transfer_files(project: Path) -> Path:
+    """The data set and the weights file the TRANSFER manifest names, written into `project`."""
+    import numpy as np
+    x, y = digits3()
+    np.savez(project / "digits3.npz", x=x, y=y)
+    backbone_file(project / "backbone.h5")
+    return project
+
+
+@pytest.fixture(scope="session")
+def transfer_project(tmp_path_factory) -> Path:
+    """The TRANSFER project trained once (`doit train`: frozen epochs, then the fine-tuned top); read-only."""
+    project = transfer_files(make_project(tmp_path_factory.mktemp("transfer") / "project", TRANSFER))
+    doit(project, "train")
     return project
 
 

@@ -58,7 +58,7 @@ class Metrics(Record):
     val_accuracy: float
     test_accuracy: float
     pretrained: str | None = _optional()     # train.pretrained, when the model has a backbone to load
-    gray_to_rgb: bool | None = _optional()   # the model repeats a grayscale input to an RGB backbone's 3 channels
+    gray_to_rgb: bool | None = _optional()   # gray data, RGB backbone: its first conv folded over RGB
     schedule: dict | None = _optional()      # phases (frozen, fine-tuned: epochs, trainable/frozen parameters),
     #                                          best_epoch and monitor when early stopping kept one
 

@@ -1,100 +1,85 @@
 """Transfer learning without network: a keras.applications MobileNetV2 (alpha 0.35, 32x32) weights file made here,
 loaded through `train.pretrained: <path>` as a downloaded file would be; the frozen phase, the fine-tuned top,
-early stopping, class weights, augmentation; and the declared input transform in every rendering."""
+early stopping, class weights, augmentation; and the declared input transform in every rendering. One trained
+project (conftest's transfer_project, shared with tests/test_transfer_backends.py); the schedule's own tests train
+a tiny_cnn on 16x16 digits in-process."""
 from __future__ import annotations
 
 import json
 import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import doit, make_project, merge, ran
+from conftest import FINE_TUNED, TRANSFER, digits3, doit, make_project, merge, ran
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
-FINE_TUNED = 10   # top backbone layers unfrozen
-TRANSFER = {
-    "dataset": {"source": "digits3.npz", "input": {"width": 32, "height": 32, "channels": 1, "transform": "symmetric"},
-                "augment": {"flip": "horizontal", "rotate": 10, "zoom": 0.1, "brightness": 0.2}},
-    "train": {"model": "mobilenet_v2", "width_multiplier": 0.35, "pretrained": "backbone.h5", "epochs": 1,
-              "fine_tune": {"epochs": 1, "layers": FINE_TUNED, "learning_rate": 0.001},
-              "early_stopping": {"patience": 3, "monitor": "val_loss"}, "class_weight": "balanced"},
-    "compression": {"calibrate": {"samples": 30}},
-}
-
-
-def _digits(count: int = 150) -> tuple[np.ndarray, np.ndarray]:
-    """Three digit classes, skewed (the class weights have something to do), as uint8 8x8 images."""
-    from sklearn.datasets import load_digits
-    digits = load_digits()
-    keep = np.flatnonzero(digits.target < 3)[:count]
-    return np.round(digits.images[keep] * (255 / 16)).astype(np.uint8), digits.target[keep]
-
-
-def _backbone_file(path, seed: int = 1) -> None:
-    """An untrained keras.applications backbone's weights, saved as Keras saves a downloaded no-top file."""
-    code = ("import os; os.environ['TF_USE_LEGACY_KERAS'] = '1'; import tf_keras as k; "
-            f"k.utils.set_random_seed({seed}); "
-            "m = k.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False, weights=None); "
-            "[l.set_weights([w + 0.01 * (i + 1) for i, w in enumerate(l.get_weights())]) "
-            " for l in m.layers if type(l).__name__ == 'BatchNormalization']; "   # non-trivial BatchNorm statistics
-            f"m.save_weights({str(path)!r})")
-    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
-def transfer_project(tmp_path_factory):
-    project = make_project(tmp_path_factory.mktemp("transfer") / "project", TRANSFER)
-    x, y = _digits(90)
-    np.savez(project / "digits3.npz", x=x, y=y)
-    _backbone_file(project / "backbone.h5")
-    doit(project, "train")
-    return project
-
-
-def _models(project):
+def models(transfer_project):
+    """(the trained model, the weights file loaded into keras.applications' RGB backbone), loaded once."""
     from tinyedge_tasks.ml.keras_util import keras, load_model
-    trained = load_model(project / "build/train/model.h5", "trained")
+    trained = load_model(transfer_project / "build/train/model.h5", "trained")
     original = keras.applications.MobileNetV2(input_shape=(32, 32, 3), alpha=0.35, include_top=False,
-                                              weights=str(project / "backbone.h5"))
-    return trained, {layer.name: layer.get_weights() for layer in original.layers}
+                                              weights=str(transfer_project / "backbone.h5"))
+    return trained, original
 
 
 def _same(a, b) -> bool:
     return all(np.array_equal(x, y) for x, y in zip(a, b))
 
 
-def test_frozen_backbone_equals_the_file_and_only_the_top_and_head_changed(transfer_project):
-    from tinyedge_tasks.ml.zoo import backbone_layers
-    trained, original = _models(transfer_project)
+def test_frozen_backbone_equals_the_file_and_only_the_top_and_head_changed(transfer_project, models):
+    """The gray data set's first convolution holds the file's RGB kernel summed over its channels; every other
+    frozen layer holds the file's weights exactly."""
+    from tinyedge_tasks.ml.zoo import backbone_layers, first_conv, folded_kernel
+    trained, rgb = models
+    original = {layer.name: layer.get_weights() for layer in rgb.layers}
+    stem = first_conv(rgb).name
+    original[stem] = [folded_kernel(original[stem][0])]
     backbone = backbone_layers(trained)
     top = {layer.name for layer in backbone[-FINE_TUNED:]}
     with_weights = [layer for layer in backbone if layer.get_weights()]
+    assert stem in {layer.name for layer in with_weights} and stem not in top
     for layer in with_weights:
         frozen = layer.name not in top or type(layer).__name__ == "BatchNormalization"  # BN stays in inference mode
         if frozen:
             assert _same(layer.get_weights(), original[layer.name]), f"frozen layer {layer.name} changed"
+    metrics = json.loads((transfer_project / "build/train/metrics.json").read_text())
+    assert metrics["schedule"]["best_epoch"] > metrics["epochs"], "the epoch kept is not a fine-tuning one"
     changed_top = [layer.name for layer in with_weights if layer.name in top
                    and not _same(layer.get_weights(), original[layer.name])]
     assert changed_top, "fine-tuning changed none of the unfrozen top layers"
-    metrics = json.loads((transfer_project / "build/train/metrics.json").read_text())
     assert metrics["gray_to_rgb"] is True and metrics["pretrained"] == "backbone.h5"
     frozen_phase, fine_phase = metrics["schedule"]["phases"]
     assert frozen_phase["trainable"] == trained.get_layer("logits").count_params()
     assert fine_phase["trainable"] > frozen_phase["trainable"] and metrics["schedule"]["fine_tuned_layers"] == 10
 
 
-def test_the_head_was_trained(transfer_project):
+def test_the_folded_first_convolution_sees_gray_as_the_rgb_backbone_does(models):
+    """A gray image into the model's one-channel stem gives what the file's RGB stem gives on the image repeated
+    to three channels (zero padding, stride and all): the model needs no channel-repeating operator."""
+    from tinyedge_tasks.ml.keras_util import keras
+    from tinyedge_tasks.ml.zoo import first_conv
+    trained, rgb = models
+    assert trained.input_shape == (None, 32, 32, 1) and first_conv(trained).get_weights()[0].shape[2] == 1
+    assert not [layer.name for layer in trained.layers if type(layer).__name__ == "Concatenate"]
+    gray = np.random.default_rng(0).uniform(-1, 1, (4, 32, 32, 1)).astype(np.float32)
+    folded = keras.Model(trained.input, first_conv(trained).output)(gray).numpy()
+    repeated = keras.Model(rgb.input, first_conv(rgb).output)(np.repeat(gray, 3, axis=-1)).numpy()
+    assert np.abs(folded).max() > 0.1
+    np.testing.assert_allclose(folded, repeated, rtol=0, atol=1e-5)
+
+
+def test_the_head_was_trained(transfer_project, models):
     """The head differs from the one the same seed builds before training."""
     from tinyedge_tasks.ml import model_spec
-    from tinyedge_tasks.ml.keras_util import deterministic, keras, load_model
+    from tinyedge_tasks.ml.keras_util import deterministic, keras
     deterministic(42)
     fresh = model_spec.build(CONFIG, transfer_project, keras, (32, 32, 1), 3, "backbone.h5")
-    trained = load_model(transfer_project / "build/train/model.h5", "trained")
-    assert not _same(fresh.get_layer("logits").get_weights(), trained.get_layer("logits").get_weights())
+    assert not _same(fresh.get_layer("logits").get_weights(), models[0].get_layer("logits").get_weights())
 
 
 def test_two_clean_runs_give_the_same_bytes(transfer_project, tmp_path):
@@ -108,18 +93,21 @@ def test_two_clean_runs_give_the_same_bytes(transfer_project, tmp_path):
 
 def test_other_weights_retrain(transfer_project, tmp_path):
     """The weights file's digest is an input of train: other weights, another key, train runs again."""
+    import h5py
     copy = tmp_path / "copy"
     shutil.copytree(transfer_project, copy)
     def status():
         lines = doit(copy, "list", "--status").stdout.splitlines()
         return {line.split()[1]: line.split()[0] for line in lines if len(line.split()) > 1}
     assert status()["train"] == "U"
-    _backbone_file(copy / "backbone.h5", seed=2)
+    with h5py.File(copy / "backbone.h5", "r+") as weights:   # one weight of the file changed, still a weights file
+        kernel = weights["Conv1/Conv1/kernel:0"]
+        kernel[0, 0, 0, 0] += 1
     assert status()["train"] == "R" and status()["check"] == "U"   # the preflight builds without weights
 
 
 def _tiny_data():
-    x, y = _digits(150)
+    x, y = digits3(150)
     x = np.repeat(np.repeat(x, 2, axis=1), 2, axis=2)[..., None]   # 16x16x1
     return {"x_train": x[:100], "y_train": y[:100], "x_val": x[100:130], "y_val": y[100:130]}
 
@@ -207,7 +195,7 @@ def test_symmetric_input_table_and_micropython_preprocessing_agree_with_numpy():
 ])
 def test_bad_transfer_settings_are_named(tmp_path, changes, key, words):
     project = make_project(tmp_path / "bad", merge(TRANSFER, changes))
-    x, y = _digits(30)
+    x, y = digits3(30)
     np.savez(project / "digits3.npz", x=x, y=y)
     (project / "backbone.h5").write_bytes(b"")
     result = doit(project, "list", check=False)

@@ -93,7 +93,7 @@ def _training(page: Page, ctx) -> dict:
 
 
 def _schedule(page: Page, metrics: dict, schedule: dict | None) -> None:
-    """What transfer learning did: the phases, the epoch kept, the backbone's weights, a repeated gray channel."""
+    """What transfer learning did: the phases, the epoch kept, the backbone's weights, a gray input folded in."""
     if schedule:
         page.table(["phase", "epochs run", "trainable parameters", "frozen parameters"],
                    [[p["name"], p["epochs"], p["trainable"], p["frozen"]] for p in schedule["phases"]])
@@ -103,8 +103,8 @@ def _schedule(page: Page, metrics: dict, schedule: dict | None) -> None:
     if metrics.get("pretrained"):
         page.text(f"Backbone weights: {metrics['pretrained']}.")
     if metrics.get("gray_to_rgb"):
-        page.text("The data set is grayscale and the backbone RGB: the model repeats the one channel three times "
-                  "(layer gray_to_rgb); the firmware feeds one channel.")
+        page.text("The data set is grayscale and the backbone RGB: its first convolution's weights are summed over "
+                  "the three channels (exact for a gray image repeated to RGB); the firmware feeds one channel.")
 
 
 def _compression(page: Page, ctx, config: dict, calibration: dict, metrics: dict, trained: dict,

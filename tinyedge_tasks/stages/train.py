@@ -12,7 +12,7 @@ def run(ctx) -> None:
     from ..ml.model_spec import build
     from ..ml.schedule import augmented_samples, augmenter, fit
     from ..ml.summary import model_summary
-    from ..ml.zoo import GRAY_TO_RGB
+    from ..ml.zoo import PRETRAINED_ALPHAS
     from ..preprocess import transform_of
     from .dataset import save_npz
 
@@ -27,9 +27,10 @@ def run(ctx) -> None:
     ctx.log(f"training {model.name}: {model.count_params()} parameters, {ctx.config['train.epochs']} epochs, "
             f"{len(data['x_train'])} training samples" + (", augmented" if augment else ""))
     history, schedule = fit(model, data, ctx.config, transform, augment, ctx.log)
-    gray = any(layer.name == GRAY_TO_RGB for layer in model.layers)
+    gray = (ctx.config["train.model"] in PRETRAINED_ALPHAS and ctx.config["train.pretrained"] != "none"
+            and data["x_train"].shape[-1] == 1)
     if gray:
-        ctx.log("grayscale data, RGB backbone: the model repeats the one channel three times")
+        ctx.log("grayscale data, RGB backbone: its first convolution's weights summed over the three channels")
     new = ctx.config["train.pretrained"] != "none" or "best_epoch" in schedule   # else the fields stay out
     metrics = Metrics(model=model.name, parameters=int(model.count_params()), epochs=ctx.config["train.epochs"],
                       val_accuracy=accuracy(model, data["x_val"], data["y_val"], transform),
