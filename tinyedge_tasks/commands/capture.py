@@ -50,8 +50,9 @@ def image(payload: bytes):
         return Image.frombytes("L", (width, height), pixels)
     if kind == 1:
         return Image.frombytes("RGB", (width, height), pixels)
-    value = np.frombuffer(pixels, dtype=">u2").reshape(height, width).astype(np.uint32)   # esp32-camera: big-endian
-    rgb = np.stack([(value >> 11) * 255 // 31, ((value >> 5) & 63) * 255 // 63, (value & 31) * 255 // 31], -1)
+    value = np.frombuffer(pixels, dtype=">u2").reshape(height, width).astype(np.uint16)   # esp32-camera: big-endian
+    r, g, b = (value >> 11) & 31, (value >> 5) & 63, value & 31   # widened by bit replication, as the firmware does
+    rgb = np.stack([(r << 3) | (r >> 2), (g << 2) | (g >> 4), (b << 3) | (b >> 2)], -1)
     return Image.fromarray(rgb.astype(np.uint8), "RGB")
 
 

@@ -65,7 +65,9 @@ class Link:
             raise LinkDropped(f"the link to {self.port} dropped: {exc}") from None
 
     def receive(self, seconds: float) -> frames.Frame | None:
-        """The next frame, or None when `seconds` pass without one; console text is collected meanwhile."""
+        """The next frame, or None when the line stays silent for `seconds`; console text is collected meanwhile.
+        The wait restarts with every byte, so a frame that takes longer than `seconds` to arrive at a slow speed
+        (a QVGA RGB565 camera frame is 13 s at 115200 baud) is still received."""
         deadline = time.monotonic() + seconds
         while not self.frames:
             if time.monotonic() > deadline:
@@ -74,6 +76,8 @@ class Link:
                 data = self.serial.read(max(1, self.serial.in_waiting))
             except (_serial().SerialException, OSError) as exc:
                 raise LinkDropped(f"the link to {self.port} dropped: {exc}") from None
+            if data:
+                deadline = time.monotonic() + seconds
             text, found = self.scanner.feed(data)
             self.frames += found
             if text:
@@ -83,8 +87,11 @@ class Link:
         return self.frames.pop(0)
 
     def answer(self, expected: int, seconds: float) -> frames.Frame | None:
-        """The next frame of type `expected`; an ERROR frame is the device's refusal, in one line."""
+        """The next frame of type `expected`; an ERROR frame is the device's refusal, in one line. An INFO where
+        another frame is expected is the late answer to a HELLO sent again while the first INFO was on its way."""
         frame = self.receive(seconds)
+        while frame is not None and frame.kind == frames.INFO and expected != frames.INFO:
+            frame = self.receive(seconds)
         if frame is not None and frame.kind == frames.ERROR:
             raise TinyedgeError(f"the device on {self.port} answered ERROR: "
                                 f"{frame.payload.decode('utf-8', 'replace')}")
