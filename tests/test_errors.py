@@ -338,3 +338,27 @@ def test_24_legacy_saved_model_is_named_once_in_our_words(tmp_path, capfd, caplo
     out, err = capfd.readouterr()
     assert (out + err).count("has no keras_metadata.pb") == 1
     assert [record.getMessage() for record in caplog.records if record.name == "tensorflow"] == ["another warning"]
+
+
+def test_24_a_model_that_is_not_a_classifier_is_said_so_in_one_line(tmp_path):
+    """The anomaly autoencoder (640 floats in, 640 out) met "gives 640 classes ... make them agree", which no one
+    can do: one line naming the file and what is supported. A map output (detection) is refused the same way;
+    a softmax classifier of the wrong class count keeps the message that says to make them agree."""
+    from tinyedge_tasks.ml.keras_util import keras
+    from tinyedge_tasks.ml.model_spec import build
+    config = {"train.model": "autoencoder.h5", "train.width_multiplier": 1.0, "train.trust_model_code": False}
+    inputs = keras.Input((640,))
+    keras.Model(inputs, keras.layers.Dense(640)(keras.layers.Dense(8, activation="relu")(inputs))).save(
+        tmp_path / "autoencoder.h5")
+    with pytest.raises(TinyedgeError) as caught:
+        build(config, tmp_path, keras, (640,), 2)
+    message = str(caught.value)
+    assert "autoencoder.h5 gives output (640,) with a linear last layer: not a classifier" in message
+    assert "classifiers only" in message and "\n" not in message
+    image = keras.Input((8, 8, 1))
+    keras.Model(image, keras.layers.Conv2D(5, 1, activation="sigmoid")(image)).save(tmp_path / "detector.h5")
+    with pytest.raises(TinyedgeError, match=r"detector.h5 gives output \(8, 8, 5\) .*not a classifier"):
+        build({**config, "train.model": "detector.h5"}, tmp_path, keras, (8, 8, 1), 2)
+    keras.Sequential([keras.Input((640,)), keras.layers.Dense(3, activation="softmax")]).save(tmp_path / "three.h5")
+    with pytest.raises(TinyedgeError, match="gives 3 classes, but the data set .* 2 classes; make them agree"):
+        build({**config, "train.model": "three.h5"}, tmp_path, keras, (640,), 2)

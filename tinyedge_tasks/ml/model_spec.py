@@ -134,9 +134,34 @@ def build(config, root: Path, keras, input_shape, num_classes: int, pretrained: 
         finally:
             sys.path.remove(str(root))
         model = function(input_shape, num_classes)
+    _check_classifier(model, spec, num_classes)
     found_in, found_out = tuple(model.input_shape[1:]), model.output_shape[-1]
     if found_in != tuple(input_shape) or found_out != num_classes:
         raise TinyedgeError(
             f"train.model: {spec} takes input {found_in} and gives {found_out} classes, but the data set "
             f"has input {tuple(input_shape)} (dataset.input) and {num_classes} classes; make them agree")
     return model
+
+
+def _last_activation(model) -> str | None:
+    """The activation the model ends with (softmax, linear, sigmoid, ...); None when the last layer does not say."""
+    last = model.layers[-1] if model.layers else None
+    if type(last).__name__ == "Softmax":
+        return "softmax"
+    activation = last.get_config().get("activation") if last is not None else None
+    return activation if isinstance(activation, str) else None
+
+
+def _check_classifier(model, spec: str, num_classes: int) -> None:
+    """tinyedge makes classifiers: one output (batch, classes). A model whose output could only be resized by
+    retraining elsewhere (several outputs, a map, a vector without softmax of another length) is said so in one
+    line, not met with "make them agree"."""
+    shapes = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
+    activation = _last_activation(model)
+    if len(shapes) == 1 and len(shapes[0]) == 2 and (shapes[0][-1] == num_classes or activation in ("softmax", None)):
+        return
+    found = (f"{len(shapes)} outputs {', '.join(str(tuple(s[1:])) for s in shapes)}" if len(shapes) > 1
+             else f"output {tuple(shapes[0][1:])}" + (f" with a {activation} last layer" if activation else ""))
+    raise TinyedgeError(f"train.model: {spec} gives {found}: not a classifier; tinyedge supports classifiers only "
+                        f"(one output (batch, classes) with a softmax, here over the data set's {num_classes} "
+                        "classes), not regression, detection or autoencoder models")
