@@ -362,3 +362,21 @@ def test_24_a_model_that_is_not_a_classifier_is_said_so_in_one_line(tmp_path):
     keras.Sequential([keras.Input((640,)), keras.layers.Dense(3, activation="softmax")]).save(tmp_path / "three.h5")
     with pytest.raises(TinyedgeError, match="gives 3 classes, but the data set .* 2 classes; make them agree"):
         build({**config, "train.model": "three.h5"}, tmp_path, keras, (640,), 2)
+
+
+def test_24_a_split_without_some_class_is_warned_naming_class_and_sizes(tmp_path):
+    """The hash split put no sample of one class into the test split, silently: a warning naming the class, the
+    split sizes and what to do. A class of one sample is in one split only, so the other two lack it."""
+    from conftest import make_project
+    project = make_project(tmp_path / "p", {"dataset": {"source": "rare.npz"}})
+    y = np.array([0] * 40 + [1] * 40 + [2])
+    np.savez(project / "rare.npz", x=np.arange(len(y) * 64, dtype=np.int64).reshape(-1, 8, 8).astype(np.uint8),
+             y=y)
+    out = doit(project, "dataset").stdout
+    counts = json.loads((project / "build/dataset/dataset.json").read_text())["counts"]
+    lacking = [name for name in ("train", "val", "test") if counts[name][2] == 0]
+    assert len(lacking) == 2
+    sizes = ", ".join(f"{name} {sum(counts[name])}" for name in ("train", "val", "test"))
+    for name in lacking:
+        assert f"warning: the {name} split has no sample of class 2 (split sizes: {sizes})" in out
+    assert out.count("has no sample of class") == 2 and "has no sample of class 0" not in out

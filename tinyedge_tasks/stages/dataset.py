@@ -132,6 +132,23 @@ def _split_of(identity: bytes, seed: int, val: float, test: float) -> str:
     return "test" if u < test else "val" if u < test + val else "train"
 
 
+def missing_classes(counts: dict[str, list[int]], classes: list[str]) -> list[str]:
+    """A warning per split that holds no sample of some class: the hash split does not stratify, so a small class
+    can miss a split; nothing fails, but the model never learns it (train) or its accuracy says nothing of it."""
+    sizes = ", ".join(f"{name} {sum(counts[name])}" for name in SPLITS)
+    lines = []
+    for name in SPLITS:
+        absent = [classes[c] for c, count in enumerate(counts[name]) if not count]
+        if absent:
+            effect = ("the model never sees it" if name == "train"
+                      else f"the {name} accuracy says nothing of it")
+            advice = ("add samples of it" if name == "train"
+                      else f"add samples of it or raise dataset.split.{name}")
+            lines.append(f"warning: the {name} split has no sample of class {', '.join(absent)} (split sizes: "
+                         f"{sizes}): {effect}; {advice}")
+    return lines
+
+
 def save_npz(path: Path, arrays: dict) -> None:
     """np.savez with fixed zip timestamps: same arrays -> same bytes."""
     import numpy as np
@@ -178,6 +195,8 @@ def run(ctx) -> None:
         arrays[f"y_{name}"] = np.array(ys, dtype=np.int32)
     save_npz(ctx.out / "data.npz", arrays)
     counts = {name: np.bincount(arrays[f"y_{name}"], minlength=len(classes)).tolist() for name in SPLITS}
+    for line in missing_classes(counts, classes):
+        ctx.log(line)
     size = {key: shape[key] for key in ("width", "height", "channels")}   # the transform is not the data set's
     summary = {"source": source, "classes": classes, "input": size, "counts": counts,
                "samples": len(samples), "skipped": skipped}
