@@ -250,3 +250,39 @@ def test_structured_pruning_refuses_residual_adds_by_name(tmp_path):
     model = model_spec.build(CONFIG, tmp_path, keras, (32, 32, 3), 2)
     with pytest.raises(TinyedgeError, match="residual Add 'block_2_add'.*kind: unstructured"):
         shrink(model, 0.5, keras)
+
+
+def test_a_model_file_expecting_another_input_range_is_warned(tmp_path):
+    """A pre-trained model fed another range than it learnt on still runs and quietly loses accuracy: a warning
+    naming what says so (a rescaling layer of its own, keras.applications MobileNet's layers, its first
+    BatchNormalization's statistics) and the transform to set; none when the transform agrees, none for a zoo
+    model (trained here, on that range)."""
+    from tinyedge_tasks.ml import input_range
+    from tinyedge_tasks.ml.keras_util import keras
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 8, 8, 1), dtype=np.uint8)
+    inputs = keras.Input((8, 8, 1))
+    normed = keras.Model(inputs, keras.layers.BatchNormalization(name="first_bn")(
+        keras.layers.Conv2D(4, 3, name="conv")(inputs)))
+    conv = keras.Model(inputs, normed.get_layer("conv").output).predict(pixels.astype(np.float32), verbose=0)
+    bn = normed.get_layer("first_bn")   # statistics learnt on raw pixels, 0..255
+    bn.set_weights([bn.gamma.numpy(), bn.beta.numpy(), conv.mean(axis=(0, 1, 2)), conv.var(axis=(0, 1, 2))])
+
+    def said(model, transform, spec="model.h5"):
+        return input_range.warning(model, spec, tmp_path, pixels, {"transform": transform})
+
+    line = said(normed, "unit")
+    assert line.startswith("warning: train.model: model.h5: its first BatchNormalization (first_bn) learnt inputs "
+                           "whose spread is 255 times larger than this data set gives it")
+    assert "dataset.input.transform: unit gives [0, 1]; set dataset.input.transform: raw ([0, 255])" in line
+    assert said(normed, "raw") is None and said(normed, "unit", spec="tiny_cnn") is None
+    rescaled = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Rescaling(1 / 255, name="scale"),
+                                 keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    assert "its first layer scale (Rescaling) rescales the input itself" in said(rescaled, "symmetric")
+    assert said(rescaled, "raw") is None
+    mobilenet = keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, weights=None, classes=2)
+    line = input_range.warning(mobilenet, "person.h5", tmp_path, np.zeros((2, 32, 32, 3), np.uint8),
+                               {"transform": "unit"})
+    assert "keras.applications MobileNet (v1)'s, trained on [-1, 1]" in line
+    assert line.endswith("set dataset.input.transform: symmetric ([-1, 1]) if that is how it was trained")
+    assert input_range.warning(mobilenet, "person.h5", tmp_path, np.zeros((2, 32, 32, 3), np.uint8),
+                               {"transform": "symmetric"}) is None

@@ -61,6 +61,7 @@ class Metrics(Record):
     gray_to_rgb: bool | None = _optional()   # the model repeats a grayscale input to an RGB backbone's 3 channels
     schedule: dict | None = _optional()      # phases (frozen, fine-tuned: epochs, trainable/frozen parameters),
     #                                          best_epoch and monitor when early stopping kept one
+    kept_as_loaded: bool | None = _optional()   # train.epochs: 0 (and no fine-tuning): the model as built or loaded
 
 @dataclass
 class ModelSummary(Record):

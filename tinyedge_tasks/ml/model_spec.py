@@ -29,6 +29,11 @@ def is_zoo(spec: str) -> bool:
     return spec in ZOO
 
 
+def is_file(spec: str, root: Path) -> bool:
+    """A pre-trained model file: its weights were learnt on some input range, which the data set may not give."""
+    return _model_kind(spec, root) == "file"
+
+
 def _function_file(spec: str, root: Path) -> Path | None:
     module_name = spec.split(":", 1)[0]
     sys.path.insert(0, str(root))
