@@ -380,3 +380,33 @@ def test_24_a_split_without_some_class_is_warned_naming_class_and_sizes(tmp_path
     for name in lacking:
         assert f"warning: the {name} split has no sample of class 2 (split sizes: {sizes})" in out
     assert out.count("has no sample of class") == 2 and "has no sample of class 0" not in out
+
+
+@pytest.mark.parametrize("changes, x, words", [
+    ({}, np.ones((40, 6, 5), np.float32),
+     "dataset.input.transform: unit divides pixels (0..255), but the data set holds float features; set "
+     "dataset.input.transform: raw"),
+    ({"input": {"transform": "raw"}, "augment": {"flip": "horizontal"}}, np.ones((40, 6, 5), np.float32),
+     "dataset.augment: flips, rotations, zoom and brightness change images, but the data set holds float features"),
+    ({"input": {"transform": "raw"}}, np.where(np.arange(40)[:, None] == 7, np.nan, 1.0).astype(np.float32),
+     "1 sample(s) of x hold NaN or infinity (the first: index 7); fix or drop them"),
+    ({"input": {"transform": "raw"}}, np.ones(40, np.float32),
+     "expected x as uint8 images (N,H,W[,C]) or float features (N, ...), and y (N,) labels; found x float32 (40,)"),
+], ids=["pixel transform", "augment", "nan", "rank 0 samples"])
+def test_24_float_features_refuse_what_only_pixels_mean(tmp_path, changes, x, words):
+    """Float features are not pixels: /255, image augmentation and NaN are refused in one line each."""
+    from conftest import make_project, merge
+    project = make_project(tmp_path / "p", {"dataset": merge({"source": "features.npz"}, changes)})
+    np.savez(project / "features.npz", x=x, y=np.arange(40) % 2)
+    result = doit(project, "dataset", check=False)
+    assert result.returncode != 0 and words in result.stdout + result.stderr
+    assert not (project / "build/dataset/data.npz").exists()
+
+
+def test_24_zoo_cnn_on_flat_features_says_how_to_shape_them(tmp_path):
+    from tinyedge_tasks.ml.keras_util import keras
+    from tinyedge_tasks.ml.model_spec import build
+    config = {"train.model": "tiny_cnn", "train.width_multiplier": 1.0, "train.trust_model_code": False}
+    with pytest.raises(TinyedgeError, match=r"tiny_cnn is a convolutional network for \(height, width, channels\) "
+                                            r"inputs, but the data set's samples are \(49, 10\); .*x\[\.\.\., None\]"):
+        build(config, tmp_path, keras, (49, 10), 2)

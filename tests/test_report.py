@@ -163,3 +163,13 @@ def test_a_model_kept_as_loaded_says_so_instead_of_an_empty_training_curve(built
     assert "0: kept as loaded" in kept and "not trained, so there are no training curves" in kept
     assert 'alt="training curves"' not in kept and 'alt="training curves"' in trained
     assert "kept as loaded" not in trained
+
+
+def test_features_are_drawn_as_gray_pictures_of_their_own_shape():
+    """Float features (a spectrogram, a flat window) have no pixels: each is drawn min to max in gray."""
+    from tinyedge_tasks.report.page import _as_gray
+    frame = np.linspace(-3, 5, 12 * 8, dtype=np.float32).reshape(12, 8, 1)
+    gray = _as_gray(frame)
+    assert gray.shape == (12, 8, 1) and gray.dtype == np.uint8 and gray.min() == 0 and gray.max() == 255
+    assert _as_gray(np.arange(24, dtype=np.float32)).shape == (1, 24, 1)
+    assert not _as_gray(np.full((4, 4), 2.0, np.float32)).any()   # a constant sample: black, not NaN

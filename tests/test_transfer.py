@@ -286,3 +286,68 @@ def test_a_model_file_expecting_another_input_range_is_warned(tmp_path):
     assert line.endswith("set dataset.input.transform: symmetric ([-1, 1]) if that is how it was trained")
     assert input_range.warning(mobilenet, "person.h5", tmp_path, np.zeros((2, 32, 32, 3), np.uint8),
                                {"transform": "symmetric"}) is None
+
+
+def _features(count: int, shape: tuple, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three classes of float features around -3..3 (a band of rows per class), far from pixels: divided by 255
+    they would all be near zero, and the model at chance."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(count) % 3
+    x = rng.normal(0, 0.5, (count, *shape)).astype(np.float32)
+    rows = shape[0] // 3
+    for c in range(3):
+        x[y == c, c * rows:(c + 1) * rows] += 2.5
+    return x, y
+
+
+def test_float_features_flow_through_train_quantize_calibrate_into_the_project(tmp_path):
+    """An .npz of float features (here 12x8x1 spectrogram-like frames) is a data set: kept float32 and unresized,
+    trained and quantized with the model's input scale, measured in TFLM, and codegen/project.json says what the
+    firmware is given (float32 features of that shape) and how they become the int8 tensor; the report draws them."""
+    from tinyedge_tasks.preprocess import quantize
+    project = make_project(tmp_path / "p", {"dataset": {"source": "frames.npz", "input": {"transform": "raw"}},
+                                            "train": {"epochs": 6}})
+    x, y = _features(240, (12, 8, 1))
+    np.savez(project / "frames.npz", x=x, y=y)
+    doit(project)
+    build = project / "build"
+    assert 'alt="class counts and sample images"' in (build / "report/report.html").read_text()
+    summary = json.loads((build / "dataset/dataset.json").read_text())
+    assert summary["input"] == {"shape": [12, 8, 1], "dtype": "float32"}
+    with np.load(build / "dataset/data.npz") as data:
+        assert data["x_train"].dtype == np.float32 and data["x_train"].shape[1:] == (12, 8, 1)
+        x_test = data["x_test"]
+    calibration = json.loads((build / "calibrate/calibration.json").read_text())
+    assert calibration["input"]["shape"] == [1, 12, 8, 1]
+    assert calibration["quantized_test_accuracy"] > 0.9 and calibration["accuracy_drop_points"] < 5
+    quant = calibration["input"]
+    record = json.loads((build / "codegen/project.json").read_text())["input"]
+    assert record == {"kind": "features", "shape": [12, 8, 1], "given": "float32",
+                      "transform": {"divisor": 1.0, "offset": 0.0}, "dtype": "int8", "scale": quant["scale"],
+                      "zero_point": quant["zero_point"]}
+    q = quantize(x_test, quant, (1.0, 0.0))
+    expected = np.clip(np.round(x_test.astype(np.float64) / quant["scale"]) + quant["zero_point"], -128, 127)
+    assert q.dtype == np.int8 and np.array_equal(q, expected) and len(np.unique(q)) > 50
+
+
+@pytest.mark.parametrize("backend", ["c", "micropython"])
+def test_rank_one_features_run_in_the_code_generators(tmp_path, backend):
+    """Features of rank one (N, 24: a sensor window) through a user function, the generated code (the C backend's
+    host build, the MicroPython unix port) and the TFLM reference: the same quantized inputs reach both, so their
+    outputs agree."""
+    project = make_project(tmp_path / "p", {"dataset": {"source": "windows.npz", "input": {"transform": "raw"}},
+                                            "train": {"model": "dense:model", "epochs": 8},
+                                            "firmware": {"backend": backend}})
+    (project / "dense.py").write_text(
+        "import tf_keras as keras\n"
+        "def model(input_shape, num_classes):\n"
+        "    return keras.Sequential([keras.layers.Input(input_shape), keras.layers.Dense(16, activation='relu'),\n"
+        "                             keras.layers.Dense(num_classes, activation='softmax')])\n")
+    x, y = _features(240, (24,), seed=1)
+    np.savez(project / "windows.npz", x=x, y=y)
+    doit(project, "calibrate")
+    calibration = json.loads((project / "build/calibrate/calibration.json").read_text())
+    assert calibration["input"]["shape"] == [1, 24] and calibration["quantized_test_accuracy"] > 0.9
+    assert calibration["differing_samples"] == 0
+    record = json.loads((project / "build/codegen/project.json").read_text())["input"]
+    assert record["kind"] == "features" and record["shape"] == [24]

@@ -43,7 +43,7 @@ class DatasetSummary(Record):
     ARTIFACT: ClassVar[str] = "dataset/dataset.json"
     source: str
     classes: list[str]
-    input: dict            # {width, height, channels}
+    input: dict            # images: {width, height, channels}; float features: {shape, dtype}
     counts: dict           # split -> samples per class
     samples: int
     skipped: list[str]     # project-relative paths of unreadable images left out
@@ -139,6 +139,8 @@ class ProjectIndex(Record):
     board: str
     serial_speed: int
     files: dict[str, str]  # relative path -> XXH3-128 digest
+    input: dict | None = _optional()   # what the firmware is given and how it becomes the model's input tensor
+    #                                    (backends.input_record): image or float features, shape, quantization
 
 
 @dataclass

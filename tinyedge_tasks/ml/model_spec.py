@@ -122,6 +122,10 @@ def build(config, root: Path, keras, input_shape, num_classes: int, pretrained: 
     train.pretrained (the preflight builds without weights: they change neither bytes nor arena)."""
     spec = config["train.model"]
     kind = _model_kind(spec, root)
+    if kind == "zoo" and len(input_shape) != 3:
+        raise TinyedgeError(f"train.model: {spec} is a convolutional network for (height, width, channels) inputs, "
+                            f"but the data set's samples are {tuple(input_shape)}; save x as (N, height, width, "
+                            "channels) (e.g. x[..., None] for a spectrogram), or give a model function or file")
     if kind == "zoo" and spec in PRETRAINED_ALPHAS:
         return _backbone(keras, spec, root, pretrained, input_shape, num_classes, config["train.width_multiplier"])
     if kind == "zoo":

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..preprocess import UNIT, input_table
+from ..preprocess import UNIT, quantize
 from . import worker
 from .model_file import PROBE_ARENA, Engine, interpreter, io_details, operators, tflm  # noqa: F401 - runtime API
 
 
 def quantize_images(engine: Engine, images: np.ndarray, transform: tuple[float, float]) -> np.ndarray:
-    """uint8 pixels -> the model's quantized input, through the table the firmware embeds."""
+    """uint8 pixels (through the table the firmware embeds) or float features -> the model's quantized input."""
     details, _ = io_details(engine)
-    return input_table(details["scale"], details["zero_point"], details["dtype"], transform)[images]
+    return quantize(images, details, transform)
 
 
 def model_input(model_bytes: bytes, images: np.ndarray) -> np.ndarray:

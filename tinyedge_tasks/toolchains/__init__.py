@@ -23,8 +23,10 @@ def adapter(name: str):
     return ADAPTERS[name]
 
 
-def write_project(out: Path, folder: str, files: dict[str, str], toolchain: str, board: str, serial_speed: int):
-    """Write the project's files under out/folder and return its index (relative path -> digest)."""
+def write_project(out: Path, folder: str, files: dict[str, str], toolchain: str, board: str, serial_speed: int,
+                  model_input: dict | None = None):
+    """Write the project's files under out/folder and return its index (relative path -> digest, and the model
+    input's record, which the toolchain passes on without reading)."""
     from ..artifacts import ProjectIndex
     digests = {}
     for name, text in sorted(files.items()):
@@ -33,4 +35,5 @@ def write_project(out: Path, folder: str, files: dict[str, str], toolchain: str,
         data = text.encode() if isinstance(text, str) else text
         target.write_bytes(data)
         digests[name] = xxhash.xxh3_128_hexdigest(data)
-    return ProjectIndex(toolchain=toolchain, folder=folder, board=board, serial_speed=serial_speed, files=digests)
+    return ProjectIndex(toolchain=toolchain, folder=folder, board=board, serial_speed=serial_speed, files=digests,
+                        input=model_input)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ...artifacts import Calibration, Metrics, ProjectIndex
 from ...errors import TinyedgeError
-from ...preprocess import input_table, transform_of
+from ...preprocess import quantize, transform_of
 from ...tflite import runtime as tflm
 from ...tflite import worker
 from ...toolchains import host, qemu
@@ -40,7 +40,7 @@ def run(ctx) -> None:
     engine = tflm.interpreter(model_bytes)
     input_details, output_details = tflm.io_details(engine)
     transform = transform_of(ctx.config["dataset.input"])
-    inputs = input_table(input_details["scale"], input_details["zero_point"], "int8", transform)[x_test]
+    inputs = quantize(x_test, {**input_details, "dtype": "int8"}, transform)
 
     what = "calibrate: build/quantize/model.tflite"
     reference = tflm.predict(engine, x_test, transform, progress=ctx.log,

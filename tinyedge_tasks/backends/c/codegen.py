@@ -16,7 +16,7 @@ from ...config import boards
 from ...native.csource import environment
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, qemu, write_project
-from .. import board_section, camera_board, status_led
+from .. import board_section, camera_board, input_record, status_led
 from . import BACKEND
 
 SAMPLES = 10   # test samples the firmware runs under `doit flash`
@@ -96,7 +96,7 @@ def run(ctx) -> None:
     import numpy as np
 
     from ...preprocess import c as preprocess_c
-    from ...preprocess import input_table, transform_of
+    from ...preprocess import quantize, transform_of
     from .generate import constant_bytes, generate, lower_model
 
     board_name = ctx.config["board"]
@@ -119,14 +119,17 @@ def run(ctx) -> None:
     files = {f"src/{name}": text for name, text in model_files.items()}
     transform = transform_of(ctx.config["dataset.input"])
     files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, quant, transform))
+    dataset = ctx.read(DatasetSummary)
+    record = input_record(quant, dataset.input, transform)
     if toolchain == "esp_idf":
         files.update(_esp_idf_files(ctx, board, board_name, budget, sorted(n for n in model_files if n.endswith(".c"))))
-        ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))
+        ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed,
+                                record))
         return
-    labels = ctx.read(DatasetSummary).classes
+    labels = dataset.classes
     with np.load(ctx.inputs["dataset/data.npz"]) as data:
         images, truth = data["x_test"][:SAMPLES], data["y_test"][:SAMPLES]
-    files[qemu.SAMPLES] = input_table(quant["scale"], quant["zero_point"], "int8", transform)[images].tobytes()
+    files[qemu.SAMPLES] = quantize(images, quant, transform).tobytes()
     files[qemu.LABELS] = "\n".join(f"{int(y)} ({labels[int(y)]})" for y in truth)
     files[qemu.TARGET_FILE] = json.dumps({"machine": board.qemu.machine, "cpu": board.qemu.cpu})
-    ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed))
+    ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed, record))

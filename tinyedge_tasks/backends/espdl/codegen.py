@@ -16,7 +16,7 @@ from ...artifacts import Budget, Calibration, DatasetSummary
 from ...config import boards
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, write_project
-from .. import camera_board
+from .. import camera_board, input_record
 from . import BACKEND, check
 from .operators import ESPDL_VERSION   # the release whose modules operators.py lists
 
@@ -57,10 +57,13 @@ def project_files(board, board_name: str, project: str, labels: list[str], calib
     files = esp_idf.skeleton(board, board_name, project, COMPONENTS, IDF_VERSION, SETTINGS)
     env = environment(TEMPLATES)
     files.update({name: env.get_template(f"{name}.j2").render(values) for name in APP_FILES})
-    files.update(preprocess_c.sources(shape.width, shape.height, shape.channels,
-                                      {"dtype": quant["dtype"], "scale": 2.0 ** quant["exponent"], "zero_point": 0},
-                                      transform))
+    files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, _quant(quant), transform))
     return files
+
+
+def _quant(espdl_input: dict) -> dict:
+    """ESP-DL's power-of-two input quantization as {dtype, scale, zero_point}: scale 2^exponent, no zero point."""
+    return {"dtype": espdl_input["dtype"], "scale": 2.0 ** espdl_input["exponent"], "zero_point": 0}
 
 
 def run(ctx) -> None:
@@ -81,8 +84,9 @@ def run(ctx) -> None:
     ctx.log(f"{board_name}: model.espdl {len(model)} B (flash {budget.flash['needed_bytes']} of "
             f"{budget.flash['available_bytes']} B with the runtime), activations {budget.arena['bytes']} B in "
             f"{boards.PLACES[budget.arena['placement']]} (ESP-DL allocates them itself)")
-    files = project_files(board, board_name, ctx.config["project.name"], ctx.read(DatasetSummary).classes,
-                          calibration, ctx.config.section("dataset.input"),
-                          transform_of(ctx.config["dataset.input"]))
+    dataset, transform = ctx.read(DatasetSummary), transform_of(ctx.config["dataset.input"])
+    files = project_files(board, board_name, ctx.config["project.name"], dataset.classes, calibration,
+                          ctx.config.section("dataset.input"), transform)
     files[MODEL_FILE] = model
-    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))
+    record = input_record(_quant(calibration.input), dataset.input, transform)
+    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed, record))

@@ -15,7 +15,7 @@ from ...artifacts import Budget, Calibration, DatasetSummary
 from ...config import boards
 from ...native.csource import ctype, environment, hex_rows
 from ...toolchains import esp_idf, write_project
-from .. import camera_board, status_led
+from .. import camera_board, input_record, status_led
 from . import BACKEND
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -61,7 +61,8 @@ def run(ctx) -> None:
     board = boards.load(ctx.sources[0])  # the board file: the only source
     camera_board(BACKEND, board, board_name)
     calibration = ctx.read(Calibration)
-    labels = ctx.read(DatasetSummary).classes
+    dataset = ctx.read(DatasetSummary)
+    labels = dataset.classes
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
     operators = resolver_ops(runtime.operators(model_bytes))
     from . import check
@@ -87,7 +88,7 @@ def run(ctx) -> None:
     }
     files = esp_idf.skeleton(board, board_name, ctx.config["project.name"], COMPONENTS, IDF_VERSION, SETTINGS)
     files.update(app_files(values))
-    shape = ctx.config.section("dataset.input")
-    files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, calibration.input,
-                                      transform_of(ctx.config["dataset.input"])))
-    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))
+    shape, transform = ctx.config.section("dataset.input"), transform_of(ctx.config["dataset.input"])
+    files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, calibration.input, transform))
+    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed,
+                            input_record(calibration.input, dataset.input, transform)))
