@@ -392,12 +392,16 @@ def test_24_a_split_without_some_class_is_warned_naming_class_and_sizes(tmp_path
      "1 sample(s) of x hold NaN or infinity (the first: index 7); fix or drop them"),
     ({"input": {"transform": "raw"}}, np.ones(40, np.float32),
      "expected x as uint8 images (N,H,W[,C]) or float features (N, ...), and y (N,) labels; found x float32 (40,)"),
-], ids=["pixel transform", "augment", "nan", "rank 0 samples"])
+    ({"input": {"transform": "raw"}}, np.ones((40, 3), np.float32),
+     "y holds float64 values that are not class labels (e.g. 0.5); tinyedge trains classifiers only"),
+], ids=["pixel transform", "augment", "nan", "rank 0 samples", "regression targets"])
 def test_24_float_features_refuse_what_only_pixels_mean(tmp_path, changes, x, words):
-    """Float features are not pixels: /255, image augmentation and NaN are refused in one line each."""
+    """Float features are not pixels: /255, image augmentation and NaN are refused in one line each; so are
+    regression targets as y (a classifier's labels are integers)."""
     from conftest import make_project, merge
     project = make_project(tmp_path / "p", {"dataset": merge({"source": "features.npz"}, changes)})
-    np.savez(project / "features.npz", x=x, y=np.arange(40) % 2)
+    y = np.arange(40) % 2 + (0.5 if "not class labels" in words else 0)
+    np.savez(project / "features.npz", x=x, y=y)
     result = doit(project, "dataset", check=False)
     assert result.returncode != 0 and words in result.stdout + result.stderr
     assert not (project / "build/dataset/data.npz").exists()

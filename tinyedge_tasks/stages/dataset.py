@@ -101,6 +101,10 @@ def _npz(path: Path):
         bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
         raise TinyedgeError(f"{path}: {len(bad)} sample(s) of x hold NaN or infinity (the first: index {bad[0]}); "
                             "fix or drop them")
+    if not (np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))):
+        raise TinyedgeError(f"{path}: y holds {y.dtype} values that are not class labels (e.g. "
+                            f"{y[0].item()!r}); tinyedge trains classifiers only: y must give each sample's class "
+                            "as an integer")
     x = x.astype(np.float32) if features else x
     labels = sorted({int(v) for v in y})
     names = [str(v) for v in labels]
