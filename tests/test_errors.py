@@ -220,6 +220,17 @@ def test_8_advice_for_a_model_file_names_no_width_multiplier(project_copy):
         assert "width_multiplier" not in message and "structured pruning" in message and advice in message, message
 
 
+def test_24_arena_advice_for_features_names_the_samples_not_dataset_input(project_copy):
+    """An .npz of float features has no dataset.input size to turn: the advice names the samples' own shape."""
+    board = boards.load(project_copy / "boards" / "esp32cam.yaml")
+    with pytest.raises(TinyedgeError) as caught:
+        boards.budget(board, "esp32cam", "tflm", 20000, 4_000_000, 0.25,
+                      {"width_multiplier": None, "features": [49, 10, 1], "scheme": "int8"})
+    message = str(caught.value)
+    assert "smaller samples in the data set's x (now (49, 10, 1): 0.72 times the values or fewer)" in message
+    assert "dataset.input" not in message
+
+
 def test_8_worst_layer_is_a_layer_name():
     from tinyedge_tasks.tflite.convert import _layer_name
     assert _layer_name("StatefulPartitionedCall:0", ["conv1", "logits"]) == "logits"
