@@ -286,6 +286,9 @@ def test_a_model_file_expecting_another_input_range_is_warned(tmp_path):
     assert line.endswith("set dataset.input.transform: symmetric ([-1, 1]) if that is how it was trained")
     assert input_range.warning(mobilenet, "person.h5", tmp_path, np.zeros((2, 32, 32, 3), np.uint8),
                                {"transform": "symmetric"}) is None
+    nested = keras.Sequential([keras.Input((32, 32, 3)), mobilenet])   # the backbone as one layer
+    assert "MobileNet (v1)'s" in input_range.warning(nested, "person.h5", tmp_path, np.zeros((2, 32, 32, 3), np.uint8),
+                                                     {"transform": "unit"})
 
 
 def _features(count: int, shape: tuple, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

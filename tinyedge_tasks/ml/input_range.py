@@ -35,8 +35,16 @@ def _own_rescaling(model) -> str | None:
     return None
 
 
+def _names(model) -> set[str]:
+    """Every layer name, nested models' too (a transfer-learned file often holds its backbone as one layer)."""
+    names = set()
+    for layer in model.layers:
+        names |= {layer.name} | (_names(layer) if hasattr(layer, "layers") else set())
+    return names
+
+
 def _mobilenet(model) -> str | None:
-    names = {layer.name for layer in model.layers}
+    names = _names(model)
     for kind, marks in MOBILENETS.items():
         if all(mark in names for mark in marks):
             return (f"its layers ({', '.join(marks)}) are keras.applications {kind}'s, trained on "
