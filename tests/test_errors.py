@@ -418,6 +418,20 @@ def test_24_float_features_refuse_what_only_pixels_mean(tmp_path, changes, x, wo
     assert not (project / "build/dataset/data.npz").exists()
 
 
+def test_24_float_features_with_labels_as_a_column_are_a_data_set(tmp_path):
+    """Features of another rank (N, 3, 4, 5) and y as a column (N, 1), as Keras examples keep labels."""
+    from conftest import make_project
+    project = make_project(tmp_path / "p", {"dataset": {"source": "f.npz", "input": {"transform": "raw"}}})
+    x = np.random.default_rng(0).normal(size=(60, 3, 4, 5))   # float64: stored as float32
+    np.savez(project / "f.npz", x=x, y=(np.arange(60) % 3)[:, None])
+    doit(project, "dataset")
+    with np.load(project / "build/dataset/data.npz") as data:
+        assert data["x_train"].dtype == np.float32 and data["x_train"].shape[1:] == (3, 4, 5)
+        assert sorted(set(data["y_train"].tolist())) == [0, 1, 2]
+        stored = np.concatenate([data[f"x_{name}"] for name in ("train", "val", "test")])
+    assert sorted(map(bytes, stored)) == sorted(map(bytes, x.astype(np.float32)))   # unchanged, only split
+
+
 def test_24_zoo_cnn_on_flat_features_says_how_to_shape_them(tmp_path):
     from tinyedge_tasks.ml.keras_util import keras
     from tinyedge_tasks.ml.model_spec import build

@@ -94,6 +94,7 @@ def _npz(path: Path):
         raise TinyedgeError(f"{path}: expected arrays {expected}, but {exc} is missing")
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise TinyedgeError(f"{path}: not a readable .npz ({exc}); save it with numpy.savez(path, x=..., y=...)")
+    y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y   # (N, 1) labels, as Keras examples keep them
     features = np.issubdtype(x.dtype, np.floating) and x.ndim >= 2
     if not (features or (x.dtype == np.uint8 and x.ndim in (3, 4))) or y.ndim != 1 or len(x) != len(y):
         raise TinyedgeError(f"{path}: expected {expected}; found x {x.dtype} {x.shape}, y {y.dtype} {y.shape}")
