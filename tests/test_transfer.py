@@ -354,3 +354,19 @@ def test_rank_one_features_run_in_the_code_generators(tmp_path, backend):
     assert calibration["differing_samples"] == 0
     record = json.loads((project / "build/codegen/project.json").read_text())["input"]
     assert record["kind"] == "features" and record["shape"] == [24]
+
+
+def test_a_model_file_fed_features_of_another_scale_is_warned(tmp_path):
+    """A DS-CNN-like model file fed MFCC features 100 times smaller than it learnt on: the scale to set."""
+    from tinyedge_tasks.ml import input_range
+    from tinyedge_tasks.ml.keras_util import keras
+    x = np.random.default_rng(0).normal(size=(64, 24)).astype(np.float32)
+    inputs = keras.Input((24,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(keras.layers.Dense(6, name="d")(inputs)))
+    dense = keras.Model(inputs, model.get_layer("d").output).predict(x * 100, verbose=0)   # learnt on x * 100
+    bn = model.get_layer("bn")
+    bn.set_weights([bn.gamma.numpy(), bn.beta.numpy(), dense.mean(axis=0), dense.var(axis=0)])
+    line = input_range.warning(model, "kws.h5", tmp_path, x, {"transform": "raw"})
+    assert "its first BatchNormalization (bn) learnt inputs whose spread is 100 times larger" in line
+    assert line.endswith("set dataset.input.scale: 100 (now 1)")
+    assert input_range.warning(model, "kws.h5", tmp_path, x, {"scale": 100.0}) is None

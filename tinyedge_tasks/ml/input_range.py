@@ -1,7 +1,8 @@
 """Does a pre-trained model expect the input range dataset.input.transform gives it? A MobileNet trained on [-1, 1]
 and fed [0, 1] still runs, and quietly loses accuracy. Three things can say what a model file expects: a rescaling
 layer of its own (it wants raw pixels), the layer names of a keras.applications MobileNet (trained on [-1, 1]),
-and the statistics its first BatchNormalization learnt (activations far larger or smaller than this data set's).
+and the statistics its first BatchNormalization learnt (activations far larger or smaller than this data set's;
+for float features, the only one that applies, it gives the dataset.input.scale to set).
 Imported from inside train's run() only (TensorFlow)."""
 from __future__ import annotations
 
@@ -69,25 +70,45 @@ def _spread_ratio(model, x: np.ndarray) -> tuple[str, float] | None:
     return (norm.name, float(np.median(measured[alive] / learnt[alive]))) if alive.any() else None
 
 
-def _statistics(model, pixels: np.ndarray, transform: tuple[float, float]) -> tuple[str | None, str | None]:
-    """(reason, suggested preset) from the first BatchNormalization's learnt spread; (None, None) when it is near."""
-    found = _spread_ratio(model, to_float(pixels[:SAMPLES], transform))
+def _far_spread(model, x: np.ndarray, transform: tuple[float, float]) -> tuple[str, float] | None:
+    """(reason, measured / learnt spread) when the first BatchNormalization learnt a spread FAR from this data's."""
+    found = _spread_ratio(model, to_float(x[:SAMPLES], transform))
     if found is None or 1 / FAR < found[1] < FAR:
-        return None, None
+        return None
     name, ratio = found
-    # the layers before the first normalisation are linear in scale: another divisor multiplies the spread
-    best = min(PRESETS, key=lambda preset: abs(math.log(ratio * transform[0] / PRESETS[preset][0])))
     size = f"{1 / ratio:.3g} times larger" if ratio < 1 else f"{ratio:.3g} times smaller"
     reason = f"its first BatchNormalization ({name}) learnt inputs whose spread is {size} than this data set gives it"
-    return reason, best
+    return reason, ratio
+
+
+def _statistics(model, pixels: np.ndarray, transform: tuple[float, float]) -> tuple[str | None, str | None]:
+    """(reason, suggested preset) from the first BatchNormalization's learnt spread; (None, None) when it is near."""
+    found = _far_spread(model, pixels, transform)
+    if found is None:
+        return None, None
+    reason, ratio = found
+    # the layers before the first normalisation are linear in scale: another divisor multiplies the spread
+    return reason, min(PRESETS, key=lambda preset: abs(math.log(ratio * transform[0] / PRESETS[preset][0])))
+
+
+def _features_warning(model, spec: str, x: np.ndarray, transform: tuple[float, float]) -> str | None:
+    """Float features have no preset to suggest: the scale that would give the learnt spread."""
+    found = _far_spread(model, x, transform)
+    if found is None:
+        return None
+    reason, ratio = found
+    return (f"warning: train.model: {spec}: {reason}; if it was trained on features scaled otherwise, set "
+            f"dataset.input.scale: {1 / transform[0] / ratio:.3g} (now {1 / transform[0]:g})")
 
 
 def warning(model, spec: str, root, pixels: np.ndarray, input_config: dict) -> str | None:
     """One warning line when `spec` is a model file that seems to expect another input range than dataset.input
     gives (a zoo model or a user function is trained here, on that range)."""
-    if not is_file(spec, root) or pixels.dtype != np.uint8:
-        return None   # float features: the transforms are pixel presets; their range is the data's own
+    if not is_file(spec, root):
+        return None
     transform = transform_of(input_config)
+    if pixels.dtype != np.uint8:
+        return _features_warning(model, spec, pixels, transform)
     declared = _preset_of(transform)
     reason = _own_rescaling(model)
     expected = "raw" if reason else None
