@@ -43,7 +43,7 @@ class DatasetSummary(Record):
     ARTIFACT: ClassVar[str] = "dataset/dataset.json"
     source: str
     classes: list[str]
-    input: dict            # {width, height, channels}
+    input: dict            # images: {width, height, channels}; float features: {shape, dtype}
     counts: dict           # split -> samples per class
     samples: int
     skipped: list[str]     # project-relative paths of unreadable images left out
@@ -61,6 +61,7 @@ class Metrics(Record):
     gray_to_rgb: bool | None = _optional()   # gray data, RGB backbone: its first conv folded over RGB
     schedule: dict | None = _optional()      # phases (frozen, fine-tuned: epochs, trainable/frozen parameters),
     #                                          best_epoch and monitor when early stopping kept one
+    kept_as_loaded: bool | None = _optional()   # train.epochs: 0 (and no fine-tuning): the model as built or loaded
 
 @dataclass
 class ModelSummary(Record):
@@ -144,6 +145,8 @@ class ProjectIndex(Record):
     files: dict[str, str]  # relative path -> XXH3-128 digest
     model_xxh3: str | None = _optional()   # XXH3-64 of the model file the firmware embeds (its INFO says the same):
     #                                        `doit validate` refuses a board carrying another
+    input: dict | None = _optional()   # what the firmware is given and how it becomes the model's input tensor
+    #                                    (backends.input_record): image or float features, shape, quantization
 
 
 @dataclass

@@ -206,9 +206,10 @@ def test_the_three_pretrained_model_kinds_and_a_user_function(built_project, tmp
     for model_file in ("pretrained.h5", "pretrained.keras", "pretrained_savedmodel"):
         write_manifest(project, {"train": {"model": model_file, "epochs": 0}})
         result = doit(project, "train")
-        assert "0 epochs" in result.stdout
+        assert "kept as loaded (train.epochs: 0, not trained)" in result.stdout and "0 epochs" not in result.stdout
         metrics = json.loads((project / "build/train/metrics.json").read_text())
         assert metrics["test_accuracy"] == reference["test_accuracy"], model_file
+        assert metrics["kept_as_loaded"] is True and json.loads((project / "build/train/history.json").read_text()) == {}
 
     (project / "mymodels.py").write_text(
         "import tf_keras as keras\n"
@@ -217,7 +218,8 @@ def test_the_three_pretrained_model_kinds_and_a_user_function(built_project, tmp
         "                             keras.layers.Dense(num_classes, activation='softmax', name='head')])\n")
     write_manifest(project, {"train": {"model": "mymodels:small", "epochs": 1}})
     assert "train" in ran(doit(project, "train"))
-    assert json.loads((project / "build/train/metrics.json").read_text())["parameters"] == 32 * 32 * 10 + 10
+    trained = json.loads((project / "build/train/metrics.json").read_text())
+    assert trained["parameters"] == 32 * 32 * 10 + 10 and "kept_as_loaded" not in trained
 
 
 BAD_PROJECTS = [

@@ -238,3 +238,123 @@ def test_structured_pruning_refuses_residual_adds_by_name(tmp_path):
     model = model_spec.build(CONFIG, tmp_path, keras, (32, 32, 3), 2)
     with pytest.raises(TinyedgeError, match="residual Add 'block_2_add'.*kind: unstructured"):
         shrink(model, 0.5, keras)
+
+
+def test_a_model_file_expecting_another_input_range_is_warned(tmp_path):
+    """A pre-trained model fed another range than it learnt on still runs and quietly loses accuracy: a warning
+    naming what says so (a rescaling layer of its own, keras.applications MobileNet's layers, its first
+    BatchNormalization's statistics) and the transform to set; none when the transform agrees, none for a zoo
+    model (trained here, on that range)."""
+    from tinyedge_tasks.ml import input_range
+    from tinyedge_tasks.ml.keras_util import keras
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 8, 8, 1), dtype=np.uint8)
+    inputs = keras.Input((8, 8, 1))
+    normed = keras.Model(inputs, keras.layers.BatchNormalization(name="first_bn")(
+        keras.layers.Conv2D(4, 3, name="conv")(inputs)))
+    conv = keras.Model(inputs, normed.get_layer("conv").output).predict(pixels.astype(np.float32), verbose=0)
+    bn = normed.get_layer("first_bn")   # statistics learnt on raw pixels, 0..255
+    bn.set_weights([bn.gamma.numpy(), bn.beta.numpy(), conv.mean(axis=(0, 1, 2)), conv.var(axis=(0, 1, 2))])
+
+    def said(model, transform, spec="model.h5"):
+        return input_range.warning(model, spec, tmp_path, pixels, {"transform": transform})
+
+    line = said(normed, "unit")
+    assert line.startswith("warning: train.model: model.h5: its first BatchNormalization (first_bn) learnt inputs "
+                           "whose spread is 255 times larger than this data set gives it")
+    assert "dataset.input.transform: unit gives [0, 1]; set dataset.input.transform: raw ([0, 255])" in line
+    assert said(normed, "raw") is None and said(normed, "unit", spec="tiny_cnn") is None
+    rescaled = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Rescaling(1 / 255, name="scale"),
+                                 keras.layers.Flatten(), keras.layers.Dense(2, activation="softmax")])
+    assert "its first layer scale (Rescaling) rescales the input itself" in said(rescaled, "symmetric")
+    assert said(rescaled, "raw") is None
+    mobilenet = keras.applications.MobileNet(input_shape=(32, 32, 3), alpha=0.25, weights=None, classes=2)
+    line = input_range.warning(mobilenet, "person.h5", tmp_path, np.zeros((2, 32, 32, 3), np.uint8),
+                               {"transform": "unit"})
+    assert "keras.applications MobileNet (v1)'s, trained on [-1, 1]" in line
+    assert line.endswith("set dataset.input.transform: symmetric ([-1, 1]) if that is how it was trained")
+    assert input_range.warning(mobilenet, "person.h5", tmp_path, np.zeros((2, 32, 32, 3), np.uint8),
+                               {"transform": "symmetric"}) is None
+    nested = keras.Sequential([keras.Input((32, 32, 3)), mobilenet])   # the backbone as one layer
+    assert "MobileNet (v1)'s" in input_range.warning(nested, "person.h5", tmp_path, np.zeros((2, 32, 32, 3), np.uint8),
+                                                     {"transform": "unit"})
+
+
+def _features(count: int, shape: tuple, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Three classes of float features around -3..3 (a band of rows per class), far from pixels: divided by 255
+    they would all be near zero, and the model at chance."""
+    rng = np.random.default_rng(seed)
+    y = np.arange(count) % 3
+    x = rng.normal(0, 0.5, (count, *shape)).astype(np.float32)
+    rows = shape[0] // 3
+    for c in range(3):
+        x[y == c, c * rows:(c + 1) * rows] += 2.5
+    return x, y
+
+
+def test_float_features_flow_through_train_quantize_calibrate_into_the_project(tmp_path):
+    """An .npz of float features (here 12x8x1 spectrogram-like frames) is a data set: kept float32 and unresized,
+    trained and quantized with the model's input scale, measured in TFLM, and codegen/project.json says what the
+    firmware is given (float32 features of that shape) and how they become the int8 tensor; the report draws them."""
+    from tinyedge_tasks.preprocess import quantize
+    project = make_project(tmp_path / "p", {"dataset": {"source": "frames.npz", "input": {"transform": "raw"}},
+                                            "train": {"epochs": 6}})
+    x, y = _features(240, (12, 8, 1))
+    np.savez(project / "frames.npz", x=x, y=y)
+    doit(project)
+    build = project / "build"
+    assert 'alt="class counts and sample images"' in (build / "report/report.html").read_text()
+    summary = json.loads((build / "dataset/dataset.json").read_text())
+    assert summary["input"] == {"shape": [12, 8, 1], "dtype": "float32"}
+    with np.load(build / "dataset/data.npz") as data:
+        assert data["x_train"].dtype == np.float32 and data["x_train"].shape[1:] == (12, 8, 1)
+        x_test = data["x_test"]
+    calibration = json.loads((build / "calibrate/calibration.json").read_text())
+    assert calibration["input"]["shape"] == [1, 12, 8, 1]
+    assert calibration["quantized_test_accuracy"] > 0.9 and calibration["accuracy_drop_points"] < 5
+    quant = calibration["input"]
+    record = json.loads((build / "codegen/project.json").read_text())["input"]
+    assert record == {"kind": "features", "shape": [12, 8, 1], "given": "float32",
+                      "transform": {"divisor": 1.0, "offset": 0.0}, "dtype": "int8", "scale": quant["scale"],
+                      "zero_point": quant["zero_point"]}
+    q = quantize(x_test, quant, (1.0, 0.0))
+    expected = np.clip(np.round(x_test.astype(np.float64) / quant["scale"]) + quant["zero_point"], -128, 127)
+    assert q.dtype == np.int8 and np.array_equal(q, expected) and len(np.unique(q)) > 50
+
+
+@pytest.mark.parametrize("backend", ["c", "micropython"])
+def test_rank_one_features_run_in_the_code_generators(tmp_path, backend):
+    """Features of rank one (N, 24: a sensor window) through a user function, the generated code (the C backend's
+    host build, the MicroPython unix port) and the TFLM reference: the same quantized inputs reach both, so their
+    outputs agree."""
+    project = make_project(tmp_path / "p", {"dataset": {"source": "windows.npz", "input": {"transform": "raw"}},
+                                            "train": {"model": "dense:model", "epochs": 8},
+                                            "firmware": {"backend": backend}})
+    (project / "dense.py").write_text(
+        "import tf_keras as keras\n"
+        "def model(input_shape, num_classes):\n"
+        "    return keras.Sequential([keras.layers.Input(input_shape), keras.layers.Dense(16, activation='relu'),\n"
+        "                             keras.layers.Dense(num_classes, activation='softmax')])\n")
+    x, y = _features(240, (24,), seed=1)
+    np.savez(project / "windows.npz", x=x, y=y)
+    doit(project, "calibrate")
+    calibration = json.loads((project / "build/calibrate/calibration.json").read_text())
+    assert calibration["input"]["shape"] == [1, 24] and calibration["quantized_test_accuracy"] > 0.9
+    assert calibration["differing_samples"] == 0
+    record = json.loads((project / "build/codegen/project.json").read_text())["input"]
+    assert record["kind"] == "features" and record["shape"] == [24]
+
+
+def test_a_model_file_fed_features_of_another_scale_is_warned(tmp_path):
+    """A DS-CNN-like model file fed MFCC features 100 times smaller than it learnt on: the scale to set."""
+    from tinyedge_tasks.ml import input_range
+    from tinyedge_tasks.ml.keras_util import keras
+    x = np.random.default_rng(0).normal(size=(64, 24)).astype(np.float32)
+    inputs = keras.Input((24,))
+    model = keras.Model(inputs, keras.layers.BatchNormalization(name="bn")(keras.layers.Dense(6, name="d")(inputs)))
+    dense = keras.Model(inputs, model.get_layer("d").output).predict(x * 100, verbose=0)   # learnt on x * 100
+    bn = model.get_layer("bn")
+    bn.set_weights([bn.gamma.numpy(), bn.beta.numpy(), dense.mean(axis=0), dense.var(axis=0)])
+    line = input_range.warning(model, "kws.h5", tmp_path, x, {"transform": "raw"})
+    assert "its first BatchNormalization (bn) learnt inputs whose spread is 100 times larger" in line
+    assert line.endswith("set dataset.input.scale: 100 (now 1)")
+    assert input_range.warning(model, "kws.h5", tmp_path, x, {"scale": 100.0}) is None

@@ -141,3 +141,36 @@ def test_experiments_after_three_recipes(project_copy):
                                          for o in rows))
     assert any(r["pareto"] for r in rows)
     Image.open(project_copy / "build/experiments/experiments.png").verify()
+
+
+def test_a_model_kept_as_loaded_says_so_instead_of_an_empty_training_curve(built_project, tmp_path):
+    """train.epochs: 0 on a loaded model: the Training section says it was kept as loaded and draws no (empty)
+    training curves; a trained model's section still has its curves."""
+    from types import SimpleNamespace
+
+    from tinyedge_tasks.report.page import Page
+    from tinyedge_tasks.stages import report
+    train = built_project / "build/train"
+    metrics = {**json.loads((train / "metrics.json").read_text()), "epochs": 0, "kept_as_loaded": True}
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    (tmp_path / "history.json").write_text("{}")
+    pages = {}
+    for name, folder in (("kept", tmp_path), ("trained", train)):
+        inputs = {"train/metrics.json": folder / "metrics.json", "train/history.json": folder / "history.json",
+                  "train/augmented.npz": train / "augmented.npz"}
+        pages[name] = Page("t")
+        report._training(pages[name], SimpleNamespace(inputs=inputs))
+    kept, trained = "".join(pages["kept"].html), "".join(pages["trained"].html)
+    assert "0: kept as loaded" in kept and "not trained, so there are no training curves" in kept
+    assert 'alt="training curves"' not in kept and 'alt="training curves"' in trained
+    assert "kept as loaded" not in trained
+
+
+def test_features_are_drawn_as_gray_pictures_of_their_own_shape():
+    """Float features (a spectrogram, a flat window) have no pixels: each is drawn min to max in gray."""
+    from tinyedge_tasks.report.page import _as_gray
+    frame = np.linspace(-3, 5, 12 * 8, dtype=np.float32).reshape(12, 8, 1)
+    gray = _as_gray(frame)
+    assert gray.shape == (12, 8, 1) and gray.dtype == np.uint8 and gray.min() == 0 and gray.max() == 255
+    assert _as_gray(np.arange(24, dtype=np.float32)).shape == (1, 24, 1)
+    assert not _as_gray(np.full((4, 4), 2.0, np.float32)).any()   # a constant sample: black, not NaN

@@ -214,6 +214,17 @@ def test_8_advice_for_a_model_file_names_no_width_multiplier(project_copy):
         assert "width_multiplier" not in message and "structured pruning" in message and advice in message, message
 
 
+def test_24_arena_advice_for_features_names_the_samples_not_dataset_input(project_copy):
+    """An .npz of float features has no dataset.input size to turn: the advice names the samples' own shape."""
+    board = boards.load(project_copy / "boards" / "esp32cam.yaml")
+    with pytest.raises(TinyedgeError) as caught:
+        boards.budget(board, "esp32cam", "tflm", 20000, 4_000_000, 0.25,
+                      {"width_multiplier": None, "features": [49, 10, 1], "scheme": "int8"})
+    message = str(caught.value)
+    assert "smaller samples in the data set's x (now (49, 10, 1): 0.72 times the values or fewer)" in message
+    assert "dataset.input" not in message
+
+
 def test_8_worst_layer_is_a_layer_name():
     from tinyedge_tasks.tflite.convert import _layer_name
     assert _layer_name("StatefulPartitionedCall:0", ["conv1", "logits"]) == "logits"
@@ -332,3 +343,93 @@ def test_24_legacy_saved_model_is_named_once_in_our_words(tmp_path, capfd, caplo
     out, err = capfd.readouterr()
     assert (out + err).count("has no keras_metadata.pb") == 1
     assert [record.getMessage() for record in caplog.records if record.name == "tensorflow"] == ["another warning"]
+
+
+def test_24_a_model_that_is_not_a_classifier_is_said_so_in_one_line(tmp_path):
+    """The anomaly autoencoder (640 floats in, 640 out) met "gives 640 classes ... make them agree", which no one
+    can do: one line naming the file and what is supported. A map output (detection) is refused the same way;
+    a softmax classifier of the wrong class count keeps the message that says to make them agree."""
+    from tinyedge_tasks.ml.keras_util import keras
+    from tinyedge_tasks.ml.model_spec import build
+    config = {"train.model": "autoencoder.h5", "train.width_multiplier": 1.0, "train.trust_model_code": False}
+    inputs = keras.Input((640,))
+    keras.Model(inputs, keras.layers.Dense(640)(keras.layers.Dense(8, activation="relu")(inputs))).save(
+        tmp_path / "autoencoder.h5")
+    with pytest.raises(TinyedgeError) as caught:
+        build(config, tmp_path, keras, (640,), 2)
+    message = str(caught.value)
+    assert "autoencoder.h5 gives output (640,) with a linear last layer: not a classifier" in message
+    assert "classifiers only" in message and "\n" not in message
+    image = keras.Input((8, 8, 1))
+    keras.Model(image, keras.layers.Conv2D(5, 1, activation="sigmoid")(image)).save(tmp_path / "detector.h5")
+    with pytest.raises(TinyedgeError, match=r"detector.h5 gives output \(8, 8, 5\) .*not a classifier"):
+        build({**config, "train.model": "detector.h5"}, tmp_path, keras, (8, 8, 1), 2)
+    keras.Sequential([keras.Input((640,)), keras.layers.Dense(3, activation="softmax")]).save(tmp_path / "three.h5")
+    with pytest.raises(TinyedgeError, match="gives 3 classes, but the data set .* 2 classes; make them agree"):
+        build({**config, "train.model": "three.h5"}, tmp_path, keras, (640,), 2)
+
+
+def test_24_a_split_without_some_class_is_warned_naming_class_and_sizes(tmp_path):
+    """The hash split put no sample of one class into the test split, silently: a warning naming the class, the
+    split sizes and what to do. A class of one sample is in one split only, so the other two lack it."""
+    from conftest import make_project
+    project = make_project(tmp_path / "p", {"dataset": {"source": "rare.npz"}})
+    y = np.array([0] * 40 + [1] * 40 + [2])
+    np.savez(project / "rare.npz", x=np.arange(len(y) * 64, dtype=np.int64).reshape(-1, 8, 8).astype(np.uint8),
+             y=y)
+    out = doit(project, "dataset").stdout
+    counts = json.loads((project / "build/dataset/dataset.json").read_text())["counts"]
+    lacking = [name for name in ("train", "val", "test") if counts[name][2] == 0]
+    assert len(lacking) == 2
+    sizes = ", ".join(f"{name} {sum(counts[name])}" for name in ("train", "val", "test"))
+    for name in lacking:
+        assert f"warning: the {name} split has no sample of class 2 (split sizes: {sizes})" in out
+    assert out.count("has no sample of class") == 2 and "has no sample of class 0" not in out
+
+
+@pytest.mark.parametrize("changes, x, words", [
+    ({}, np.ones((40, 6, 5), np.float32),
+     "dataset.input.transform: unit divides pixels (0..255), but the data set holds float features; set "
+     "dataset.input.transform: raw"),
+    ({"input": {"transform": "raw"}, "augment": {"flip": "horizontal"}}, np.ones((40, 6, 5), np.float32),
+     "dataset.augment: flips, rotations, zoom and brightness change images, but the data set holds float features"),
+    ({"input": {"transform": "raw"}}, np.where(np.arange(40)[:, None] == 7, np.nan, 1.0).astype(np.float32),
+     "1 sample(s) of x hold NaN or infinity (the first: index 7); fix or drop them"),
+    ({"input": {"transform": "raw"}}, np.ones(40, np.float32),
+     "expected x as uint8 images (N,H,W[,C]) or float features (N, ...), and y (N,) labels; found x float32 (40,)"),
+    ({"input": {"transform": "raw"}}, np.ones((40, 3), np.float32),
+     "y holds float64 values that are not class labels (e.g. 0.5); tinyedge trains classifiers only"),
+], ids=["pixel transform", "augment", "nan", "rank 0 samples", "regression targets"])
+def test_24_float_features_refuse_what_only_pixels_mean(tmp_path, changes, x, words):
+    """Float features are not pixels: /255, image augmentation and NaN are refused in one line each; so are
+    regression targets as y (a classifier's labels are integers)."""
+    from conftest import make_project, merge
+    project = make_project(tmp_path / "p", {"dataset": merge({"source": "features.npz"}, changes)})
+    y = np.arange(40) % 2 + (0.5 if "not class labels" in words else 0)
+    np.savez(project / "features.npz", x=x, y=y)
+    result = doit(project, "dataset", check=False)
+    assert result.returncode != 0 and words in result.stdout + result.stderr
+    assert not (project / "build/dataset/data.npz").exists()
+
+
+def test_24_float_features_with_labels_as_a_column_are_a_data_set(tmp_path):
+    """Features of another rank (N, 3, 4, 5) and y as a column (N, 1), as Keras examples keep labels."""
+    from conftest import make_project
+    project = make_project(tmp_path / "p", {"dataset": {"source": "f.npz", "input": {"transform": "raw"}}})
+    x = np.random.default_rng(0).normal(size=(60, 3, 4, 5))   # float64: stored as float32
+    np.savez(project / "f.npz", x=x, y=(np.arange(60) % 3)[:, None])
+    doit(project, "dataset")
+    with np.load(project / "build/dataset/data.npz") as data:
+        assert data["x_train"].dtype == np.float32 and data["x_train"].shape[1:] == (3, 4, 5)
+        assert sorted(set(data["y_train"].tolist())) == [0, 1, 2]
+        stored = np.concatenate([data[f"x_{name}"] for name in ("train", "val", "test")])
+    assert sorted(map(bytes, stored)) == sorted(map(bytes, x.astype(np.float32)))   # unchanged, only split
+
+
+def test_24_zoo_cnn_on_flat_features_says_how_to_shape_them(tmp_path):
+    from tinyedge_tasks.ml.keras_util import keras
+    from tinyedge_tasks.ml.model_spec import build
+    config = {"train.model": "tiny_cnn", "train.width_multiplier": 1.0, "train.trust_model_code": False}
+    with pytest.raises(TinyedgeError, match=r"tiny_cnn is a convolutional network for \(height, width, channels\) "
+                                            r"inputs, but the data set's samples are \(49, 10\); .*x\[\.\.\., None\]"):
+        build(config, tmp_path, keras, (49, 10), 2)

@@ -87,3 +87,16 @@ def status_led(config, board, board_name: str, labels: list[str]) -> dict:
                             "leds.status {pin, active_low} or remove firmware.led_class")
     return {"led": led, "led_class": led_class, "led_index": labels.index(led_class)}
 
+
+
+def input_record(quant: dict, dataset_input: dict, transform: tuple[float, float]) -> dict:
+    """codegen/project.json's `input`: what the firmware is given and how it becomes the input tensor. Images come
+    from the camera as uint8 pixels through the preprocessing; float features (an .npz data set) come as float32
+    values of their own shape (a serial frame or a buffer), both as value / divisor + offset quantized with the
+    model's input scale and zero point (preprocess.quantize)."""
+    features = "shape" in dataset_input
+    shape = (dataset_input["shape"] if features
+             else [dataset_input["height"], dataset_input["width"], dataset_input["channels"]])
+    return {"kind": "features" if features else "image", "shape": list(shape),
+            "given": "float32" if features else "uint8", "transform": {"divisor": transform[0], "offset": transform[1]},
+            "dtype": quant["dtype"], "scale": quant["scale"], "zero_point": quant["zero_point"]}

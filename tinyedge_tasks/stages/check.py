@@ -47,7 +47,11 @@ def run(ctx) -> None:
     board_name = ctx.config["board"]
     shape = ctx.config["dataset.input"]
     knobs = {"width_multiplier": ctx.config["train.width_multiplier"] if is_zoo(ctx.config["train.model"]) else None,
-             "input": (shape["width"], shape["height"]), "scheme": scheme}
+             "scheme": scheme}
+    if data["x_train"].dtype == "uint8":
+        knobs["input"] = (shape["width"], shape["height"])
+    else:
+        knobs["features"] = list(data["x_train"].shape[1:])
     board = boards.load(ctx.root / boards.BOARDS_DIR / f"{board_name}.yaml")
     ctx.log(f"budget on {board_name} ({board.chip}), measured arena {arena} B:")
     budget = preflight.budget(board, board_name, model_file, arena, ctx.config["firmware.arena_margin"], knobs,

@@ -77,12 +77,17 @@ def _data_set(page: Page, ctx) -> dict:
 def _training(page: Page, ctx) -> dict:
     metrics = _json(ctx, "train/metrics.json")
     page.section("Training")
+    kept = metrics.get("kept_as_loaded")
     page.table(["model", "parameters", "epochs", "val accuracy", "test accuracy"],
-               [[metrics["model"], metrics["parameters"], metrics["epochs"], metrics["val_accuracy"],
-                 metrics["test_accuracy"]]])
+               [[metrics["model"], metrics["parameters"], "0: kept as loaded" if kept else metrics["epochs"],
+                 metrics["val_accuracy"], metrics["test_accuracy"]]])
     schedule = metrics.get("schedule")
     _schedule(page, metrics, schedule)
-    page.chart(training_chart(_json(ctx, "train/history.json"), schedule), "training curves")
+    if kept:
+        page.text("The model was kept as loaded (train.epochs: 0): not trained, so there are no training curves; "
+                  "its accuracies are those of the weights it came with.", absent=True)
+    else:
+        page.chart(training_chart(_json(ctx, "train/history.json"), schedule), "training curves")
     with np.load(ctx.inputs["train/augmented.npz"]) as arrays:
         augmented = arrays["x"]
     if len(augmented):

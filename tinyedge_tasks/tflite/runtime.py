@@ -15,7 +15,7 @@ from .model_file import PROBE_ARENA, Engine, interpreter, io_details, operators,
 
 
 def quantize_images(engine: Engine, images: np.ndarray, transform: tuple[float, float]) -> np.ndarray:
-    """uint8 pixels -> the model's quantized input, through the table the firmware embeds."""
+    """uint8 pixels (through the table the firmware embeds) or float features -> the model's quantized input."""
     return quantize(images, io_details(engine)[0], transform)
 
 

@@ -25,9 +25,10 @@ def adapter(name: str):
 
 
 def write_project(out: Path, folder: str, files: dict[str, str], toolchain: str, board: str, serial_speed: int,
-                  model_xxh3: str | None = None):
+                  model_xxh3: str | None = None, model_input: dict | None = None):
     """Write the project's files under out/folder and return its index (relative path -> digest); `model_xxh3`:
-    the digest of the model the firmware embeds and states in INFO (the validation protocol)."""
+    the digest of the model the firmware embeds and states in INFO (the validation protocol); `model_input`: the
+    model input's record, which the toolchain passes on without reading."""
     from ..artifacts import ProjectIndex
     digests = {}
     for name, text in sorted(files.items()):
@@ -37,7 +38,7 @@ def write_project(out: Path, folder: str, files: dict[str, str], toolchain: str,
         target.write_bytes(data)
         digests[name] = xxhash.xxh3_128_hexdigest(data)
     return ProjectIndex(toolchain=toolchain, folder=folder, board=board, serial_speed=serial_speed, files=digests,
-                        model_xxh3=model_xxh3)
+                        model_xxh3=model_xxh3, input=model_input)
 
 
 def info_header(info: dict) -> str:

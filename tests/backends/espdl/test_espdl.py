@@ -109,6 +109,10 @@ def test_generated_project_reads_back(espdl_project):
     assert 'CONFIG_IDF_TARGET="esp32"' in (firmware / "sdkconfig.defaults").read_text()
     index = ProjectIndex.from_json((project / "build/codegen/project.json").read_text())
     assert index.toolchain == "platformio" and "src/model.espdl" in index.files
+    quant = json.loads((project / "build/calibrate/calibration.json").read_text())["input"]
+    assert index.input == {"kind": "image", "shape": [32, 32, 1], "given": "uint8",   # the camera's pixels
+                           "transform": {"divisor": 255.0, "offset": 0.0}, "dtype": "int8",
+                           "scale": 2.0 ** quant["exponent"], "zero_point": 0}
 
 
 def test_input_table_is_what_the_simulator_feeds(espdl_project):

@@ -107,6 +107,16 @@ def test_model_array_is_the_calibrated_tflite(built_project):
     assert f"g_model_data_len = {len(expected)};" in source
 
 
+def test_project_index_says_what_the_firmware_is_given(built_project):
+    """codegen/project.json's input: the camera's uint8 pixels of the data set's shape, the transform and the
+    quantization the firmware's table applies (the calibrated model's own)."""
+    quant = json.loads((built_project / "build/calibrate/calibration.json").read_text())["input"]
+    record = json.loads((built_project / "build/codegen/project.json").read_text())["input"]
+    assert record == {"kind": "image", "shape": [32, 32, 1], "given": "uint8",
+                      "transform": {"divisor": 255.0, "offset": 0.0}, "dtype": "int8", "scale": quant["scale"],
+                      "zero_point": quant["zero_point"]}
+
+
 def test_adapter_has_exactly_the_models_operators_and_budgeted_arena(built_project):
     """The TFLM adapter's resolver and arena, the shell's camera (the budget's two PSRAM frames, CAMERA_GRAB_LATEST)
     and pins, and INFO's digest of the embedded model."""

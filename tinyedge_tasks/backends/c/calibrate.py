@@ -15,7 +15,7 @@ import numpy as np
 
 from ...artifacts import Calibration, Metrics, ProjectIndex
 from ...errors import TinyedgeError
-from ...preprocess import transform_of
+from ...preprocess import quantize, transform_of
 from ...tflite import runtime as tflm
 from ...tflite import worker
 from ...toolchains import esp_idf, host, qemu
@@ -60,7 +60,7 @@ def run(ctx) -> None:
     engine = tflm.interpreter(model_bytes)
     input_details, output_details = tflm.io_details(engine)
     transform = transform_of(ctx.config["dataset.input"])
-    inputs = tflm.quantize_images(engine, x_test, transform)
+    inputs = quantize(x_test, {**input_details, "dtype": "int8"}, transform)
 
     what = "calibrate: build/quantize/model.tflite"
     reference = tflm.predict(engine, x_test, transform, progress=ctx.log,

@@ -18,7 +18,7 @@ from ...config import boards
 from ...native.csource import environment
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, info_header, qemu, write_project
-from .. import board_section, camera_board, status_led
+from .. import board_section, camera_board, input_record, status_led
 from . import BACKEND
 
 SAMPLES = 10   # test samples the firmware runs under `doit flash`
@@ -134,12 +134,14 @@ def run(ctx) -> None:
     files = {f"src/{name}": text for name, text in model_files.items()}
     transform = transform_of(ctx.config["dataset.input"])
     files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, quant, transform))
+    dataset = ctx.read(DatasetSummary)
+    record = input_record(quant, dataset.input, transform)
     if toolchain == "esp_idf":
         files.update(_esp_idf_files(ctx, board, board_name, budget, model, model_files, model_bytes))
         ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed,
-                                xxhash.xxh3_64_hexdigest(model_bytes)))
+                                xxhash.xxh3_64_hexdigest(model_bytes), record))
         return
-    labels = ctx.read(DatasetSummary).classes
+    labels = dataset.classes
     with np.load(ctx.inputs["dataset/data.npz"]) as data:
         images, truth = data["x_test"][:SAMPLES], data["y_test"][:SAMPLES]
     files[qemu.SAMPLES] = quantize(images, quant, transform).tobytes()
@@ -147,4 +149,4 @@ def run(ctx) -> None:
     files[qemu.TARGET_FILE] = json.dumps({"machine": board.qemu.machine, "cpu": board.qemu.cpu})
     files[f"src/{qemu.INFO_HEADER}"] = info_header(info(model, model_bytes, board, board_name))
     ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed,
-                            xxhash.xxh3_64_hexdigest(model_bytes)))
+                            xxhash.xxh3_64_hexdigest(model_bytes), record))

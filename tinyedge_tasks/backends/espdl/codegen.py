@@ -19,7 +19,7 @@ from ...artifacts import Budget, Calibration, DatasetSummary
 from ...config import boards
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, write_project
-from .. import camera_board, status_led
+from .. import camera_board, input_record, status_led
 from . import BACKEND, check
 from .operators import ESPDL_VERSION   # the release whose modules operators.py lists
 
@@ -88,9 +88,13 @@ def project_files(board, board_name: str, project: str, labels: list[str], calib
                               idf_version=IDF_VERSION, cmake=ALIGNED_MODEL)
     files = esp_idf.application(board, board_name, project, adapter, budget, labels, led)
     files.update(preprocess_c.sources(shape.width, shape.height, shape.channels,
-                                      {"dtype": quant["dtype"], "scale": 2.0 ** quant["exponent"], "zero_point": 0},
-                                      transform))
+                                      _quant(quant), transform))
     return files
+
+
+def _quant(espdl_input: dict) -> dict:
+    """ESP-DL's power-of-two input quantization as {dtype, scale, zero_point}: scale 2^exponent, no zero point."""
+    return {"dtype": espdl_input["dtype"], "scale": 2.0 ** espdl_input["exponent"], "zero_point": 0}
 
 
 def run(ctx) -> None:
@@ -112,9 +116,11 @@ def run(ctx) -> None:
     ctx.log(f"{board_name}: model.espdl {len(model)} B (flash {budget.flash['needed_bytes']} of "
             f"{budget.flash['available_bytes']} B with the runtime; parameters read from flash, param_copy false), "
             f"activations {placed['budget']} (dl::Model max_internal_size {placed['max_internal_size']})")
-    labels = ctx.read(DatasetSummary).classes
+    dataset, transform = ctx.read(DatasetSummary), transform_of(ctx.config["dataset.input"])
+    labels = dataset.classes
     files = project_files(board, board_name, ctx.config["project.name"], labels, calibration,
-                          ctx.config.section("dataset.input"), transform_of(ctx.config["dataset.input"]), budget,
+                          ctx.config.section("dataset.input"), transform, budget,
                           status_led(ctx.config, board, board_name, labels), model)
     ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed,
-                            esp_idf.model_digest(model)))
+                            esp_idf.model_digest(model),
+                            input_record(_quant(calibration.input), dataset.input, transform)))

@@ -26,14 +26,15 @@ def run(ctx) -> None:
 
     engine = tflm.interpreter(model_bytes)
     input_details, output_details = tflm.io_details(engine)
-    scores = tflm.predict(engine, x_test, transform_of(ctx.config["dataset.input"]), progress=ctx.log,
-                          what="calibrate: TFLM reference outputs")
+    transform = transform_of(ctx.config["dataset.input"])
+    scores = tflm.predict(engine, x_test, transform, progress=ctx.log, what="calibrate: TFLM reference outputs")
+    given = x_test if x_test.dtype == np.uint8 else tflm.quantize_images(engine, x_test, transform)   # features
     reference = np.round(scores / output_details["scale"] + output_details["zero_point"]).astype(np.int8)
 
     differing = np.zeros(len(x_test), bool)
     outputs = {}
     for flavour in ("viper", "plain"):
-        got, seconds = unix.run(files, x_test, flavour, TIMEOUT, f"calibrate ({flavour} kernels)")
+        got, seconds = unix.run(files, given, flavour, TIMEOUT, f"calibrate ({flavour} kernels)")
         outputs[flavour] = got
         bad = (got != reference).any(axis=1)
         differing |= bad

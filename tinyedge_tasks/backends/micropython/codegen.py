@@ -8,7 +8,7 @@ import json
 from ...artifacts import Budget, DatasetSummary
 from ...config import boards
 from ...toolchains import write_project
-from .. import camera_board, status_led
+from .. import camera_board, input_record, status_led
 from . import BACKEND
 
 
@@ -35,15 +35,15 @@ def run(ctx) -> None:
     board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
     toolchain = camera_board(BACKEND, board, board_name)
-    labels = ctx.read(DatasetSummary).classes
+    dataset = ctx.read(DatasetSummary)
+    labels = dataset.classes
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
     files, model = generate.model_files(model_bytes)
     budget = Budget(**check.budget(board, board_name, model_bytes, model.arena_size, 0.0))
     ctx.write(budget)
     quant, _ = runtime.io_details(runtime.interpreter(model_bytes))
-    shape = ctx.config.section("dataset.input")
-    files["te_preprocess.py"] = generate.preprocess_source(shape.width, shape.height, shape.channels, quant,
-                                                           transform_of(ctx.config["dataset.input"]))
+    shape, transform = ctx.config.section("dataset.input"), transform_of(ctx.config["dataset.input"])
+    files["te_preprocess.py"] = generate.preprocess_source(shape.width, shape.height, shape.channels, quant, transform)
     status = status_led(ctx.config, board, board_name, labels)
     led = (status["led"].pin, status["led"].active_low, status["led_index"]) if status["led"] else None
     files["main.py"] = generate.main_source(labels, board.camera, led)
@@ -55,6 +55,6 @@ def run(ctx) -> None:
         "heap_bytes": section.heap_bytes, "ram_bytes": budget.arena["bytes"],
         "modules": list(generate.MODULES)}, indent=1)
     ctx.write(write_project(ctx.out, "micropython", files, toolchain, board_name, board.serial_speed,
-                            described["model_xxh3"]))
+                            described["model_xxh3"], input_record(quant, dataset.input, transform)))
     ctx.log(f"MicroPython package: {len(model.ops)} operators, {model.macs} MACs, arena {model.arena_size} B, "
             f"weights {generate.weight_bytes(model)} B (runs on {section.firmware})")

@@ -16,7 +16,7 @@ from ...artifacts import Budget, Calibration, DatasetSummary
 from ...config import boards
 from ...native.csource import environment, hex_rows
 from ...toolchains import esp_idf, write_project
-from .. import camera_board, status_led
+from .. import camera_board, input_record, status_led
 from . import BACKEND
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -58,7 +58,8 @@ def run(ctx) -> None:
     board = boards.load(ctx.sources[0])  # the board file: the only source
     camera_board(BACKEND, board, board_name)
     calibration = ctx.read(Calibration)
-    labels = ctx.read(DatasetSummary).classes
+    dataset = ctx.read(DatasetSummary)
+    labels = dataset.classes
     model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
     graph_ops = runtime.operators(model_bytes)
     operators = resolver_ops(graph_ops)
@@ -86,8 +87,8 @@ def run(ctx) -> None:
                               components=COMPONENTS, settings=SETTINGS, idf_version=IDF_VERSION)
     files = esp_idf.application(board, board_name, ctx.config["project.name"], adapter, budget, labels,
                                 status_led(ctx.config, board, board_name, labels))
-    shape = ctx.config.section("dataset.input")
-    files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, calibration.input,
-                                      transform_of(ctx.config["dataset.input"])))
+    shape, transform = ctx.config.section("dataset.input"), transform_of(ctx.config["dataset.input"])
+    files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, calibration.input, transform))
     ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed,
-                            esp_idf.model_digest(model_bytes)))
+                            esp_idf.model_digest(model_bytes),
+                            input_record(calibration.input, dataset.input, transform)))
