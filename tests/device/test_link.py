@@ -36,7 +36,7 @@ class OneBytePerSecond:
 
 def _slow_link(monkeypatch, data: bytes) -> link.Link:
     clock = [0.0]
-    monkeypatch.setattr(link.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(link, "_now", lambda: clock[0])
     line = link.Link("loop://", 115200, timeout=5.0)
     line.serial.close()
     line.serial = OneBytePerSecond(data, clock)
@@ -51,9 +51,11 @@ def test_a_frame_longer_than_the_timeout_to_arrive_is_received(monkeypatch):
     assert frame is not None and frame.payload == payload
 
 
-def test_silence_longer_than_the_timeout_ends_the_wait(monkeypatch):
-    line = _slow_link(monkeypatch, b"")
-    assert line.answer(frames.RESULT, 5.0) is None
+def test_silence_or_console_text_longer_than_the_timeout_ends_the_wait(monkeypatch):
+    """A board printing its console lines (its super-loop) is not a frame on its way: the wait ends."""
+    assert _slow_link(monkeypatch, b"").answer(frames.RESULT, 5.0) is None
+    talking = _slow_link(monkeypatch, b"top: 3 (0.97)\n" * 3)
+    assert talking.answer(frames.RESULT, 5.0) is None and talking.console.startswith(b"top: ")
 
 
 def test_a_late_info_before_the_result_is_skipped(monkeypatch):

@@ -70,6 +70,11 @@ class Scanner:
                 return text, frames
             frames.append(frame)
 
+    @property
+    def in_frame(self) -> bool:
+        """Whether the bytes kept so far begin a frame that has not all come."""
+        return self.pending.startswith(SYNC)
+
     def _drop(self, count: int) -> None:
         self.pending = self.pending[count:]
         self.offset += count

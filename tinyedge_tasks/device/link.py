@@ -14,6 +14,7 @@ from ..errors import TinyedgeError
 from . import frames
 
 HELLO_EVERY = 1.0   # seconds between HELLOs while the board boots
+_now = time.monotonic   # the link's clock (a test steps it to play a slow line)
 RESULT_HEAD = struct.Struct("<IQI")   # sample index, cycles of the invoke, layer count
 INFO_KEYS = ("protocol", "model_xxh3", "backend", "board", "clock_hz", "cycle_counter", "cycles_per_second",
              "input", "output", "arena_bytes", "arena_used", "layers")
@@ -65,21 +66,21 @@ class Link:
             raise LinkDropped(f"the link to {self.port} dropped: {exc}") from None
 
     def receive(self, seconds: float) -> frames.Frame | None:
-        """The next frame, or None when the line stays silent for `seconds`; console text is collected meanwhile.
-        The wait restarts with every byte, so a frame that takes longer than `seconds` to arrive at a slow speed
-        (a QVGA RGB565 camera frame is 13 s at 115200 baud) is still received."""
-        deadline = time.monotonic() + seconds
+        """The next frame, or None when none comes within `seconds`; console text is collected meanwhile. The wait
+        restarts with every byte of a frame on its way, so a frame that takes longer than `seconds` to arrive at a
+        slow speed (a QVGA RGB565 camera frame is 13 s at 115200 baud) is still received."""
+        deadline = _now() + seconds
         while not self.frames:
-            if time.monotonic() > deadline:
+            if _now() > deadline:
                 return None
             try:
                 data = self.serial.read(max(1, self.serial.in_waiting))
             except (_serial().SerialException, OSError) as exc:
                 raise LinkDropped(f"the link to {self.port} dropped: {exc}") from None
-            if data:
-                deadline = time.monotonic() + seconds
             text, found = self.scanner.feed(data)
             self.frames += found
+            if data and self.scanner.in_frame:
+                deadline = _now() + seconds
             if text:
                 self.console += text
                 if self.echo:
@@ -102,10 +103,10 @@ class Link:
 
     def hello(self) -> dict:
         """HELLO until INFO: the firmware's description of itself (INFO_KEYS, all checked present)."""
-        deadline = time.monotonic() + self.timeout
-        while time.monotonic() < deadline:
+        deadline = _now() + self.timeout
+        while _now() < deadline:
             self.send(frames.HELLO)
-            frame = self.answer(frames.INFO, min(HELLO_EVERY, max(0.0, deadline - time.monotonic())))
+            frame = self.answer(frames.INFO, min(HELLO_EVERY, max(0.0, deadline - _now())))
             if frame is not None:
                 return self._info(frame)
         raise TinyedgeError(f"no answer from {self.port}: is the firmware built with tinyedge's shell and the speed "
