@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from .artifacts import (AUGMENTED, DATA, FLOAT_MODEL, REPORT_PAGE, TRAINED_MODEL, Budget, BuildInfo, Calibration,
+                        CRuntime, DatasetSummary, History, LayerError, MemoryPlan, Metrics, ModelSummary, PpqErrors,
+                        ProjectIndex, PruneResult, TrainedSummary)
 from .rows import Command, Stage
 
 TF = ("tensorflow", "tf-keras", "numpy")
@@ -17,7 +20,6 @@ PORT_PARAM = {"name": "port", "long": "port", "type": str, "default": "",
 WORKERS_PARAM = {"name": "workers", "long": "workers", "type": int, "default": 0,
                  "help": "variants built at once (default: the number of cores)"}
 BOARD_FILE = "tinyedge_tasks.config.boards:sources"  # a stage reading the board file: editing it reruns the stage
-PROJECT_INDEX = "codegen/project.json"  # what build, flash and monitor read of codegen's output
 
 DATASET = Stage(
     "dataset", "Read the data set, resize it to the model input, split train/val/test by sample hash.",
@@ -27,13 +29,13 @@ CHECK = Stage(
     "check", "Preflight in seconds: the untrained model's operators on the backend, its bytes and arena on the board.",
     reads=("project.seed", "dataset.input", "train.model", "train.width_multiplier", "train.trust_model_code",
            "compression.quantize.scheme", "compression.espdl", "board", "firmware.backend", "firmware.arena_margin"),
-    needs=("dataset/data.npz", "dataset/dataset.json"), makes=("check.json",), tools=TFLITE,
+    needs=(DATA, DatasetSummary.ARTIFACT), makes=("check.json",), tools=TFLITE,
     sources="tinyedge_tasks.stages.check:sources",
     default=False)
 TRAIN = Stage(
     "train", "Build (zoo, user function or file) and train the float model; write metrics and history.",
     reads=("project.seed", "dataset.input", "dataset.augment", "train"),
-    needs=("dataset/data.npz", "dataset/dataset.json"),
+    needs=(DATA, DatasetSummary.ARTIFACT),
     makes=("model.h5", "metrics.json", "history.json", "model_summary.json", "augmented.npz"), tools=TFLITE,
     sources="tinyedge_tasks.ml.model_spec:files",
     setup=("check",))  # the preflight runs first whenever training does; a board change alone reruns neither
@@ -41,16 +43,16 @@ PRUNE = Stage(
     "prune", "Prune the float model (magnitude or filter pruning) and fine-tune it.",
     reads=("project.seed", "dataset.input", "train.batch_size", "train.learning_rate", "train.trust_model_code",
            "compression.prune"),
-    needs=("train/model.h5", "dataset/data.npz"), makes=("model.h5", "prune.json", "model_summary.json"),
+    needs=(TRAINED_MODEL, DATA), makes=("model.h5", "prune.json", "model_summary.json"),
     tools=TFLITE, enabled_by="compression.prune",
-    passthrough={"model.h5": "train/model.h5", "model_summary.json": "train/model_summary.json"})
+    passthrough={"model.h5": TRAINED_MODEL, "model_summary.json": TrainedSummary.ARTIFACT})
 REPORT = Stage(
     "report", "A self-contained HTML report and a Markdown summary of everything built so far.",
     reads=("project", "dataset", "train", "compression", "board", "firmware"),
-    needs=("dataset/dataset.json", "dataset/data.npz", "train/history.json", "train/metrics.json",
-           "train/model_summary.json", "train/augmented.npz", "prune/model_summary.json", "calibrate/calibration.json"),
-    optional=("prune/prune.json", "quantize/layer_error.json", "quantize/errors.json", "codegen/budget.json",
-              "codegen/project.json", "codegen/memory_plan.json", "build/build.json", "calibrate/c_runtime.json"),
+    needs=(DatasetSummary.ARTIFACT, DATA, History.ARTIFACT, Metrics.ARTIFACT,
+           TrainedSummary.ARTIFACT, AUGMENTED, ModelSummary.ARTIFACT, Calibration.ARTIFACT),
+    optional=(PruneResult.ARTIFACT, LayerError.ARTIFACT, PpqErrors.ARTIFACT, Budget.ARTIFACT,
+              ProjectIndex.ARTIFACT, MemoryPlan.ARTIFACT, BuildInfo.ARTIFACT, CRuntime.ARTIFACT),
     makes=("report.html", "report.md"), tools=("numpy", "matplotlib", "pyyaml"))
 
 # Rows shared by the backends that run a TFLite flatbuffer (TFLM, and the code generators that start from it).
@@ -58,13 +60,13 @@ QUANTIZE_TFLITE = Stage(
     "quantize", "Convert to a full-integer TFLite model, calibrated on a representative training sample.",
     reads=("project.seed", "dataset.input", "train.batch_size", "train.learning_rate", "train.trust_model_code",
            "compression.quantize", "compression.calibrate"),
-    needs=("prune/model.h5", "dataset/data.npz"), makes=("model.tflite", "quantize.json", "layer_error.json"),
+    needs=(FLOAT_MODEL, DATA), makes=("model.tflite", "quantize.json", "layer_error.json"),
     tools=TFLITE)
 
 
 def build_row(doc: str, tools: tuple[str, ...], default: bool) -> Stage:
     """`doit build`: the toolchain named in codegen's project index compiles the project folder."""
-    return Stage("build", doc, needs=(PROJECT_INDEX,), makes=("build.json", "firmware.bin"), tools=tools,
+    return Stage("build", doc, needs=(ProjectIndex.ARTIFACT,), makes=("build.json", "firmware.bin"), tools=tools,
                  default=default)
 
 
@@ -72,7 +74,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("experiments", "Tabulate every configuration the cache holds, with the keys that differ and a "
             "Pareto chart; nothing is retrained."),
     Command("submission", "Zip the manifest, boards, tool lock, digests, report, int8 model and firmware.",
-            needs=("report/report.html", "calibrate/calibration.json"),
+            needs=(REPORT_PAGE, Calibration.ARTIFACT),
             params=({"name": "with_data", "long": "with-data", "type": bool, "default": False,
                      "help": "also include the data set (by default only its digest)"},)),
     Command("verify-submission", "Rebuild a submission zip in a fresh folder, in a sandbox; exit non-zero if any "
@@ -97,9 +99,9 @@ COMMANDS: tuple[Command, ...] = (
                     {"name": "apply", "long": "apply", "type": int, "default": -1,
                      "help": "write trial N's values into tinyedge.yaml (comments and order kept) and stop"})),
     Command("flash", "Build the firmware and upload it to the board (or run it, for an emulated board).",
-            needs=(PROJECT_INDEX,), params=(PORT_PARAM,)),
+            needs=(ProjectIndex.ARTIFACT,), params=(PORT_PARAM,)),
     Command("monitor", "Show the board's serial output (top classes, inference time) at its serial speed.",
-            needs=(PROJECT_INDEX,), params=(PORT_PARAM,)),
+            needs=(ProjectIndex.ARTIFACT,), params=(PORT_PARAM,)),
 )
 
 
@@ -108,5 +110,5 @@ def stages(backend) -> tuple[Stage, ...]:
     calibration record the report is drawn from (every firmware backend does; a toy need not)."""
     check = replace(CHECK, hooks=(backend.preflight,)) if backend.preflight else CHECK  # calls the backend's
     rows = (DATASET, check, TRAIN, PRUNE, *backend.stages)
-    calibrates = any(row.name == "calibrate" and "calibration.json" in row.makes for row in rows)
+    calibrates = any(row.name == Calibration.stage() and Calibration.file_name() in row.makes for row in rows)
     return rows + (REPORT,) if calibrates else rows

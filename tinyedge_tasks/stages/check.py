@@ -6,9 +6,10 @@ architecture gets the same verdict. `train` runs after it.
 from __future__ import annotations
 
 import importlib
-import json
 import time
 from pathlib import Path
+
+from ..artifacts import DATA, DatasetSummary, PreflightVerdict
 
 SAMPLES = 8  # calibration samples of the conversion: ranges do not change the bytes or the arena
 
@@ -30,8 +31,8 @@ def run(ctx) -> None:
 
     started = time.perf_counter()
     deterministic(ctx.config["project.seed"])
-    data = load_data(ctx.inputs["dataset/data.npz"])
-    classes = json.loads(ctx.inputs["dataset/dataset.json"].read_text())["classes"]
+    data = load_data(ctx.inputs[DATA])
+    classes = ctx.read(DatasetSummary).classes
     model = build(ctx.config, ctx.root, keras, data["x_train"].shape[1:], len(classes))
     _unzero(model, ctx.config["project.seed"])
     scheme = ctx.config["compression.quantize.scheme"]
@@ -40,7 +41,7 @@ def run(ctx) -> None:
     where = f"check: the untrained {ctx.config['train.model']} model"
     if not ctx.stage.hooks:
         ctx.log(f"backend {backend_name} has no preflight; only the conversion was checked")
-        (ctx.out / "check.json").write_text(json.dumps({"backend": backend_name, "model_bytes": len(tflite)}))
+        ctx.write(PreflightVerdict({"backend": backend_name, "model_bytes": len(tflite)}))
         return
     preflight = importlib.import_module(ctx.stage.hooks[0])
     model_file, arena = preflight.measure(ctx, model, tflite, data, where)
@@ -52,7 +53,7 @@ def run(ctx) -> None:
     ctx.log(f"budget on {board_name} ({board.chip}), measured arena {arena} B:")
     budget = preflight.budget(board, board_name, model_file, arena, ctx.config["firmware.arena_margin"], knobs,
                               on_table=lambda rows: _table(ctx, rows))
-    (ctx.out / "check.json").write_text(json.dumps({"backend": backend_name, "scheme": scheme, **budget}, indent=1))
+    ctx.write(PreflightVerdict({"backend": backend_name, "scheme": scheme, **budget}))
     ctx.log(f"fits {board_name}: arena in {boards.PLACES[budget['arena']['placement']]} "
             f"({time.perf_counter() - started:.1f} s)")
 

@@ -10,6 +10,7 @@ import re
 
 import numpy as np
 
+from ..artifacts import INT8_TFLITE
 from ..errors import TinyedgeError
 from ..native.stderr import captured_stderr
 from . import runtime
@@ -77,7 +78,7 @@ def check_runs(tflite: bytes, scheme: str, image: np.ndarray) -> None:
     lacks some kernels: int8 EXP, LOG, ...). All in a child process: a TFLM crash is a message. Whether the
     firmware has the operators is the backend's check, in its first stage: quantize serves every backend alike."""
     from . import worker
-    where = "quantize: build/quantize/model.tflite"
+    where = f"quantize: build/{INT8_TFLITE}"
     worker.check_output_range(tflite, where)
     problem = worker.probe(tflite, runtime.model_input(tflite, image), f"{where} (TFLM run of one test image)")
     if problem and worker.arena_refused(problem):

@@ -6,13 +6,12 @@ one. On an ESP32 board the chip's build needs PlatformIO: the host build (the sa
 is what is measured, and said so."""
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ...artifacts import Calibration, Metrics, ProjectIndex
+from ...artifacts import DATA, INT8_TFLITE, Calibration, CRuntime, MemoryPlan, Metrics, ProjectIndex
 from ...errors import TinyedgeError
 from ...preprocess import input_table, transform_of
 from ...tflite import runtime as tflm
@@ -30,11 +29,11 @@ def _differing(scores: np.ndarray, reference: np.ndarray) -> int:
 
 
 def run(ctx) -> None:
-    with np.load(ctx.inputs["dataset/data.npz"]) as data:
+    with np.load(ctx.inputs[DATA]) as data:
         x_test, y_test = data["x_test"], data["y_test"]
-    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
+    model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     float_accuracy = ctx.read(Metrics).test_accuracy
-    plan = json.loads(ctx.inputs["codegen/memory_plan.json"].read_text())
+    plan = ctx.read(MemoryPlan).data
     index = ctx.read(ProjectIndex)
     src = ctx.inputs[ProjectIndex.ARTIFACT].parent / index.folder / "src"
     engine = tflm.interpreter(model_bytes)
@@ -42,7 +41,7 @@ def run(ctx) -> None:
     transform = transform_of(ctx.config["dataset.input"])
     inputs = input_table(input_details["scale"], input_details["zero_point"], "int8", transform)[x_test]
 
-    what = "calibrate: build/quantize/model.tflite"
+    what = f"calibrate: build/{INT8_TFLITE}"
     reference = tflm.predict(engine, x_test, transform, progress=ctx.log,
                              what=f"{what} (TFLM reference on the test split)")
     with tempfile.TemporaryDirectory(prefix="tinyedge-calibrate-") as folder:
@@ -77,7 +76,7 @@ def run(ctx) -> None:
                            round(count / op["macs"], 3) if op["macs"] else None}
                           for op, count in zip(plan["operators"], emulated.layer_instructions, strict=True)]
                if emulated else []}
-    (ctx.out / "c_runtime.json").write_text(json.dumps(figures, indent=1))
+    ctx.write(CRuntime(figures))
     runtime = f"c (qemu {machine} {cpu})" if emulated else "c (host gcc build; the ESP32 build needs PlatformIO)"
     result = Calibration.measured(np.argmax(scores, axis=1), y_test, scores.shape[1], float_accuracy,
                                   model_bytes=len(model_bytes), arena_bytes=plan["arena_bytes"], input=input_details,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ...artifacts import Budget, DatasetSummary
+from ...artifacts import DATA, INT8_TFLITE, Budget, DatasetSummary, MemoryPlan
 from ...config import boards
 from ...native.csource import environment
 from ...errors import TinyedgeError
@@ -102,14 +102,14 @@ def run(ctx) -> None:
     board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
     toolchain = _toolchain(board, board_name)
-    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
+    model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     model = lower_model(model_bytes)   # an unsupported operator stops here
     weights = constant_bytes(model)
     from . import check
     budget = Budget(**check.budget(board, board_name, model_bytes, model.arena_size, 0.0))   # the plan is exact
     ctx.write(budget)
     plan = memory_plan(model)
-    (ctx.out / "memory_plan.json").write_text(json.dumps(plan, indent=1))
+    ctx.write(MemoryPlan(plan))
     ctx.log(f"{board_name}: {len(model.ops)} operators, {model.macs} MACs, constants {weights} B, arena "
             f"{plan['arena_bytes']} B (planned: {len(plan['tensors'])} buffers)")
 
@@ -124,7 +124,7 @@ def run(ctx) -> None:
         ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))
         return
     labels = ctx.read(DatasetSummary).classes
-    with np.load(ctx.inputs["dataset/data.npz"]) as data:
+    with np.load(ctx.inputs[DATA]) as data:
         images, truth = data["x_test"][:SAMPLES], data["y_test"][:SAMPLES]
     files[qemu.SAMPLES] = input_table(quant["scale"], quant["zero_point"], "int8", transform)[images].tobytes()
     files[qemu.LABELS] = "\n".join(f"{int(y)} ({labels[int(y)]})" for y in truth)

@@ -2,6 +2,8 @@
 `.espdl` file, scored in esp-ppq's simulator, in an ESP-IDF project built by PlatformIO (framework = espidf).
 
 Needs the `espdl` install extra (PyTorch, esp-ppq, the ONNX tools); esp-ppq runs in a child process."""
+from ...artifacts import (DATA, ESPDL_MODEL, ESPDL_NATIVE, FLOAT_MODEL, Calibration, DatasetSummary, Metrics, PpqErrors,
+                         PpqRecord)
 from ...rows import Stage
 from ...table import BOARD_FILE, TF, build_row
 from .. import Backend
@@ -26,20 +28,20 @@ BACKEND = Backend(
               module=f"{__name__}.quantize",
               reads=("project.seed", "train.model", "train.trust_model_code", "compression.calibrate",
                      "compression.espdl", "board", "dataset.input"),
-              needs=("prune/model.h5", "dataset/data.npz"),
+              needs=(FLOAT_MODEL, DATA),
               makes=("model.onnx", "model.espdl", "model.native", "ppq.json", "errors.json"), tools=ESPPPQ,
               sources=BOARD_FILE),
         Stage("calibrate", "Simulate the quantized graph on the test split (esp-ppq TorchExecutor); estimate "
               "ESP-DL's activation memory.",
               module=f"{__name__}.calibrate", reads=("dataset.input",),
-              needs=("quantize/model.espdl", "quantize/model.native", "quantize/ppq.json", "quantize/errors.json",
-                     "dataset/data.npz", "train/metrics.json"),
+              needs=(ESPDL_MODEL, ESPDL_NATIVE, PpqRecord.ARTIFACT, PpqErrors.ARTIFACT,
+                     DATA, Metrics.ARTIFACT),
               makes=("calibration.json", "espdl.json"), tools=ESPPPQ),
         Stage("codegen", "Check the memory budget on the board; write the ESP-IDF project (firmware/).",
               module=f"{__name__}.codegen", templates=("backends/espdl/templates", "preprocess/templates"),
               reads=("project.name", "board", "firmware.arena_margin", "dataset.input"),
-              needs=("quantize/model.espdl", "quantize/ppq.json", "calibrate/calibration.json",
-                     "dataset/dataset.json"),
+              needs=(ESPDL_MODEL, PpqRecord.ARTIFACT, Calibration.ARTIFACT,
+                     DatasetSummary.ARTIFACT),
               makes=("budget.json", "project.json"), tools=("jinja2",), sources=BOARD_FILE),
         build_row("Run `pio run` on the generated ESP-IDF project (framework = espidf); record flash and RAM use "
                   "(needs PlatformIO's ESP32 platform and ESP-IDF: network on first use).", tools=("platformio",),

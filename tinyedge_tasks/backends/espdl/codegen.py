@@ -9,10 +9,9 @@ input quantization: scale 2**exponent, no zero point, as esp-ppq quantized pixel
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ...artifacts import Budget, Calibration, DatasetSummary
+from ...artifacts import ESPDL_MODEL, Budget, Calibration, DatasetSummary, PpqRecord
 from ...config import boards
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, write_project
@@ -70,11 +69,11 @@ def run(ctx) -> None:
     board = boards.load(ctx.sources[0])
     camera_board(BACKEND, board, board_name)
     calibration = ctx.read(Calibration)
-    record = json.loads(ctx.inputs["quantize/ppq.json"].read_text())
+    record = ctx.read(PpqRecord).data
     if record["target"] != board.esp_idf.target:
         raise TinyedgeError(f"build/quantize/model.espdl is for {record['target']}, boards/{board_name}.yaml targets "
                             f"{board.esp_idf.target}; run doit again (quantize reads the board file)")
-    model = ctx.inputs["quantize/model.espdl"].read_bytes()
+    model = ctx.inputs[ESPDL_MODEL].read_bytes()
     budget = Budget(**check.budget(board, board_name, len(model), calibration.arena_bytes,
                                    ctx.config["firmware.arena_margin"]))
     ctx.write(budget)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...artifacts import Calibration, Metrics, ProjectIndex
+from ...artifacts import DATA, INT8_TFLITE, Calibration, Metrics, ProjectIndex
 from ...errors import TinyedgeError
 from ...lowering.lower import lower
 from ...preprocess import transform_of
@@ -15,9 +15,9 @@ TIMEOUT = 900   # seconds per flavour: the plain kernels of the zoo MobileNet ta
 
 
 def run(ctx) -> None:
-    with np.load(ctx.inputs["dataset/data.npz"]) as data:
+    with np.load(ctx.inputs[DATA]) as data:
         x_test, y_test = data["x_test"], data["y_test"]
-    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
+    model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     index = ctx.read(ProjectIndex)
     folder = ctx.inputs[ProjectIndex.ARTIFACT].parent / index.folder
     files = {name: (folder / name).read_text() for name in index.files if name.endswith(".py")}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 
-from ...artifacts import Budget, DatasetSummary
+from ...artifacts import INT8_TFLITE, Budget, DatasetSummary
 from ...config import boards
 from ...toolchains import write_project
 from .. import camera_board, status_led
@@ -21,7 +21,7 @@ def run(ctx) -> None:
     board = boards.load(ctx.sources[0])
     toolchain = camera_board(BACKEND, board, board_name)
     labels = ctx.read(DatasetSummary).classes
-    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
+    model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     files, model = generate.model_files(model_bytes)
     budget = Budget(**check.budget(board, board_name, model_bytes, model.arena_size, 0.0))
     ctx.write(budget)

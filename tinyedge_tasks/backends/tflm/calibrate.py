@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...artifacts import Calibration, Metrics
+from ...artifacts import DATA, INT8_TFLITE, Calibration, Metrics
 from ...preprocess import transform_of
 from ...tflite import runtime as tflm
 from ...tflite import worker
@@ -14,12 +14,12 @@ from .check import check_operators
 
 
 def run(ctx) -> None:
-    with np.load(ctx.inputs["dataset/data.npz"]) as data:
+    with np.load(ctx.inputs[DATA]) as data:
         x_test, y_test = data["x_test"], data["y_test"]
-    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
+    model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     float_accuracy = ctx.read(Metrics).test_accuracy
 
-    what = "calibrate: build/quantize/model.tflite"
+    what = f"calibrate: build/{INT8_TFLITE}"
     check_operators(model_bytes, what)  # first: an operator the firmware lacks stops before anything runs
     arena, notes = worker.smallest_arena(model_bytes, tflm.model_input(model_bytes, x_test[:1]),
                                          f"{what} (arena search)")

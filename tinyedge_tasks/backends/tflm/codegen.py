@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...artifacts import Budget, Calibration, DatasetSummary
+from ...artifacts import INT8_TFLITE, Budget, Calibration, DatasetSummary
 from ...config import boards
 from ...native.csource import ctype, environment, hex_rows
 from ...toolchains import esp_idf, write_project
@@ -62,7 +62,7 @@ def run(ctx) -> None:
     camera_board(BACKEND, board, board_name)
     calibration = ctx.read(Calibration)
     labels = ctx.read(DatasetSummary).classes
-    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
+    model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     operators = resolver_ops(runtime.operators(model_bytes))
     from . import check
     budget = Budget(**check.budget(board, board_name, model_bytes, calibration.arena_bytes,
@@ -79,7 +79,7 @@ def run(ctx) -> None:
                      else f"{arena['margin']:.0%} firmware.arena_margin")
     values = {
         "board": board, "board_name": board_name, "project": ctx.config["project.name"], "labels": labels,
-        "operators": operators, "pins": board.camera.pins, "source": "quantize/model.tflite",
+        "operators": operators, "pins": board.camera.pins, "source": INT8_TFLITE,
         "arena": {**arena, "margin_reason": margin_reason, "place": place, "caps": caps, "known": known},
         **led,
         "output": calibration.output, "output_ctype": ctype(calibration.output["dtype"], "output"),
