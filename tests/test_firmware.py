@@ -384,5 +384,5 @@ def test_board_sdkconfig_takes_plain_values_and_reasons():
     plain = Board.model_validate(data)
     assert plain.esp_idf.sdkconfig["CONFIG_FREERTOS_HZ"] == 1000 and "CONFIG_FREERTOS_HZ" not in plain.esp_idf.reasons
     with pytest.raises(TinyedgeError, match=r"boards/x\.yaml: esp_idf\.sdkconfig: CONFIG_FREERTOS_HZ without a reason"):
-        esp_idf.skeleton(plain, "x", "p", {}, ">=5.1", [])
+        esp_idf.skeleton(plain.named("x"), "p", {}, ">=5.1", [])
     assert boards.load(HERE.parent / "boards/esp32cam.yaml").esp_idf.sdkconfig == board.esp_idf.sdkconfig

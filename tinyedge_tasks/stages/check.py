@@ -45,16 +45,15 @@ def run(ctx) -> None:
         return
     preflight = importlib.import_module(ctx.stage.hooks[0])
     model_file, arena = preflight.measure(ctx, model, tflite, data, where)
-    board_name = ctx.config["board"]
     shape = ctx.config["dataset.input"]
     knobs = {"width_multiplier": ctx.config["train.width_multiplier"] if is_zoo(ctx.config["train.model"]) else None,
              "input": (shape["width"], shape["height"]), "scheme": scheme}
-    board = boards.load(ctx.root / boards.BOARDS_DIR / f"{board_name}.yaml")
-    ctx.log(f"budget on {board_name} ({board.chip}), measured arena {arena} B:")
-    budget = preflight.budget(board, board_name, model_file, arena, ctx.config["firmware.arena_margin"], knobs,
+    board = boards.load(ctx.root / boards.BOARDS_DIR / f"{ctx.config['board']}.yaml")
+    ctx.log(f"budget on {board.id} ({board.chip}), measured arena {arena} B:")
+    budget = preflight.budget(board, model_file, arena, ctx.config["firmware.arena_margin"], knobs,
                               on_table=lambda rows: _table(ctx, rows))
     ctx.write(PreflightVerdict({"backend": backend_name, "scheme": scheme, **budget}))
-    ctx.log(f"fits {board_name}: arena in {boards.PLACES[budget['arena']['placement']]} "
+    ctx.log(f"fits {board.id}: arena in {boards.PLACES[budget['arena']['placement']]} "
             f"({time.perf_counter() - started:.1f} s)")
 
 

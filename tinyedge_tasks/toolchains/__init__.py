@@ -23,7 +23,7 @@ def adapter(name: str):
     return ADAPTERS[name]
 
 
-def write_project(out: Path, folder: str, files: dict[str, str], toolchain: str, board: str, serial_speed: int):
+def write_project(out: Path, folder: str, files: dict[str, str], toolchain: str, board):
     """Write the project's files under out/folder and return its index (relative path -> digest)."""
     from ..artifacts import ProjectIndex
     digests = {}
@@ -33,4 +33,5 @@ def write_project(out: Path, folder: str, files: dict[str, str], toolchain: str,
         data = text.encode() if isinstance(text, str) else text
         target.write_bytes(data)
         digests[name] = xxhash.xxh3_128_hexdigest(data)
-    return ProjectIndex(toolchain=toolchain, folder=folder, board=board, serial_speed=serial_speed, files=digests)
+    return ProjectIndex(toolchain=toolchain, folder=folder, board=board.id, serial_speed=board.serial_speed,
+                        files=digests)

@@ -44,40 +44,40 @@ def kconfig_line(key: str, value: bool | int | str) -> str:
     return f'{key}="{value}"'
 
 
-def _board_lines(board, board_name: str) -> list[dict]:
+def _board_lines(board) -> list[dict]:
     missing = [key for key in board.esp_idf.sdkconfig if key not in board.esp_idf.reasons]
     if missing:
-        raise TinyedgeError(f"boards/{board_name}.yaml: esp_idf.sdkconfig: {', '.join(missing)} without a reason; "
+        raise TinyedgeError(f"boards/{board.id}.yaml: esp_idf.sdkconfig: {', '.join(missing)} without a reason; "
                             "sdkconfig.defaults states one for every line: write each as {value: ..., why: ...} "
                             "(compare with boards/esp32cam.yaml)")
     return [{"text": kconfig_line(key, value), "why": board.esp_idf.reasons[key]}
             for key, value in board.esp_idf.sdkconfig.items()]
 
 
-def skeleton(board, board_name: str, project: str, components: dict[str, dict], idf_version: str,
+def skeleton(board, project: str, components: dict[str, dict], idf_version: str,
              settings: list[Setting]) -> dict[str, str]:
     """{relative path: text} of the shared files. `components`: {registry name: {version, why}} pinned exactly;
     `settings`: the backend's sdkconfig.defaults lines, after the board's (a key the board sets too is refused)."""
     for section in ("platformio", "esp_idf"):
         if getattr(board, section, None) is None:
-            raise TinyedgeError(f"boards/{board_name}.yaml: no {section} section; an ESP-IDF project needs "
+            raise TinyedgeError(f"boards/{board.id}.yaml: no {section} section; an ESP-IDF project needs "
                                 "platformio (platform, board) and esp_idf (target, sdkconfig): compare with "
                                 "boards/esp32cam.yaml")
     if board.esp_idf.target != board.chip:
-        raise TinyedgeError(f"boards/{board_name}.yaml: esp_idf.target is {board.esp_idf.target} but chip is "
+        raise TinyedgeError(f"boards/{board.id}.yaml: esp_idf.target is {board.esp_idf.target} but chip is "
                             f"{board.chip}; make them the same")
     size = board.flash.app_partition_bytes
     if size % APP_ALIGN or APP_OFFSET + size > board.flash.bytes:
-        raise TinyedgeError(f"boards/{board_name}.yaml: flash.app_partition_bytes is {size}; the factory app "
+        raise TinyedgeError(f"boards/{board.id}.yaml: flash.app_partition_bytes is {size}; the factory app "
                             f"starts at {APP_OFFSET:#x} and needs a multiple of {APP_ALIGN} B that ends within "
                             f"flash.bytes ({board.flash.bytes}): at most {(board.flash.bytes - APP_OFFSET)} B")
     clash = sorted({s.key for s in settings} & set(board.esp_idf.sdkconfig))
     if clash:
-        raise TinyedgeError(f"boards/{board_name}.yaml: esp_idf.sdkconfig sets {', '.join(clash)}, which the "
+        raise TinyedgeError(f"boards/{board.id}.yaml: esp_idf.sdkconfig sets {', '.join(clash)}, which the "
                             "firmware sets itself: remove it from the board file")
     env = environment(TEMPLATES)
     env.filters["cmake_name"] = lambda text: re.sub(r"[^A-Za-z0-9_-]", "_", text)
-    values = {"board": board, "board_name": board_name, "project": project, "components": components,
-              "idf_version": idf_version, "app_offset": APP_OFFSET, "board_lines": _board_lines(board, board_name),
+    values = {"board": board, "board_name": board.id, "project": project, "components": components,
+              "idf_version": idf_version, "app_offset": APP_OFFSET, "board_lines": _board_lines(board),
               "firmware_lines": [{"text": kconfig_line(s.key, s.value), "why": s.why} for s in settings]}
     return {path: env.get_template(f"{template}.j2").render(values) for path, template in FILES.items()}

@@ -9,10 +9,10 @@ from .generate import lower_model
 measure = measure_with(lower_model)  # the preflight protocol's first step, shared with MicroPython
 
 
-def budget(board, board_name: str, model_bytes: bytes, arena: int, margin: float, knobs: dict | None = None,
+def budget(board, model_bytes: bytes, arena: int, margin: float, knobs: dict | None = None,
            on_table=None) -> dict:
     """The budget as codegen checks it: the constants' bytes and the planned arena, exact (no margin)."""
     from .generate import constant_bytes
     lowered = lower_model(model_bytes)
-    return boards.budget(board, board_name, "c", constant_bytes(lowered), lowered.arena_size, 0.0, knobs, None,
+    return boards.budget(board, "c", constant_bytes(lowered), lowered.arena_size, 0.0, knobs, None,
                          on_table)

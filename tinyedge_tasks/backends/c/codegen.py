@@ -38,33 +38,33 @@ SETTINGS = [
 ]
 
 
-def _toolchain(board, board_name: str) -> str:
+def _toolchain(board) -> str:
     """The board's toolchain section, checked to be one this backend writes a project for."""
-    section = board_section(BACKEND, board, board_name)
+    section = board_section(BACKEND, board)
     if section == "esp_idf":
-        return camera_board(BACKEND, board, board_name)
+        return camera_board(BACKEND, board)
     if qemu.TARGETS.get(board.qemu.machine) != board.qemu.cpu:
         known = ", ".join(f"machine {m}, cpu {c}" for m, c in qemu.TARGETS.items())
-        raise TinyedgeError(f"boards/{board_name}.yaml: qemu: machine {board.qemu.machine}, cpu {board.qemu.cpu}; "
+        raise TinyedgeError(f"boards/{board.id}.yaml: qemu: machine {board.qemu.machine}, cpu {board.qemu.cpu}; "
                             f"the qemu toolchain's start-up code and linker script are for {known}: set one of those")
     return section
 
 
-def _esp_idf_files(ctx, board, board_name: str, budget: Budget, sources: list[str]) -> dict[str, str]:
+def _esp_idf_files(ctx, board, budget: Budget, sources: list[str]) -> dict[str, str]:
     """The skeleton with the camera driver, and src/'s CMakeLists.txt (compiling the model's C `sources`, the
     preprocessing and main.c) and main.c, the super-loop."""
     if budget.arena["placement"] != "internal":
-        raise TinyedgeError(f"board {board_name}: the planned arena ({budget.arena['bytes']} B) does not fit in "
+        raise TinyedgeError(f"board {board.id}: the planned arena ({budget.arena['bytes']} B) does not fit in "
                             f"internal RAM ({budget.arena['internal_available_bytes']} B available); the C "
                             "backend's arena is a static array in internal RAM: shrink the model (input size, "
                             "train.width_multiplier) or use firmware.backend tflm, which can place it in PSRAM")
     labels = ctx.read(DatasetSummary).classes
-    led = status_led(ctx.config, board, board_name, labels)
+    led = status_led(ctx.config, board, labels)
     project = ctx.config["project.name"]
-    values = {"board": board, "board_name": board_name, "project": project, "labels": labels,
+    values = {"board": board, "board_name": board.id, "project": project, "labels": labels,
               "pins": board.camera.pins, "arena_bytes": budget.arena["bytes"], **led, "sources": sources}
     env = environment(TEMPLATES)
-    files = esp_idf.skeleton(board, board_name, project, COMPONENTS, IDF_VERSION, SETTINGS)
+    files = esp_idf.skeleton(board, project, COMPONENTS, IDF_VERSION, SETTINGS)
     files.update({name: env.get_template(f"{name}.j2").render(values)
                   for name in ("src/CMakeLists.txt", "src/main.c")})
     return files
@@ -98,19 +98,17 @@ def run(ctx) -> None:
     from ...preprocess import c as preprocess_c
     from ...preprocess import input_table, transform_of
     from .generate import constant_bytes, generate, lower_model
-
-    board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
-    toolchain = _toolchain(board, board_name)
+    toolchain = _toolchain(board)
     model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     model = lower_model(model_bytes)   # an unsupported operator stops here
     weights = constant_bytes(model)
     from . import check
-    budget = Budget(**check.budget(board, board_name, model_bytes, model.arena_size, 0.0))   # the plan is exact
+    budget = Budget(**check.budget(board, model_bytes, model.arena_size, 0.0))   # the plan is exact
     ctx.write(budget)
     plan = memory_plan(model)
     ctx.write(MemoryPlan(plan))
-    ctx.log(f"{board_name}: {len(model.ops)} operators, {model.macs} MACs, constants {weights} B, arena "
+    ctx.log(f"{board.id}: {len(model.ops)} operators, {model.macs} MACs, constants {weights} B, arena "
             f"{plan['arena_bytes']} B (planned: {len(plan['tensors'])} buffers)")
 
     quant = {"dtype": "int8", "scale": model.input.scale, "zero_point": model.input.zero_point}
@@ -120,8 +118,8 @@ def run(ctx) -> None:
     transform = transform_of(ctx.config["dataset.input"])
     files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, quant, transform))
     if toolchain == "esp_idf":
-        files.update(_esp_idf_files(ctx, board, board_name, budget, sorted(n for n in model_files if n.endswith(".c"))))
-        ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))
+        files.update(_esp_idf_files(ctx, board, budget, sorted(n for n in model_files if n.endswith(".c"))))
+        ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board))
         return
     labels = ctx.read(DatasetSummary).classes
     with np.load(ctx.inputs[DATA]) as data:
@@ -129,4 +127,4 @@ def run(ctx) -> None:
     files[qemu.SAMPLES] = input_table(quant["scale"], quant["zero_point"], "int8", transform)[images].tobytes()
     files[qemu.LABELS] = "\n".join(f"{int(y)} ({labels[int(y)]})" for y in truth)
     files[qemu.TARGET_FILE] = json.dumps({"machine": board.qemu.machine, "cpu": board.qemu.cpu})
-    ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed))
+    ctx.write(write_project(ctx.out, "firmware", files, toolchain, board))

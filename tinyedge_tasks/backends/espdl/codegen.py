@@ -40,7 +40,7 @@ SETTINGS = [
 ]
 
 
-def project_files(board, board_name: str, project: str, labels: list[str], calibration: Calibration,
+def project_files(board, project: str, labels: list[str], calibration: Calibration,
                   shape, transform: tuple[float, float]) -> dict[str, str]:
     """Every text file of the project; the caller adds the .espdl bytes as MODEL_FILE."""
     from ...native.csource import ctype, environment
@@ -50,10 +50,10 @@ def project_files(board, board_name: str, project: str, labels: list[str], calib
     if quant["dtype"] not in ("int8", "int16"):
         raise TinyedgeError(f"the .espdl input is {quant['dtype']}; the firmware feeds int8 or int16: quantize the "
                             "first layer too (do not leave it float)")
-    values = {"board": board, "board_name": board_name, "project": project, "labels": labels,
+    values = {"board": board, "board_name": board.id, "project": project, "labels": labels,
               "input": quant, "output": calibration.output, "input_ctype": ctype(quant["dtype"], "input"),
               "espdl_version": ESPDL_VERSION}
-    files = esp_idf.skeleton(board, board_name, project, COMPONENTS, IDF_VERSION, SETTINGS)
+    files = esp_idf.skeleton(board, project, COMPONENTS, IDF_VERSION, SETTINGS)
     env = environment(TEMPLATES)
     files.update({name: env.get_template(f"{name}.j2").render(values) for name in APP_FILES})
     files.update(preprocess_c.sources(shape.width, shape.height, shape.channels,
@@ -64,24 +64,22 @@ def project_files(board, board_name: str, project: str, labels: list[str], calib
 
 def run(ctx) -> None:
     from ...preprocess import transform_of
-
-    board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
-    camera_board(BACKEND, board, board_name)
+    camera_board(BACKEND, board)
     calibration = ctx.read(Calibration)
     record = ctx.read(PpqRecord).data
     if record["target"] != board.esp_idf.target:
-        raise TinyedgeError(f"build/quantize/model.espdl is for {record['target']}, boards/{board_name}.yaml targets "
+        raise TinyedgeError(f"build/quantize/model.espdl is for {record['target']}, boards/{board.id}.yaml targets "
                             f"{board.esp_idf.target}; run doit again (quantize reads the board file)")
     model = ctx.inputs[ESPDL_MODEL].read_bytes()
-    budget = Budget(**check.budget(board, board_name, len(model), calibration.arena_bytes,
+    budget = Budget(**check.budget(board, len(model), calibration.arena_bytes,
                                    ctx.config["firmware.arena_margin"]))
     ctx.write(budget)
-    ctx.log(f"{board_name}: model.espdl {len(model)} B (flash {budget.flash['needed_bytes']} of "
+    ctx.log(f"{board.id}: model.espdl {len(model)} B (flash {budget.flash['needed_bytes']} of "
             f"{budget.flash['available_bytes']} B with the runtime), activations {budget.arena['bytes']} B in "
             f"{boards.PLACES[budget.arena['placement']]} (ESP-DL allocates them itself)")
-    files = project_files(board, board_name, ctx.config["project.name"], ctx.read(DatasetSummary).classes,
+    files = project_files(board, ctx.config["project.name"], ctx.read(DatasetSummary).classes,
                           calibration, ctx.config.section("dataset.input"),
                           transform_of(ctx.config["dataset.input"]))
     files[MODEL_FILE] = model
-    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))
+    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board))

@@ -32,9 +32,8 @@ def require_extra() -> None:
 
 
 def target(ctx) -> str:
-    board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
-    board_section(BACKEND, board, board_name)
+    board_section(BACKEND, board)
     return board.esp_idf.target
 
 

@@ -16,20 +16,18 @@ def run(ctx) -> None:
     from ...preprocess import transform_of
     from ...tflite import runtime
     from . import check, generate
-
-    board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
-    toolchain = camera_board(BACKEND, board, board_name)
+    toolchain = camera_board(BACKEND, board)
     labels = ctx.read(DatasetSummary).classes
     model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     files, model = generate.model_files(model_bytes)
-    budget = Budget(**check.budget(board, board_name, model_bytes, model.arena_size, 0.0))
+    budget = Budget(**check.budget(board, model_bytes, model.arena_size, 0.0))
     ctx.write(budget)
     quant, _ = runtime.io_details(runtime.interpreter(model_bytes))
     shape = ctx.config.section("dataset.input")
     files["te_preprocess.py"] = generate.preprocess_source(shape.width, shape.height, shape.channels, quant,
                                                            transform_of(ctx.config["dataset.input"]))
-    status = status_led(ctx.config, board, board_name, labels)
+    status = status_led(ctx.config, board, labels)
     led = (status["led"].pin, status["led"].active_low, status["led_index"]) if status["led"] else None
     files["main.py"] = generate.main_source(labels, board.camera, led)
     section = board.micropython
@@ -37,6 +35,6 @@ def run(ctx) -> None:
         "march": section.march, "firmware": section.firmware, "filesystem_bytes": section.filesystem_bytes,
         "heap_bytes": section.heap_bytes, "ram_bytes": budget.arena["bytes"],
         "modules": list(generate.MODULES)}, indent=1)
-    ctx.write(write_project(ctx.out, "micropython", files, toolchain, board_name, board.serial_speed))
+    ctx.write(write_project(ctx.out, "micropython", files, toolchain, board))
     ctx.log(f"MicroPython package: {len(model.ops)} operators, {model.macs} MACs, arena {model.arena_size} B, "
             f"weights {generate.weight_bytes(model)} B (runs on {section.firmware})")

@@ -45,8 +45,8 @@ def arena_extra(board, model_bytes: bytes) -> dict | None:
     return {"bytes": scratch.arena_extra_bytes(model_bytes, board.chip), "why": f"ESP-NN scratch on the {board.chip}"}
 
 
-def budget(board, board_name: str, model_bytes: bytes, arena: int, margin: float, knobs: dict | None = None,
+def budget(board, model_bytes: bytes, arena: int, margin: float, knobs: dict | None = None,
            on_table=None) -> dict:
     """The budget as codegen checks it (and so the preflight): ESP-NN's scratch on top of the measured arena."""
-    return boards.budget(board, board_name, "tflm", len(model_bytes), arena, margin, knobs,
+    return boards.budget(board, "tflm", len(model_bytes), arena, margin, knobs,
                          arena_extra(board, model_bytes), on_table)

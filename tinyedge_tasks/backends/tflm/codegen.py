@@ -56,38 +56,36 @@ def run(ctx) -> None:
     from ...preprocess import transform_of
     from ...tflite import runtime
     from .resolver import resolver_ops
-
-    board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])  # the board file: the only source
-    camera_board(BACKEND, board, board_name)
+    camera_board(BACKEND, board)
     calibration = ctx.read(Calibration)
     labels = ctx.read(DatasetSummary).classes
     model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     operators = resolver_ops(runtime.operators(model_bytes))
     from . import check
-    budget = Budget(**check.budget(board, board_name, model_bytes, calibration.arena_bytes,
+    budget = Budget(**check.budget(board, model_bytes, calibration.arena_bytes,
                                    ctx.config["firmware.arena_margin"]))
     ctx.write(budget)
     arena = budget.arena
     place, caps = PLACES[arena["placement"]]
-    ctx.log(f"{board_name}: model {len(model_bytes)} B (flash {budget.flash['needed_bytes']} of "
+    ctx.log(f"{board.id}: model {len(model_bytes)} B (flash {budget.flash['needed_bytes']} of "
             f"{budget.flash['available_bytes']} B with the runtime), arena {arena['bytes']} B in {place}")
 
-    led = status_led(ctx.config, board, board_name, labels)
+    led = status_led(ctx.config, board, labels)
     known = arena["extra_why"] is not None  # the chip's ESP-NN scratch was computed
     margin_reason = (f"{arena['extra_bytes']} B {arena['extra_why']} + {arena['margin']:.0%}" if known
                      else f"{arena['margin']:.0%} firmware.arena_margin")
     values = {
-        "board": board, "board_name": board_name, "project": ctx.config["project.name"], "labels": labels,
+        "board": board, "board_name": board.id, "project": ctx.config["project.name"], "labels": labels,
         "operators": operators, "pins": board.camera.pins, "source": INT8_TFLITE,
         "arena": {**arena, "margin_reason": margin_reason, "place": place, "caps": caps, "known": known},
         **led,
         "output": calibration.output, "output_ctype": ctype(calibration.output["dtype"], "output"),
         "model_bytes": len(model_bytes), "rows": hex_rows(model_bytes, 12, "0x{:02x}"),
     }
-    files = esp_idf.skeleton(board, board_name, ctx.config["project.name"], COMPONENTS, IDF_VERSION, SETTINGS)
+    files = esp_idf.skeleton(board, ctx.config["project.name"], COMPONENTS, IDF_VERSION, SETTINGS)
     files.update(app_files(values))
     shape = ctx.config.section("dataset.input")
     files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, calibration.input,
                                       transform_of(ctx.config["dataset.input"])))
-    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed))
+    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board))
