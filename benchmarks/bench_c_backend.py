@@ -34,7 +34,7 @@ import numpy as np
 from tinyedge_tasks.backends.c.generate import generate, lower_model
 from tinyedge_tasks.lowering.lower import lower
 from tinyedge_tasks.preprocess import UNIT, input_table
-from tinyedge_tasks.tflite import runtime, worker
+from tinyedge_tasks.tflite import model_file, worker
 from tinyedge_tasks.toolchains import qemu
 from tinyedge_tasks.toolchains.host import compile_host, run_host
 
@@ -113,7 +113,7 @@ def _old_source(tflite: Path, src: Path, old_tree: Path) -> None:
 
 
 def _tflm_outputs(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
-    engine = runtime.tflm(tflite, runtime.PROBE_ARENA)
+    engine = model_file.tflm(tflite, model_file.PROBE_ARENA)
     outputs = []
     for sample in inputs:
         engine.set_input(sample[None], 0)

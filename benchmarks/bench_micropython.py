@@ -20,6 +20,7 @@ import numpy as np
 
 from tinyedge_tasks.backends.micropython import generate, unix
 from tinyedge_tasks.preprocess import UNIT
+from tinyedge_tasks.tflite import model_file
 from tinyedge_tasks.tflite import runtime as tflm
 from tinyedge_tasks.toolchains import mpremote
 
@@ -43,10 +44,10 @@ def tflm_seconds(model: bytes, inputs: np.ndarray) -> float:
 def bench(name: str, images: np.ndarray) -> dict:
     model = (ZOO / f"{name}_int8_none.tflite").read_bytes()
     files, lowered = generate.model_files(model)
-    quant, out = tflm.io_details(tflm.interpreter(model))
+    quant, out = model_file.io_details(model_file.interpreter(model))
     _, height, width, channels = quant["shape"]
     files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant, UNIT)
-    reference = np.round(tflm.predict(tflm.interpreter(model), images, UNIT) / out["scale"] + out["zero_point"])
+    reference = np.round(tflm.predict(model_file.interpreter(model), images, UNIT) / out["scale"] + out["zero_point"])
     row = {"model": name, "macs": lowered.macs, "arena_bytes": lowered.arena_size,
            "weight_bytes": generate.weight_bytes(lowered), "samples": len(images),
            "tflm_ms": 1000 * tflm_seconds(model, tflm.model_input(model, images))}

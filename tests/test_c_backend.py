@@ -21,7 +21,7 @@ from tinyedge_tasks.backends.c.generate import generate, lower_model
 from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.lowering.lower import lower
 from tinyedge_tasks.preprocess import UNIT, input_table
-from tinyedge_tasks.tflite import runtime
+from tinyedge_tasks.tflite import model_file
 from tinyedge_tasks.toolchains import qemu
 from tinyedge_tasks.toolchains.host import compile_host, run_host
 
@@ -42,7 +42,7 @@ def _inputs(model) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _tflm_outputs(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
-    engine = runtime.tflm(tflite, runtime.PROBE_ARENA)
+    engine = model_file.tflm(tflite, model_file.PROBE_ARENA)
     outputs = []
     for sample in inputs:
         engine.set_input(sample[None], 0)
@@ -103,7 +103,7 @@ def test_the_same_code_on_the_cortex_m7_board(tmp_path):
     from tinyedge_tasks.config import boards
 
     board = boards.load(Path(__file__).parent.parent / "boards" / "qemu-cortex-m7.yaml")
-    assert _toolchain(board, "qemu-cortex-m7") == "qemu"
+    assert _toolchain(board) == "qemu"
     assert (board.qemu.machine, board.qemu.cpu) == ("mps2-an500", "cortex-m7")
     tflite = (FIXTURES / "mobilenet_int8_structured.tflite").read_bytes()
     model = lower_model(tflite)

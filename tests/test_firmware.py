@@ -296,11 +296,11 @@ def test_operator_the_esp32_port_cannot_run_names_op_and_layer(built_project):
             code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.UNIQUE
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    from tinyedge_tasks.tflite import runtime
+    from tinyedge_tasks.tflite import model_file
     with pytest.raises(TinyedgeError, match=r"esp-tflite-micro 1\.3\.8 cannot run: UNIQUE \(layer '.*pool1.*'\), "
                                             r"UNIQUE \(layer '.*pool2"):
-        resolver.resolver_ops(runtime.operators(bytes(builder.Output())))
-    ops = resolver.resolver_ops(runtime.operators(data))
+        resolver.resolver_ops(model_file.operators(bytes(builder.Output())))
+    ops = resolver.resolver_ops(model_file.operators(data))
     assert [op["op"] for op in ops] == sorted(_calibration(built_project)["operators"])
 
 

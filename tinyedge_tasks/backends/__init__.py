@@ -22,9 +22,23 @@ class Backend:
     doc: str
     stages: tuple                      # engine Stage rows, between prune and report
     board_sections: tuple[str, ...]    # toolchain sections of the board file it can build with, preferred first
-    preflight: str = ""                # module with measure(ctx, model, tflite, data, where) -> (model file, arena)
-    #                                    and budget(board, model file, arena, margin, knobs, on_table):
-    #                                    the check stage calls them
+    preflight: str = ""                # module with measure(ctx, model, tflite, data, where) -> (model, arena)
+    #                                    and budget(board, model, arena, margin, knobs, on_table): the check stage
+    #                                    calls them, codegen calls budget; `model` is what the backend charges
+    #                                    (the .tflite bytes, the lowered model, the .espdl's size)
+
+
+BUDGET_KEYS = ("train.model", "train.width_multiplier", "dataset.input", "compression.quantize.scheme")
+
+
+def budget_knobs(config) -> dict:
+    """The manifest values a budget's advice names (boards.budget `knobs`), for the preflight and codegen alike:
+    the width multiplier only for a zoo model (a loaded file or a user function has no such knob). A stage that
+    calls it reads BUDGET_KEYS."""
+    from ..ml.model_spec import is_zoo
+    shape = config["dataset.input"]
+    return {"width_multiplier": config["train.width_multiplier"] if is_zoo(config["train.model"]) else None,
+            "input": (shape["width"], shape["height"]), "scheme": config["compression.quantize.scheme"]}
 
 
 def builtin() -> list[str]:

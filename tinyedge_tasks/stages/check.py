@@ -23,10 +23,11 @@ def sources(manifest) -> list[Path]:
 
 
 def run(ctx) -> None:
+    from ..backends import budget_knobs
     from ..config import boards
     from ..ml.keras_util import as_float, deterministic, keras, load_data
+    from ..ml.model_spec import build
     from ..tflite.convert import convert
-    from ..ml.model_spec import build, is_zoo
     from ..preprocess import transform_of
 
     started = time.perf_counter()
@@ -44,13 +45,10 @@ def run(ctx) -> None:
         ctx.write(PreflightVerdict({"backend": backend_name, "model_bytes": len(tflite)}))
         return
     preflight = importlib.import_module(ctx.stage.hooks[0])
-    model_file, arena = preflight.measure(ctx, model, tflite, data, where)
-    shape = ctx.config["dataset.input"]
-    knobs = {"width_multiplier": ctx.config["train.width_multiplier"] if is_zoo(ctx.config["train.model"]) else None,
-             "input": (shape["width"], shape["height"]), "scheme": scheme}
+    charged, arena = preflight.measure(ctx, model, tflite, data, where)
     board = boards.load(ctx.root / boards.BOARDS_DIR / f"{ctx.config['board']}.yaml")
     ctx.log(f"budget on {board.id} ({board.chip}), measured arena {arena} B:")
-    budget = preflight.budget(board, model_file, arena, ctx.config["firmware.arena_margin"], knobs,
+    budget = preflight.budget(board, charged, arena, ctx.config["firmware.arena_margin"], budget_knobs(ctx.config),
                               on_table=lambda rows: _table(ctx, rows))
     ctx.write(PreflightVerdict({"backend": backend_name, "scheme": scheme, **budget}))
     ctx.log(f"fits {board.id}: arena in {boards.PLACES[budget['arena']['placement']]} "

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..artifacts import DATA, FLOAT_MODEL, LayerError, QuantizeSummary
 from ..ml.sampling import representative_indices
-from ..tflite import runtime
+from ..tflite import model_file, runtime
 from ..tflite.convert import check_runs, convert, layer_error
 
 
@@ -30,7 +30,7 @@ def _aware(model, data: dict, transform, ctx):
 
 
 def _tflm_accuracy(tflite: bytes, data: dict, transform) -> float:
-    scores = runtime.predict(runtime.interpreter(tflite), data["x_test"], transform)
+    scores = runtime.predict(model_file.interpreter(tflite), data["x_test"], transform)
     return float(np.mean(np.argmax(scores, axis=1) == data["y_test"]))
 
 

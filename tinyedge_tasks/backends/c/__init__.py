@@ -9,7 +9,7 @@ board needs PlatformIO's download."""
 from ...artifacts import DATA, INT8_TFLITE, DatasetSummary, MemoryPlan, Metrics, ProjectIndex
 from ...rows import Stage
 from ...table import BOARD_FILE, QUANTIZE_TFLITE, build_row
-from .. import Backend
+from .. import BUDGET_KEYS, Backend
 
 BACKEND = Backend(
     name="c",
@@ -23,7 +23,7 @@ BACKEND = Backend(
               module=f"{__name__}.codegen",
               templates=("backends/c/kernels", "backends/c/templates", "toolchains/esp_idf_templates",
                          "preprocess/templates"),
-              reads=("project.name", "board", "firmware.backend", "firmware.led_class", "dataset.input"),
+              reads=("project.name", "board", "firmware.backend", "firmware.led_class", *BUDGET_KEYS),
               needs=(INT8_TFLITE, DatasetSummary.ARTIFACT, DATA),
               makes=("budget.json", "project.json", "memory_plan.json"), tools=("tflite-micro", "numpy", "jinja2"),
               sources=BOARD_FILE),

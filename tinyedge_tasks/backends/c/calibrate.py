@@ -14,6 +14,7 @@ import numpy as np
 from ...artifacts import DATA, INT8_TFLITE, Calibration, CRuntime, MemoryPlan, Metrics, ProjectIndex
 from ...errors import TinyedgeError
 from ...preprocess import input_table, transform_of
+from ...tflite import model_file
 from ...tflite import runtime as tflm
 from ...tflite import worker
 from ...toolchains import host, qemu
@@ -36,8 +37,8 @@ def run(ctx) -> None:
     plan = ctx.read(MemoryPlan).data
     index = ctx.read(ProjectIndex)
     src = ctx.inputs[ProjectIndex.ARTIFACT].parent / index.folder / "src"
-    engine = tflm.interpreter(model_bytes)
-    input_details, output_details = tflm.io_details(engine)
+    engine = model_file.interpreter(model_bytes)
+    input_details, output_details = model_file.io_details(engine)
     transform = transform_of(ctx.config["dataset.input"])
     inputs = input_table(input_details["scale"], input_details["zero_point"], "int8", transform)[x_test]
 
@@ -81,7 +82,7 @@ def run(ctx) -> None:
     result = Calibration.measured(np.argmax(scores, axis=1), y_test, scores.shape[1], float_accuracy,
                                   model_bytes=len(model_bytes), arena_bytes=plan["arena_bytes"], input=input_details,
                                   output=output_details,
-                                  operators=sorted({op["op"] for op in tflm.operators(model_bytes)}),
+                                  operators=sorted({op["op"] for op in model_file.operators(model_bytes)}),
                                   runtime=runtime, differing_samples=max(host_differing, qemu_differing or 0),
                                   instructions_per_inference=round(instructions) if instructions else None)
     ctx.write(result)

@@ -16,7 +16,7 @@ from ...config import boards
 from ...native.csource import environment
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, qemu, write_project
-from .. import board_section, camera_board, status_led
+from .. import board_section, budget_knobs, camera_board, status_led
 from . import BACKEND
 
 SAMPLES = 10   # test samples the firmware runs under `doit flash`
@@ -104,7 +104,7 @@ def run(ctx) -> None:
     model = lower_model(model_bytes)   # an unsupported operator stops here
     weights = constant_bytes(model)
     from . import check
-    budget = Budget(**check.budget(board, model_bytes, model.arena_size, 0.0))   # the plan is exact
+    budget = Budget(**check.budget(board, model, model.arena_size, 0.0, budget_knobs(ctx.config)))   # exact plan
     ctx.write(budget)
     plan = memory_plan(model)
     ctx.write(MemoryPlan(plan))

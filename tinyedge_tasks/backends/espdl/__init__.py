@@ -6,7 +6,7 @@ from ...artifacts import (DATA, ESPDL_MODEL, ESPDL_NATIVE, FLOAT_MODEL, Calibrat
                          PpqRecord)
 from ...rows import Stage
 from ...table import BOARD_FILE, TF, build_row
-from .. import Backend
+from .. import BUDGET_KEYS, Backend
 
 ESPPPQ = TF + ("torch", "esp-ppq", "tf2onnx", "onnx", "onnxruntime", "onnxsim")
 
@@ -39,7 +39,7 @@ BACKEND = Backend(
               makes=("calibration.json", "espdl.json"), tools=ESPPPQ),
         Stage("codegen", "Check the memory budget on the board; write the ESP-IDF project (firmware/).",
               module=f"{__name__}.codegen", templates=("backends/espdl/templates", "preprocess/templates"),
-              reads=("project.name", "board", "firmware.arena_margin", "dataset.input"),
+              reads=("project.name", "board", "firmware.arena_margin", *BUDGET_KEYS),
               needs=(ESPDL_MODEL, PpqRecord.ARTIFACT, Calibration.ARTIFACT,
                      DatasetSummary.ARTIFACT),
               makes=("budget.json", "project.json"), tools=("jinja2",), sources=BOARD_FILE),

@@ -15,7 +15,7 @@ from ...artifacts import ESPDL_MODEL, Budget, Calibration, DatasetSummary, PpqRe
 from ...config import boards
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, write_project
-from .. import camera_board
+from .. import budget_knobs, camera_board
 from . import BACKEND, check
 from .operators import ESPDL_VERSION   # the release whose modules operators.py lists
 
@@ -69,11 +69,11 @@ def run(ctx) -> None:
     calibration = ctx.read(Calibration)
     record = ctx.read(PpqRecord).data
     if record["target"] != board.esp_idf.target:
-        raise TinyedgeError(f"build/quantize/model.espdl is for {record['target']}, boards/{board.id}.yaml targets "
+        raise TinyedgeError(f"build/{ESPDL_MODEL} is for {record['target']}, boards/{board.id}.yaml targets "
                             f"{board.esp_idf.target}; run doit again (quantize reads the board file)")
     model = ctx.inputs[ESPDL_MODEL].read_bytes()
-    budget = Budget(**check.budget(board, len(model), calibration.arena_bytes,
-                                   ctx.config["firmware.arena_margin"]))
+    budget = Budget(**check.budget(board, len(model), calibration.arena_bytes, ctx.config["firmware.arena_margin"],
+                                   budget_knobs(ctx.config)))
     ctx.write(budget)
     ctx.log(f"{board.id}: model.espdl {len(model)} B (flash {budget.flash['needed_bytes']} of "
             f"{budget.flash['available_bytes']} B with the runtime), activations {budget.arena['bytes']} B in "

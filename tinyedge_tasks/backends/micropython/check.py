@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from ...config import boards
 from ...errors import TinyedgeError
-from ...lowering.lower import lower
 from ...lowering.preflight import measure  # noqa: F401  the preflight protocol's first step, shared with C
 from .. import board_section
 from . import BACKEND
@@ -15,13 +14,11 @@ from .generate import BOARD, KERNEL_FILES, weight_bytes
 CODE_SOURCE = "source bytes of the kernel modules (their .mpy is smaller; `doit build` records the .mpy bytes)"
 
 
-def budget(board, model_bytes: bytes, arena: int, margin: float, knobs: dict | None = None,
-           on_table=None) -> dict:
+def budget(board, lowered, arena: int, margin: float, knobs: dict | None = None, on_table=None) -> dict:
     """Weights and kernels against the filesystem; arena + weights against the heap (a MicroPython `bytes` held
     in RAM once imported). The plan is exact: no margin. The camera driver's frames are outside the heap."""
     board_section(BACKEND, board)
     section = board.micropython
-    lowered = lower(model_bytes)
     weights = weight_bytes(lowered)
     code = sum((BOARD / name).stat().st_size for name in KERNEL_FILES)
     files, ram = weights + code, lowered.arena_size + weights

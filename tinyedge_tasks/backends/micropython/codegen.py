@@ -8,22 +8,22 @@ import json
 from ...artifacts import INT8_TFLITE, Budget, DatasetSummary
 from ...config import boards
 from ...toolchains import write_project
-from .. import camera_board, status_led
+from .. import budget_knobs, camera_board, status_led
 from . import BACKEND
 
 
 def run(ctx) -> None:
     from ...preprocess import transform_of
-    from ...tflite import runtime
+    from ...tflite import model_file
     from . import check, generate
     board = boards.load(ctx.sources[0])
     toolchain = camera_board(BACKEND, board)
     labels = ctx.read(DatasetSummary).classes
     model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     files, model = generate.model_files(model_bytes)
-    budget = Budget(**check.budget(board, model_bytes, model.arena_size, 0.0))
+    budget = Budget(**check.budget(board, model, model.arena_size, 0.0, budget_knobs(ctx.config)))
     ctx.write(budget)
-    quant, _ = runtime.io_details(runtime.interpreter(model_bytes))
+    quant, _ = model_file.io_details(model_file.interpreter(model_bytes))
     shape = ctx.config.section("dataset.input")
     files["te_preprocess.py"] = generate.preprocess_source(shape.width, shape.height, shape.channels, quant,
                                                            transform_of(ctx.config["dataset.input"]))

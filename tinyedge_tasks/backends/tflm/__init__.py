@@ -4,7 +4,7 @@ of exactly its operators; built through PlatformIO (framework = espidf) or idf.p
 from ...artifacts import DATA, INT8_TFLITE, Calibration, DatasetSummary, Metrics
 from ...rows import Stage
 from ...table import BOARD_FILE, QUANTIZE_TFLITE, build_row
-from .. import Backend
+from .. import BUDGET_KEYS, Backend
 
 BACKEND = Backend(
     name="tflm",
@@ -21,7 +21,7 @@ BACKEND = Backend(
               module=f"{__name__}.codegen",
               templates=("backends/tflm/templates", "toolchains/esp_idf_templates", "preprocess/templates"),
               reads=("project.name", "board", "firmware.backend", "firmware.arena_margin", "firmware.led_class",
-                     "dataset.input"),
+                     *BUDGET_KEYS),
               needs=(INT8_TFLITE, Calibration.ARTIFACT, DatasetSummary.ARTIFACT),
               makes=("budget.json", "project.json"), tools=("jinja2", "tflite-micro", "numpy"), sources=BOARD_FILE),
         build_row("Run `pio run` on the generated ESP-IDF project (framework = espidf); record flash and RAM use "

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from ...config import boards
 from ...errors import TinyedgeError
-from ...tflite import runtime, worker
+from ...tflite import model_file, runtime, worker
 from .resolver import builtin_methods, resolver_data
 
 
 def check_operators(model_bytes: bytes, where: str) -> None:
     """Refuse an operator the ESP32 firmware's MicroMutableOpResolver cannot register, naming its Keras layer."""
     methods = builtin_methods()
-    unknown = sorted({f"{op['op']} (layer '{_layer(op['layer'])}')" for op in runtime.operators(model_bytes)
+    unknown = sorted({f"{op['op']} (layer '{_layer(op['layer'])}')" for op in model_file.operators(model_bytes)
                       if op["op"] not in methods})
     if unknown:
         data = resolver_data()

@@ -15,7 +15,7 @@ from ...artifacts import INT8_TFLITE, Budget, Calibration, DatasetSummary
 from ...config import boards
 from ...native.csource import ctype, environment, hex_rows
 from ...toolchains import esp_idf, write_project
-from .. import camera_board, status_led
+from .. import budget_knobs, camera_board, status_led
 from . import BACKEND
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -54,17 +54,17 @@ def app_files(values: dict) -> dict[str, str]:
 def run(ctx) -> None:
     from ...preprocess import c as preprocess_c
     from ...preprocess import transform_of
-    from ...tflite import runtime
+    from ...tflite import model_file
     from .resolver import resolver_ops
     board = boards.load(ctx.sources[0])  # the board file: the only source
     camera_board(BACKEND, board)
     calibration = ctx.read(Calibration)
     labels = ctx.read(DatasetSummary).classes
     model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
-    operators = resolver_ops(runtime.operators(model_bytes))
+    operators = resolver_ops(model_file.operators(model_bytes))
     from . import check
-    budget = Budget(**check.budget(board, model_bytes, calibration.arena_bytes,
-                                   ctx.config["firmware.arena_margin"]))
+    budget = Budget(**check.budget(board, model_bytes, calibration.arena_bytes, ctx.config["firmware.arena_margin"],
+                                   budget_knobs(ctx.config)))
     ctx.write(budget)
     arena = budget.arena
     place, caps = PLACES[arena["placement"]]
