@@ -157,7 +157,7 @@ def test_6_converter_flex_ops_name_the_layer_without_select_tf_ops():
 
 
 def test_6_operator_the_backend_lacks_is_refused_with_its_layer(monkeypatch):
-    from tinyedge_tasks.backends.tflm import check
+    from tinyedge_tasks.backends.tflm import preflight as check
     methods = {op: method for op, method in check.builtin_methods().items() if op != "SOFTMAX"}
     monkeypatch.setattr(check, "builtin_methods", lambda: methods)
     with pytest.raises(TinyedgeError, match=r"calibrate: m: .*SOFTMAX \(layer 'StatefulPartitionedCall:0'\).*"
@@ -312,7 +312,7 @@ def test_24_budget_table_rows_say_no_psram_and_moved_to_psram(project_copy):
 
 
 def test_24_c_preflight_charges_the_constants_it_prints():
-    from tinyedge_tasks.backends.c import check
+    from tinyedge_tasks.backends.c import preflight as check
     from tinyedge_tasks.backends.c.generate import constant_bytes, lower_model
     from tinyedge_tasks.lowering.lower import lower
     model = (FIXTURES / "zoo/mobilenet_int8_none.tflite").read_bytes()

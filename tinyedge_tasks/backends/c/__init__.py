@@ -15,7 +15,7 @@ BACKEND = Backend(
     name="c",
     doc="Interpreter-free C99 (no allocation, one planned arena), run on an emulated Cortex-M4 (QEMU)",
     board_sections=("qemu", "esp_idf"),
-    preflight=f"{__name__}.check",
+    preflight=f"{__name__}.preflight",
     stages=(
         QUANTIZE_TFLITE,
         Stage("codegen", "Lower the int8 model to C (kernels, weights, a planned arena) with the preprocessing; "
@@ -30,7 +30,7 @@ BACKEND = Backend(
         Stage("calibrate", "Run the compiled model on the whole test split, host build (gcc) and, on the emulated "
               "board, the QEMU build; compare with the TFLM runtime byte for byte; count instructions per inference "
               "(QEMU -icount).",
-              module=f"{__name__}.calibrate", reads=("dataset.input",),
+              module=f"{__name__}.evaluate", reads=("dataset.input",),
               needs=(INT8_TFLITE, DATA, Metrics.ARTIFACT, ProjectIndex.ARTIFACT,
                      MemoryPlan.ARTIFACT),
               makes=("calibration.json", "c_runtime.json"), tools=("tflite-micro", "numpy")),

@@ -103,8 +103,8 @@ def run(ctx) -> None:
     model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     model = lower_model(model_bytes)   # an unsupported operator stops here
     weights = constant_bytes(model)
-    from . import check
-    budget = Budget(**check.budget(board, model, model.arena_size, 0.0, budget_knobs(ctx.config)))   # exact plan
+    from . import preflight
+    budget = Budget(**preflight.budget(board, model, model.arena_size, 0.0, budget_knobs(ctx.config)))   # exact plan
     ctx.write(budget)
     plan = memory_plan(model)
     ctx.write(MemoryPlan(plan))

@@ -21,7 +21,7 @@ BACKEND = Backend(
     name="espdl",
     doc="ESP-DL on the ESP32, ESP32-S3, ESP32-P4 (esp-ppq, ESP-IDF through PlatformIO)",
     board_sections=("esp_idf",),
-    preflight=f"{__name__}.check",
+    preflight=f"{__name__}.preflight",
     stages=(
         Stage("quantize", "Export to ONNX (checked against Keras); quantize with esp-ppq for the board's chip into "
               "model.espdl.",
@@ -33,7 +33,7 @@ BACKEND = Backend(
               sources=BOARD_FILE),
         Stage("calibrate", "Simulate the quantized graph on the test split (esp-ppq TorchExecutor); estimate "
               "ESP-DL's activation memory.",
-              module=f"{__name__}.calibrate", reads=("dataset.input",),
+              module=f"{__name__}.evaluate", reads=("dataset.input",),
               needs=(ESPDL_MODEL, ESPDL_NATIVE, PpqRecord.ARTIFACT, PpqErrors.ARTIFACT,
                      DATA, Metrics.ARTIFACT),
               makes=("calibration.json", "espdl.json"), tools=ESPPPQ),

@@ -16,7 +16,7 @@ from ...config import boards
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, write_project
 from .. import budget_knobs, camera_board
-from . import BACKEND, check
+from . import BACKEND, preflight
 from .operators import ESPDL_VERSION   # the release whose modules operators.py lists
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -72,7 +72,7 @@ def run(ctx) -> None:
         raise TinyedgeError(f"build/{ESPDL_MODEL} is for {record['target']}, boards/{board.id}.yaml targets "
                             f"{board.esp_idf.target}; run doit again (quantize reads the board file)")
     model = ctx.inputs[ESPDL_MODEL].read_bytes()
-    budget = Budget(**check.budget(board, len(model), calibration.arena_bytes, ctx.config["firmware.arena_margin"],
+    budget = Budget(**preflight.budget(board, len(model), calibration.arena_bytes, ctx.config["firmware.arena_margin"],
                                    budget_knobs(ctx.config)))
     ctx.write(budget)
     ctx.log(f"{board.id}: model.espdl {len(model)} B (flash {budget.flash['needed_bytes']} of "

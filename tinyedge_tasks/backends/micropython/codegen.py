@@ -15,13 +15,13 @@ from . import BACKEND
 def run(ctx) -> None:
     from ...preprocess import transform_of
     from ...tflite import model_file
-    from . import check, generate
+    from . import generate, preflight
     board = boards.load(ctx.sources[0])
     toolchain = camera_board(BACKEND, board)
     labels = ctx.read(DatasetSummary).classes
     model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     files, model = generate.model_files(model_bytes)
-    budget = Budget(**check.budget(board, model, model.arena_size, 0.0, budget_knobs(ctx.config)))
+    budget = Budget(**preflight.budget(board, model, model.arena_size, 0.0, budget_knobs(ctx.config)))
     ctx.write(budget)
     quant, _ = model_file.io_details(model_file.interpreter(model_bytes))
     shape = ctx.config.section("dataset.input")

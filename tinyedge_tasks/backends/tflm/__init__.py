@@ -10,11 +10,11 @@ BACKEND = Backend(
     name="tflm",
     doc="TensorFlow Lite Micro with ESP-NN on the ESP32 (ESP-IDF through PlatformIO)",
     board_sections=("esp_idf",),
-    preflight=f"{__name__}.check",
+    preflight=f"{__name__}.preflight",
     stages=(
         QUANTIZE_TFLITE,
         Stage("calibrate", "Evaluate the int8 model on the test split in the TFLM runtime; find the smallest arena.",
-              module=f"{__name__}.calibrate", reads=("dataset.input",),
+              module=f"{__name__}.evaluate", reads=("dataset.input",),
               needs=(INT8_TFLITE, DATA, Metrics.ARTIFACT),
               makes=("calibration.json",), tools=("tflite-micro", "numpy")),
         Stage("codegen", "Check the memory budget on the board; write the ESP-IDF project (firmware/).",

@@ -62,8 +62,8 @@ def run(ctx) -> None:
     labels = ctx.read(DatasetSummary).classes
     model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     operators = resolver_ops(model_file.operators(model_bytes))
-    from . import check
-    budget = Budget(**check.budget(board, model_bytes, calibration.arena_bytes, ctx.config["firmware.arena_margin"],
+    from . import preflight
+    budget = Budget(**preflight.budget(board, model_bytes, calibration.arena_bytes, ctx.config["firmware.arena_margin"],
                                    budget_knobs(ctx.config)))
     ctx.write(budget)
     arena = budget.arena

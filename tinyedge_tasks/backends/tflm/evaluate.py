@@ -11,7 +11,7 @@ from ...preprocess import transform_of
 from ...tflite import model_file
 from ...tflite import runtime as tflm
 from ...tflite import worker
-from .check import check_operators
+from .preflight import check_operators
 
 
 def run(ctx) -> None:
