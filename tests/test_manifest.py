@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tinyedge_tasks import cli
+from tinyedge_tasks.commands import schema as cli
 from tinyedge_tasks.errors import ManifestError
 from tinyedge_tasks.config.manifest_loader import ConfigSlice, load
 

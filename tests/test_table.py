@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, doit, make_project
-from tinyedge_tasks import backends, table
+from tinyedge_tasks import backends, commands, table
 from tinyedge_tasks.config.manifest import Manifest, section_type
 
 
@@ -38,7 +38,7 @@ def test_every_backend_table_is_consistent(name):
         made |= {f"{row.name}/{f}" for f in row.makes} | {f"{row.name}/{f}" for f in row.passthrough}
     optional_owners = {opt.split("/")[0] for row in rows for opt in row.optional}
     assert optional_owners <= set(names)
-    for command in table.COMMANDS:
+    for command in commands.COMMANDS:
         assert set(command.needs) <= made, command.name
 
 

@@ -1,4 +1,5 @@
-"""The stage table: the rows every project has, around the rows of its firmware backend.
+"""The stage table: the rows every project has, around the rows of its firmware backend (the command rows are
+the commands package's).
 
 dataset → train → prune come first and report last; between them the backend's own rows (conversion, evaluation
 in its reference runtime, codegen, build) in the order its DAG needs. Rows are data: adding a stage is adding a
@@ -8,17 +9,13 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from .artifacts import (AUGMENTED, DATA, FLOAT_MODEL, REPORT_PAGE, TRAINED_MODEL, Budget, BuildInfo, Calibration,
+from .artifacts import (AUGMENTED, DATA, FLOAT_MODEL, TRAINED_MODEL, Budget, BuildInfo, Calibration,
                         CRuntime, DatasetSummary, History, LayerError, MemoryPlan, Metrics, ModelSummary, PpqErrors,
                         ProjectIndex, PruneResult, TrainedSummary)
-from .rows import Command, Stage
+from .rows import Stage
 
 TF = ("tensorflow", "tf-keras", "numpy")
 TFLITE = TF + ("tensorflow-model-optimization", "tflite-micro")
-PORT_PARAM = {"name": "port", "long": "port", "type": str, "default": "",
-              "help": "serial port (else $TINYEDGE_PORT, firmware.port, or the only one found)"}
-WORKERS_PARAM = {"name": "workers", "long": "workers", "type": int, "default": 0,
-                 "help": "variants built at once (default: the number of cores)"}
 BOARD_FILE = "tinyedge_tasks.config.boards:sources"  # a stage reading the board file: editing it reruns the stage
 
 DATASET = Stage(
@@ -68,41 +65,6 @@ def build_row(doc: str, tools: tuple[str, ...], default: bool) -> Stage:
     """`doit build`: the toolchain named in codegen's project index compiles the project folder."""
     return Stage("build", doc, needs=(ProjectIndex.ARTIFACT,), makes=("build.json", "firmware.bin"), tools=tools,
                  default=default)
-
-
-COMMANDS: tuple[Command, ...] = (
-    Command("experiments", "Tabulate every configuration the cache holds, with the keys that differ and a "
-            "Pareto chart; nothing is retrained."),
-    Command("submission", "Zip the manifest, boards, tool lock, digests, report, int8 model and firmware.",
-            needs=(REPORT_PAGE, Calibration.ARTIFACT),
-            params=({"name": "with_data", "long": "with-data", "type": bool, "default": False,
-                     "help": "also include the data set (by default only its digest)"},)),
-    Command("verify-submission", "Rebuild a submission zip in a fresh folder, in a sandbox; exit non-zero if any "
-            "artifact differs.", pos_arg=True,
-            params=({"name": "trust", "long": "trust", "type": bool, "default": False,
-                     "help": "allow a submission that runs its own Python (module:function, a model with code)"},
-                    {"name": "no_sandbox", "long": "no-sandbox", "type": bool, "default": False,
-                     "help": "rebuild without bubblewrap (only for submissions you trust)"})),
-    Command("sweep", "Build every combination of some manifest values (-S key=v1,v2, or the sweep: section), each "
-            "variant in its own folder from the one cache, in parallel; a table of the results.",
-            params=({"name": "set", "short": "S", "long": "set", "type": bool, "default": False,
-                     "help": "-S KEY=V1,V2: a dotted manifest key and its values (repeat for more keys)"},
-                    WORKERS_PARAM)),
-    Command("tune", "Search the tune: space with Optuna (needs the `tune` extra): the manifest's objectives, the "
-            "board's budget as a constraint, the preflight rejecting what cannot fit before it trains.",
-            params=(WORKERS_PARAM,
-                    {"name": "storage", "long": "storage", "type": str, "default": "",
-                     "help": "Optuna storage URL (postgresql://...), else tune.storage, else cache/tune.sqlite3; "
-                             "write --storage=URL when the URL holds a '=' (doit takes name=value as a variable)"},
-                    {"name": "trials", "long": "trials", "type": int, "default": 0,
-                     "help": "trials the study should hold (default tune.trials); finished ones are kept"},
-                    {"name": "apply", "long": "apply", "type": int, "default": -1,
-                     "help": "write trial N's values into tinyedge.yaml (comments and order kept) and stop"})),
-    Command("flash", "Build the firmware and upload it to the board (or run it, for an emulated board).",
-            needs=(ProjectIndex.ARTIFACT,), params=(PORT_PARAM,)),
-    Command("monitor", "Show the board's serial output (top classes, inference time) at its serial speed.",
-            needs=(ProjectIndex.ARTIFACT,), params=(PORT_PARAM,)),
-)
 
 
 def stages(backend) -> tuple[Stage, ...]:

@@ -24,9 +24,9 @@ from typing import Any, Callable
 
 import yaml
 
-from ..artifacts import Budget, Calibration
-from ..engine.hashing import digest_file, digest_json
-from ..errors import TinyedgeError
+from ...artifacts import Budget, Calibration
+from ...engine.hashing import digest_file, digest_json
+from ...errors import TinyedgeError
 
 MANIFEST = "tinyedge.yaml"
 EXPERIMENT_SECTIONS = ("sweep", "tune")  # a variant is one point: it does not sweep again
@@ -96,7 +96,7 @@ def variant_text(root: Path, values: dict) -> str:
 
 def validate_values(root: Path, values: dict) -> None:
     """A bad key or value fails before anything runs, with the manifest's own message."""
-    from ..config.manifest import validate
+    from ...config.manifest import validate
     try:
         validate(variant_text(root, values), root / MANIFEST)
     except TinyedgeError as exc:
