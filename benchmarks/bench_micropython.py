@@ -59,12 +59,10 @@ def bench(name: str, images: np.ndarray) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "micropython"
         folder.mkdir()
-        for file, text in files.items():
+        target = {"march": "xtensawin", "filesystem_bytes": 2097152, "heap_bytes": 4000000, "ram_bytes": 0,
+                  "modules": list(generate.MODULES)}
+        for file, text in {**files, "main.py": "", "mpremote.json": json.dumps(target)}.items():
             (folder / file).write_text(text)
-        (folder / "main.py").write_text("")
-        (folder / "mpremote.json").write_text(json.dumps({"march": "xtensawin", "filesystem_bytes": 2097152,
-                                                          "heap_bytes": 4000000, "ram_bytes": 0,
-                                                          "modules": list(generate.MODULES)}))
         built = mpremote.build(folder, Path(tmp) / "state", Path(tmp) / "bundle.zip")
     row["mpy_bytes"], row["filesystem_bytes"] = built["flash_used_bytes"], built["flash_available_bytes"]
     return row

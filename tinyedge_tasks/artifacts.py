@@ -97,10 +97,6 @@ class Metrics(Record):
     schedule: dict | None = _optional()      # phases (frozen, fine-tuned: epochs, trainable/frozen parameters),
     #                                          best_epoch and monitor when early stopping kept one
 
-class History(Document):
-    """Keras' history: metric name -> one value per epoch."""
-    ARTIFACT: ClassVar[str] = "train/history.json"
-
 
 @dataclass
 class ModelSummary(Record):
@@ -118,29 +114,9 @@ class TrainedSummary(ModelSummary):
     ARTIFACT: ClassVar[str] = "train/model_summary.json"
 
 
-class PruneResult(Document):
-    """The pruning kind and settings, and the model measured before and after (accuracy, bytes, arena, MACs)."""
-    ARTIFACT: ClassVar[str] = "prune/prune.json"
 
 
-class PreflightVerdict(Document):
-    """check's verdict: the backend, and the budget the untrained model would take on the board."""
-    ARTIFACT: ClassVar[str] = "check/check.json"
 
-
-class LayerError(Document):
-    """TFLite's per-layer quantization error: {layers: [{layer, op, rmse, rmse/scale}], note?}."""
-    ARTIFACT: ClassVar[str] = "quantize/layer_error.json"
-
-
-class PpqRecord(Document):
-    """ESP-DL's quantization: target chip, quant_type, input/output exponents, bytes."""
-    ARTIFACT: ClassVar[str] = "quantize/ppq.json"
-
-
-class PpqErrors(Document):
-    """esp-ppq's graph-wise and layer-wise error per operator: {measure, ops: [{op, layer, graphwise, layerwise}]}."""
-    ARTIFACT: ClassVar[str] = "quantize/errors.json"
 
 
 @dataclass
@@ -186,14 +162,6 @@ class Calibration(Record):
                    confusion=confusion.tolist(), **values)
 
 
-class EspdlMemory(Document):
-    """ESP-DL's calibrate: target, quant_type and the activation memory estimate."""
-    ARTIFACT: ClassVar[str] = "calibrate/espdl.json"
-
-
-class CRuntime(Document):
-    """The C backend's calibrate: MACs, instructions per MAC, arena against TFLM's, per-operator counts."""
-    ARTIFACT: ClassVar[str] = "calibrate/c_runtime.json"
 
 
 @dataclass
@@ -219,10 +187,6 @@ class ProjectIndex(Record):
     files: dict[str, str]  # relative path -> XXH3-128 digest
 
 
-class MemoryPlan(Document):
-    """The C backend's arena plan: method, arena_bytes, macs, tensors (bytes, lifetime, offset), operators."""
-    ARTIFACT: ClassVar[str] = "codegen/memory_plan.json"
-
 
 @dataclass
 class BuildInfo(Record):
@@ -234,3 +198,29 @@ class BuildInfo(Record):
     ram_available_bytes: int
     project: str | None = _optional()   # digest of the codegen/project.json it built: a later codegen (another
     #                                     board or backend) makes this record stale, not wrong
+
+
+def document(name: str, artifact: str) -> type[Document]:
+    """The Document type of one plain-JSON artifact (what ctx.read and ctx.write take), described where it is
+    made below."""
+    return type(name, (Document,), {"ARTIFACT": artifact, "__module__": __name__})
+
+
+# Keras' history: metric name -> one value per epoch.
+History = document("History", "train/history.json")
+# The pruning kind and settings, and the model measured before and after (accuracy, bytes, arena, MACs).
+PruneResult = document("PruneResult", "prune/prune.json")
+# check's verdict: the backend, and the budget the untrained model would take on the board.
+PreflightVerdict = document("PreflightVerdict", "check/check.json")
+# TFLite's per-layer quantization error: {layers: [{layer, op, rmse, rmse/scale}], note?}.
+LayerError = document("LayerError", "quantize/layer_error.json")
+# ESP-DL's quantization: target chip, quant_type, input/output exponents, bytes.
+PpqRecord = document("PpqRecord", "quantize/ppq.json")
+# esp-ppq's graph-wise and layer-wise error per operator: {measure, ops: [{op, layer, graphwise, layerwise}]}.
+PpqErrors = document("PpqErrors", "quantize/errors.json")
+# ESP-DL's calibrate: target, quant_type and the activation memory estimate.
+EspdlMemory = document("EspdlMemory", "calibrate/espdl.json")
+# The C backend's calibrate: MACs, instructions per MAC, arena against TFLM's, per-operator counts.
+CRuntime = document("CRuntime", "calibrate/c_runtime.json")
+# The C backend's arena plan: method, arena_bytes, macs, tensors (bytes, lifetime, offset), operators.
+MemoryPlan = document("MemoryPlan", "codegen/memory_plan.json")

@@ -41,6 +41,12 @@ def budget_knobs(config) -> dict:
             "input": (shape["width"], shape["height"]), "scheme": config["compression.quantize.scheme"]}
 
 
+def in_folder(package: str, board_sections: tuple[str, ...], doc: str, stages: tuple) -> Backend:
+    """The backend of a folder of this package: named by its folder, its preflight module its preflight.py."""
+    return Backend(name=package.rsplit(".", 1)[1], doc=doc, stages=stages, board_sections=board_sections,
+                   preflight=f"{package}.preflight")
+
+
 def builtin() -> list[str]:
     return sorted(p.parent.name for p in Path(__file__).parent.glob("*/__init__.py"))
 

@@ -9,33 +9,29 @@ board needs PlatformIO's download."""
 from ...artifacts import DATA, INT8_TFLITE, DatasetSummary, MemoryPlan, Metrics, ProjectIndex
 from ...rows import Stage
 from ...table import BOARD_FILE, QUANTIZE_TFLITE, build_row
-from .. import BUDGET_KEYS, Backend
+from .. import BUDGET_KEYS, in_folder
 
-BACKEND = Backend(
-    name="c",
-    doc="Interpreter-free C99 (no allocation, one planned arena), run on an emulated Cortex-M4 (QEMU)",
-    board_sections=("qemu", "esp_idf"),
-    preflight=f"{__name__}.preflight",
-    stages=(
-        QUANTIZE_TFLITE,
-        Stage("codegen", "Lower the int8 model to C (kernels, weights, a planned arena) with the preprocessing; "
-              "check the memory budget on the board; write the project (firmware/) and the memory plan.",
-              module=f"{__name__}.codegen",
-              templates=("backends/c/kernels", "backends/c/templates", "toolchains/esp_idf_templates",
-                         "preprocess/templates"),
-              reads=("project.name", "board", "firmware.backend", "firmware.led_class", *BUDGET_KEYS),
-              needs=(INT8_TFLITE, DatasetSummary.ARTIFACT, DATA),
-              makes=("budget.json", "project.json", "memory_plan.json"), tools=("tflite-micro", "numpy", "jinja2"),
-              sources=BOARD_FILE),
-        Stage("calibrate", "Run the compiled model on the whole test split, host build (gcc) and, on the emulated "
-              "board, the QEMU build; compare with the TFLM runtime byte for byte; count instructions per inference "
-              "(QEMU -icount).",
-              module=f"{__name__}.evaluate", reads=("dataset.input",),
-              needs=(INT8_TFLITE, DATA, Metrics.ARTIFACT, ProjectIndex.ARTIFACT,
-                     MemoryPlan.ARTIFACT),
-              makes=("calibration.json", "c_runtime.json"), tools=("tflite-micro", "numpy")),
-        build_row("Build the project with its toolchain: arm-none-eabi-gcc for the emulated board (code, weight and "
-                  "static RAM bytes from arm-none-eabi-size; firmware.bin is the ELF QEMU loads), PlatformIO for an "
-                  "ESP32 board (network on first use).", tools=("platformio",), default=False),
-    ),
-)
+DOC = "Interpreter-free C99 (no allocation, one planned arena), run on an emulated Cortex-M4 (QEMU)"
+
+BACKEND = in_folder(__name__, ("qemu", "esp_idf"), DOC, (
+    QUANTIZE_TFLITE,
+    Stage("codegen", "Lower the int8 model to C (kernels, weights, a planned arena) with the preprocessing; "
+          "check the memory budget on the board; write the project (firmware/) and the memory plan.",
+          module=f"{__name__}.codegen",
+          templates=("backends/c/kernels", "backends/c/templates", "toolchains/esp_idf_templates",
+                     "preprocess/templates"),
+          reads=("project.name", "board", "firmware.backend", "firmware.led_class", *BUDGET_KEYS),
+          needs=(INT8_TFLITE, DatasetSummary.ARTIFACT, DATA),
+          makes=("budget.json", "project.json", "memory_plan.json"), tools=("tflite-micro", "numpy", "jinja2"),
+          sources=BOARD_FILE),
+    Stage("calibrate", "Run the compiled model on the whole test split, host build (gcc) and, on the emulated "
+          "board, the QEMU build; compare with the TFLM runtime byte for byte; count instructions per inference "
+          "(QEMU -icount).",
+          module=f"{__name__}.evaluate", reads=("dataset.input",),
+          needs=(INT8_TFLITE, DATA, Metrics.ARTIFACT, ProjectIndex.ARTIFACT,
+                 MemoryPlan.ARTIFACT),
+          makes=("calibration.json", "c_runtime.json"), tools=("tflite-micro", "numpy")),
+    build_row("Build the project with its toolchain: arm-none-eabi-gcc for the emulated board (code, weight and "
+              "static RAM bytes from arm-none-eabi-size; firmware.bin is the ELF QEMU loads), PlatformIO for an "
+              "ESP32 board (network on first use).", tools=("platformio",), default=False),
+))

@@ -29,6 +29,23 @@ def _differing(scores: np.ndarray, reference: np.ndarray) -> int:
     return int(np.any(scores != reference, axis=1).sum())
 
 
+def _figures(plan: dict, emulated, tflm_arena: int, host_seconds: float, host_differing: int,
+             qemu_differing: int | None) -> dict:
+    """calibrate/c_runtime.json: the planned arena against TFLM's, instructions in all and per operator."""
+    instructions = emulated.instructions_per_inference if emulated else None
+    return {"macs": plan["macs"],
+            "instructions_per_mac": round(instructions / plan["macs"], 3) if instructions else None,
+            "arena_bytes": plan["arena_bytes"], "tflm_arena_bytes": tflm_arena,
+            "arena_vs_tflm": round(plan["arena_bytes"] / tflm_arena, 3),
+            "host_seconds_per_inference": host_seconds, "host_differing_samples": host_differing,
+            "qemu_differing_samples": qemu_differing,
+            "layers": [{"op": op["op"], "layer": op["layer"], "kernel": op["kernel"], "macs": op["macs"],
+                        "instructions": round(count), "instructions_per_mac":
+                        round(count / op["macs"], 3) if op["macs"] else None}
+                       for op, count in zip(plan["operators"], emulated.layer_instructions, strict=True)]
+            if emulated else []}
+
+
 def run(ctx) -> None:
     with np.load(ctx.inputs[DATA]) as data:
         x_test, y_test = data["x_test"], data["y_test"]
@@ -66,17 +83,7 @@ def run(ctx) -> None:
                             "a bug in the C backend")
     tflm_arena, _ = worker.smallest_arena(model_bytes, inputs[:1], f"{what} (TFLM arena search)")
     instructions = emulated.instructions_per_inference if emulated else None
-    figures = {"macs": plan["macs"],
-               "instructions_per_mac": round(instructions / plan["macs"], 3) if instructions else None,
-               "arena_bytes": plan["arena_bytes"], "tflm_arena_bytes": tflm_arena,
-               "arena_vs_tflm": round(plan["arena_bytes"] / tflm_arena, 3),
-               "host_seconds_per_inference": host_seconds, "host_differing_samples": host_differing,
-               "qemu_differing_samples": qemu_differing,
-               "layers": [{"op": op["op"], "layer": op["layer"], "kernel": op["kernel"], "macs": op["macs"],
-                           "instructions": round(count), "instructions_per_mac":
-                           round(count / op["macs"], 3) if op["macs"] else None}
-                          for op, count in zip(plan["operators"], emulated.layer_instructions, strict=True)]
-               if emulated else []}
+    figures = _figures(plan, emulated, tflm_arena, host_seconds, host_differing, qemu_differing)
     ctx.write(CRuntime(figures))
     runtime = f"c (qemu {machine} {cpu})" if emulated else "c (host gcc build; the ESP32 build needs PlatformIO)"
     result = Calibration.measured(np.argmax(scores, axis=1), y_test, scores.shape[1], float_accuracy,
