@@ -9,35 +9,20 @@ from te_kernels import mean, pad, softmax  # noqa: F401  (re-exported: the model
 
 
 @micropython.viper
-def _half(a: int, high: int) -> int:
-    # the high (high = 1) or low 16 bits of |a|, without forming |a| (-INT32_MIN does not fit 32 bits)
-    if a >= 0:
-        if high:
-            return a >> 16
-        return a & 0xFFFF
-    n = -1 - a
-    h = n >> 16
-    lo = (n & 0xFFFF) + 1
-    if lo == 0x10000:
-        lo = 0
-        h += 1
-    if high:
-        return h
-    return lo
-
-
-@micropython.viper
 def _srdhm(a: int, b: int) -> int:
-    # round(a * b / 2^31) exactly, from 16-bit halves of |a| and |b|
-    neg = 0
-    if a < 0:
-        neg = 1
-    if b < 0:
-        neg ^= 1
-    ah = int(_half(a, 1))
-    al = int(_half(a, 0))
-    bh = int(_half(b, 1))
-    bl = int(_half(b, 0))
+    # round(a * b / 2^31) exactly, from 16-bit halves of |a| and |b|; branch-free and without forming |INT32_MIN|:
+    # s = x >> 31 is 0 or -1, x ^ s is |x| + s, and the low half takes the -s back (its carry goes to the high half)
+    sa = a >> 31
+    sb = b >> 31
+    na = a ^ sa
+    nb = b ^ sb
+    ta = (na & 0xFFFF) - sa
+    tb = (nb & 0xFFFF) - sb
+    ah = (na >> 16) + (ta >> 16)
+    bh = (nb >> 16) + (tb >> 16)
+    al = ta & 0xFFFF
+    bl = tb & 0xFFFF
+    neg = (sa ^ sb) & 1
     if ah == 0x8000 and bh == 0x8000:   # INT32_MIN * INT32_MIN saturates
         big = 0x3FFFFFFF   # a variable: the folded constant 2^31 - 1 would be an object on the ESP32
         return big + big + 1
@@ -121,7 +106,13 @@ def _requant(acc: int, p, channel: int, base: int) -> int:
     # mults, shifts (the same order in conv and fully_connected)
     q = channel * int(p[base + 3])
     v = int(_mbqm(acc, int(p[base + 5][q]), int(p[base + 6][q]))) + int(p[base])
-    return int(_clamp(v, int(p[base + 1]), int(p[base + 2])))
+    lo = int(p[base + 1])
+    if v < lo:
+        return lo
+    hi = int(p[base + 2])
+    if v > hi:
+        return hi
+    return v
 
 
 @micropython.viper
