@@ -61,19 +61,11 @@ def _pixels(p):
             yield (oy * out_w + ox) * out_c, y0, x0, ky0, ky1, kx0, kx1, clipped
 
 
-def _store(arena, at, acc, tail, channel):
-    # acc requantized (per channel or per tensor), offset, clamped and stored as an int8 byte; tail is the
-    # parameters' (out_off, lo, hi, per_channel, bias, mults, shifts)
-    out_off, lo, hi, per_channel, _, mults, shifts = tail
-    q = channel if per_channel else 0
-    arena[at] = min(max(_mbqm(acc, mults[q], shifts[q]) + out_off, lo), hi) & 0xFF
-
-
 def conv2d(arena, inp, out, weights, p):
     in_h, in_w, in_c = p[0:3]
     out_c, k_h, k_w = p[5:8]
     d_h, d_w = p[10:12]
-    in_off, bias, tail = p[15], p[20], p[16:23]
+    in_off, out_off, lo, hi, per_channel, bias, mults, shifts = p[15:23]
     x = _signed(arena, inp, in_h * in_w * in_c)
     w = array('b', weights)
     row = k_w * in_c
@@ -98,14 +90,15 @@ def conv2d(arena, inp, out, weights, p):
                             for i in range(in_c):
                                 outside += w[wi + i]
                 acc -= outside * in_off
-            _store(arena, out + o + oc, acc, tail, oc)
+            q = oc if per_channel else 0
+            arena[out + o + oc] = min(max(_mbqm(acc, mults[q], shifts[q]) + out_off, lo), hi) & 0xFF
 
 
 def depthwise_conv2d(arena, inp, out, weights, p):
     in_h, in_w, in_c = p[0:3]
     out_c, k_h, k_w = p[5:8]
     d_h, d_w = p[10:12]
-    mult, in_off, bias, tail = p[14], p[15], p[20], p[16:23]
+    mult, in_off, out_off, lo, hi, per_channel, bias, mults, shifts = p[14:23]
     x = _signed(arena, inp, in_h * in_w * in_c)
     w = array('b', weights)
     for o, y0, x0, ky0, ky1, kx0, kx1, clipped in _pixels(p):
@@ -124,12 +117,12 @@ def depthwise_conv2d(arena, inp, out, weights, p):
                         if not (ky0 <= ky < ky1 and kx0 <= kx < kx1):
                             outside += w[(ky * k_w + kx) * out_c + oc]
                 acc -= outside * in_off
-            _store(arena, out + o + oc, acc, tail, oc)
+            q = oc if per_channel else 0
+            arena[out + o + oc] = min(max(_mbqm(acc, mults[q], shifts[q]) + out_off, lo), hi) & 0xFF
 
 
 def fully_connected(arena, inp, out, weights, p):
-    batches, depth, units = p[0:3]
-    bias, tail = p[7], p[3:10]
+    batches, depth, units, out_off, lo, hi, per_channel, bias, mults, shifts = p
     x = _signed(arena, inp, batches * depth)
     w = array('b', weights)
     for b in range(batches):
@@ -139,7 +132,8 @@ def fully_connected(arena, inp, out, weights, p):
             acc = 0
             for d in range(depth):
                 acc += w[wu + d] * x[xb + d]
-            _store(arena, out + b * units + u, acc + bias[u], tail, u)
+            q = u if per_channel else 0
+            arena[out + b * units + u] = min(max(_mbqm(acc + bias[u], mults[q], shifts[q]) + out_off, lo), hi) & 0xFF
 
 
 def _rounded_mean(values):

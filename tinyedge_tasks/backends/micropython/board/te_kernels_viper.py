@@ -116,27 +116,9 @@ def _requant(acc: int, p, channel: int, base: int) -> int:
 
 
 @micropython.viper
-def _taps(p, oy: int, ox: int, depthwise: int) -> int:
-    # the taps of output pixel (oy, ox) of a convolution inside the input, as depthwise << 28 | ky0 << 21 |
-    # ky1 << 14 | kx0 << 7 | kx1, with 1 << 29 when the padding clips the window
-    k_h = int(p[6])
-    k_w = int(p[7])
-    rows = int(_window(oy * int(p[8]) - int(p[12]), int(p[10]), int(p[0]), k_h))
-    cols = int(_window(ox * int(p[9]) - int(p[13]), int(p[11]), int(p[1]), k_w))
-    ky0 = rows >> 16
-    ky1 = rows & 0xFFFF
-    kx0 = cols >> 16
-    kx1 = cols & 0xFFFF
-    window = (depthwise << 28) | (ky0 << 21) | (ky1 << 14) | (kx0 << 7) | kx1
-    if ky0 > 0 or ky1 < k_h or kx0 > 0 or kx1 < k_w:
-        window |= 1 << 29
-    return window
-
-
-@micropython.viper
 def _outside(weights, p, oc: int, window: int) -> int:
     # the weights of output channel oc on the taps outside the window (depthwise << 28 | ky0 << 21 | ky1 << 14 |
-    # kx0 << 7 | kx1): what the padding, which is the input's zero point, multiplies
+    # kx0 << 7 | kx1): what the padding, which is the input's zero point, multiplies (border pixels only)
     in_c = int(p[2])
     out_c = int(p[5])
     k_h = int(p[6])
@@ -163,7 +145,6 @@ def _outside(weights, p, oc: int, window: int) -> int:
 def _conv(arena, inp: int, out: int, weights, p, depthwise: int):
     in_w = int(p[1])
     in_c = int(p[2])
-    out_h = int(p[3])
     out_w = int(p[4])
     out_c = int(p[5])
     k_h = int(p[6])
@@ -174,40 +155,38 @@ def _conv(arena, inp: int, out: int, weights, p, depthwise: int):
     d_w = int(p[11])
     pad_h = int(p[12])
     pad_w = int(p[13])
-    mult = int(p[14])
-    in_off = int(p[15])
     out_off = int(p[16])
     lo = int(p[17])
     hi = int(p[18])
-    per_channel = int(p[19])
     bias = p[20]
     mults = p[21]
     shifts = p[22]
     a = ptr8(arena)
     w = ptr8(weights)
     row = k_w * in_c
-    taps = k_h * row
-    for oy in range(out_h):
+    for oy in range(int(p[3])):
         y0 = oy * s_h - pad_h
+        rows = int(_window(y0, d_h, int(p[0]), k_h))
+        ky0 = rows >> 16
+        ky1 = rows & 0xFFFF
         for ox in range(out_w):
             x0 = ox * s_w - pad_w
-            window = int(_taps(p, oy, ox, depthwise))
-            ky0 = (window >> 21) & 0x7F
-            ky1 = (window >> 14) & 0x7F
-            kx0 = (window >> 7) & 0x7F
-            kx1 = window & 0x7F
+            cols = int(_window(x0, d_w, in_w, k_w))
+            kx0 = cols >> 16
+            kx1 = cols & 0xFFFF
+            clipped = ky0 | kx0 | (k_h - ky1) | (k_w - kx1)   # not 0 when the padding clips the window
             o = out + (oy * out_w + ox) * out_c
             for oc in range(out_c):
                 acc = int(bias[oc])
                 if depthwise:
-                    ic = oc // mult
+                    ic = oc // int(p[14])
                     for ky in range(ky0, ky1):
                         xr = inp + (y0 + d_h * ky) * in_w * in_c + ic
                         wr = ky * k_w * out_c + oc
                         for kx in range(kx0, kx1):
                             acc += ((w[wr + kx * out_c] ^ 0x80) - 0x80) * ((a[xr + (x0 + d_w * kx) * in_c] ^ 0x80) - 0x80)
                 else:
-                    f = oc * taps
+                    f = oc * k_h * row
                     for ky in range(ky0, ky1):
                         y = y0 + d_h * ky
                         for kx in range(kx0, kx1):
@@ -215,11 +194,13 @@ def _conv(arena, inp: int, out: int, weights, p, depthwise: int):
                             wi = f + ky * row + kx * in_c
                             for i in range(in_c):
                                 acc += ((w[wi + i] ^ 0x80) - 0x80) * ((a[xi + i] ^ 0x80) - 0x80)
-                if (window >> 29) & 1:
-                    acc -= int(_outside(weights, p, oc, window)) * in_off
-                q = oc * per_channel
+                if clipped:
+                    window = (depthwise << 28) | (ky0 << 21) | (ky1 << 14) | (kx0 << 7) | kx1
+                    acc -= int(_outside(weights, p, oc, window)) * int(p[15])
+                q = oc * int(p[19])
                 v = int(_mbqm(acc, int(mults[q]), int(shifts[q]))) + out_off
-                a[o + oc] = int(_clamp(v, lo, hi)) & 0xFF
+                v = lo if v < lo else v
+                a[o + oc] = (hi if v > hi else v) & 0xFF
 
 
 def conv2d(arena, inp, out, weights, p):
