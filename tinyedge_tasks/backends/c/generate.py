@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ...lowering.lower import ConstArray, LoweredModel, LoweredOp, lower
+from ...lowering.plan import ALIGNMENT
 
 KERNELS = Path(__file__).parent / "kernels"
 COMMON = ("te_kernels.h", "te_fixed_point.h")
@@ -53,6 +54,8 @@ def c_params(op: LoweredOp) -> dict:
             shifts = params["shifts"]
             params["shifts"] = ConstArray(shifts.name, (-shifts.values - 1).astype(np.int32))
     if op.kernel == "conv2d":
+        # its output over its own input (overlap()) and wider: te_conv2d runs the pixels last to first
+        params["reverse"] = int(op.output == op.inputs[0] and params["out_c"] > params["in_c"])
         depth = _depth(op)
         weights = params["weights"]
         rows = weights.values.reshape(params["out_c"], -1)
@@ -67,9 +70,47 @@ def scratch_bytes(op: LoweredOp) -> int:
     return 6 * _depth(op) if op.kernel == "conv2d" else 0
 
 
+def _direct(op: LoweredOp) -> bool:
+    """A 1x1 stride-1 unpadded convolution whose input pixels are its columns (te_conv_pixels' direct case)."""
+    p = op.params
+    return (p["k_h"], p["k_w"], p["stride_h"], p["stride_w"], p["pad_h"], p["pad_w"]) == (1, 1, 1, 1, 0, 0) and \
+        p["in_c"] == _depth(op)
+
+
+def _depthwise_distance(p: dict) -> int:
+    """Bytes a depthwise output must start before its input for te_depthwise_conv2d's order (rows in turn, two
+    pixels per pass from the left, all channels of a pass before the next) never to overwrite a byte that pass or
+    a later one still reads: the most a pass's last output byte runs past the first input byte of the passes from
+    it on, rounded up to the alignment."""
+    passes = []
+    for oy in range(p["out_h"]):
+        row = max(0, oy * p["stride_h"] - p["pad_h"])
+        for ox in range(0, p["out_w"], 2):
+            first_read = (row * p["in_w"] + max(0, ox * p["stride_w"] - p["pad_w"])) * p["in_c"]
+            passes.append((first_read, (oy * p["out_w"] + min(ox + 2, p["out_w"])) * p["out_c"]))
+    distance, first = 0, passes[-1][0]
+    for read, written in reversed(passes):
+        first = min(first, read)
+        distance = max(distance, written - first)
+    return -(-distance // ALIGNMENT) * ALIGNMENT
+
+
+def overlap(op: LoweredOp) -> int | None:
+    """Where this backend's kernel may write an op's output over its dying input: the output's offset minus the
+    input's. A direct 1x1 convolution widens a pair of pixels into its scratch before writing their outputs, so
+    the same offset is safe (pixels first to last when the output is no wider, else last to first); a depthwise
+    output starts _depthwise_distance before its input."""
+    if op.kernel == "conv2d" and _direct(op):
+        return 0
+    if op.kernel == "depthwise_conv2d":
+        return -_depthwise_distance(op.params)
+    return None
+
+
 def lower_model(tflite: bytes) -> LoweredModel:
-    """The lowering with this backend's scratch buffers planned in the arena like the activations."""
-    return lower(tflite, scratch=scratch_bytes)
+    """The lowering with this backend's scratch buffers planned in the arena like the activations, and outputs
+    over their dying inputs where the kernels allow (overlap)."""
+    return lower(tflite, scratch=scratch_bytes, overlap=overlap)
 
 
 def generate(model: LoweredModel) -> dict[str, str]:

@@ -150,9 +150,21 @@ TE_INLINE void te_conv_pixels(const te_conv_params *p, const int8_t *input, int8
     }
 }
 
-/* col: 3 * depth int16 of scratch (two widened columns, then two int8 windows). */
+/* col: 3 * depth int16 of scratch (two widened columns, then two int8 windows). A direct 1x1 convolution may
+   write over its own input (generate.py's overlap): each pass widens its two pixels into col before writing, and
+   with reverse (a wider output) the pixels go last to first, so no pass overwrites a pixel still to be read. */
 TE_INLINE void te_conv2d(const te_conv_params *p, const int8_t *input, int8_t *output, int16_t *col) {
     const int pixels = p->out_h * p->out_w;
+    if (p->reverse) {
+        int last = pixels;
+        if (pixels & 1) {
+            te_conv_pixels(p, input, output, col, --last, 0);
+        }
+        for (last -= 2; last >= 0; last -= 2) {
+            te_conv_pixels(p, input, output, col, last, 1);
+        }
+        return;
+    }
     int px = 0;
     for (; px + 1 < pixels; px += 2) {
         te_conv_pixels(p, input, output, col, px, 1);
