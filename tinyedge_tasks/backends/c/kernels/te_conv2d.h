@@ -57,7 +57,7 @@ TE_INLINE void te_widen(const int8_t *src, int16_t *col, int depth) {
 #ifdef __ARM_FEATURE_DSP
         const uint32_t x = te_load32(src + k);
         te_store32(col + k, (uint32_t)__sxtb16(x));
-        te_store32(col + k + 2, (uint32_t)__sxtb16(x >> 8));
+        te_store32(col + k + 2, (uint32_t)te_sxtb16_hi(x));
 #else
         col[k] = src[k];
         col[k + 1] = src[k + 2];
