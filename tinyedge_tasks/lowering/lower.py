@@ -300,7 +300,8 @@ def _aliases(ops: list[LoweredOp], outputs: list[int]) -> tuple[dict[int, int], 
 def _plan(arena: dict[int, int], steps: list, graph: Graph, ops: list[LoweredOp], aliases: dict[int, int],
           dying: list[int], overlap: Callable[[LoweredOp], int | None] | None) -> Plan:
     """The memory plan, with each overlap the renderer allows (an output over its dying input, at a distance)
-    kept where it makes the arena smaller: chained overlaps drift, so not every one pays."""
+    kept where the arena grows no larger (chained overlaps drift, so not every one pays; a peak held at several
+    steps falls only once each is taken)."""
     plan = plan_memory(arena, steps, graph.inputs, graph.outputs, aliases)
     deltas: dict[int, int] = {}
     for step in dying:
@@ -310,7 +311,7 @@ def _plan(arena: dict[int, int], steps: list, graph: Graph, ops: list[LoweredOp]
             continue
         trial = plan_memory(arena, steps, graph.inputs, graph.outputs, aliases | {op.output: op.inputs[0]},
                             deltas | {op.output: delta})
-        if trial.arena_size < plan.arena_size:
+        if trial.arena_size <= plan.arena_size:
             plan, aliases, deltas = trial, aliases | {op.output: op.inputs[0]}, deltas | {op.output: delta}
     return plan
 

@@ -85,13 +85,15 @@ TE_INLINE uint32_t te_dw_load(const int8_t *base, long offset) {
 TE_INLINE uint32_t te_dw_word(const te_conv_params *p, const int8_t *input, int y0, int x0, int dy, int dx, int c,
                               int check) {
     const int y = y0 + dy, x = x0 + dx;
-    if (((check & 1) && (y < 0 || y >= p->in_h)) || ((check & 2) && (x < 0 || x >= p->in_w))) {
+    if ((check & 2) && (x < 0 || x >= p->in_w)) {
         return (uint8_t)-p->input_offset * 0x01010101u;
     }
-    const int8_t *corner = input + ((long)y0 * p->in_w + x0) * p->in_c + c;
-    const long offset = ((long)dy * p->in_w + dx) * p->in_c;
-    /* a tested row selects without a branch; the fixed-order load only where nothing is tested at run time */
-    return check & 1 ? te_load32(corner + offset) : te_dw_load(corner, offset);
+    if (check & 1) {   /* a tested row: a load from the nearest row inside, then a select without a branch */
+        const int row = y < 0 ? 0 : (y >= p->in_h ? p->in_h - 1 : y);
+        const uint32_t v = te_load32(input + ((long)row * p->in_w + x) * p->in_c + c);
+        return y == row ? v : (uint8_t)-p->input_offset * 0x01010101u;
+    }
+    return te_dw_load(input + ((long)y0 * p->in_w + x0) * p->in_c + c, ((long)dy * p->in_w + dx) * p->in_c);
 }
 
 /* The 4 accumulators of channels c..c + 3 (a struct: gcc keeps it in registers, an array it may not). */
