@@ -81,17 +81,16 @@ TE_INLINE uint32_t te_dw_load(const int8_t *base, long offset) {
 }
 
 /* The 4 int8 inputs of tap (y0 + dy, x0 + dx), channels c..c + 3 (depth multiplier 1), or the zero point 4 times
-   outside the image: the row tested when check & 1, the column when check & 2 (constant at a border column). */
+   outside the image: the row tested when check & 1, the column when check & 2, by a load from the nearest pixel
+   inside and a select (no branch, no address outside the input). */
 TE_INLINE uint32_t te_dw_word(const te_conv_params *p, const int8_t *input, int y0, int x0, int dy, int dx, int c,
                               int check) {
-    const int y = y0 + dy, x = x0 + dx;
-    if ((check & 2) && (x < 0 || x >= p->in_w)) {
-        return (uint8_t)-p->input_offset * 0x01010101u;
-    }
-    if (check & 1) {   /* a tested row: a load from the nearest row inside, then a select without a branch */
-        const int row = y < 0 ? 0 : (y >= p->in_h ? p->in_h - 1 : y);
-        const uint32_t v = te_load32(input + ((long)row * p->in_w + x) * p->in_c + c);
-        return y == row ? v : (uint8_t)-p->input_offset * 0x01010101u;
+    if (check) {
+        const int y = y0 + dy, x = x0 + dx;
+        const int row = (check & 1) ? (y < 0 ? 0 : (y >= p->in_h ? p->in_h - 1 : y)) : y;
+        const int col = (check & 2) ? (x < 0 ? 0 : (x >= p->in_w ? p->in_w - 1 : x)) : x;
+        const uint32_t v = te_load32(input + ((long)row * p->in_w + col) * p->in_c + c);
+        return row == y && col == x ? v : (uint8_t)-p->input_offset * 0x01010101u;
     }
     return te_dw_load(input + ((long)y0 * p->in_w + x0) * p->in_c + c, ((long)dy * p->in_w + dx) * p->in_c);
 }
@@ -111,6 +110,18 @@ TE_INLINE te_acc4 te_dw_mac4(te_acc4 acc, int16x2_t w02, int16x2_t w13, uint32_t
     return acc;
 }
 
+/* Tap (ky, kx) of channels c..c + 3 for output pixel (oy, ox) into a, and (oy, ox + 1) into b when two. */
+TE_INLINE void te_dw_tap4(const te_conv_params *p, const int8_t *input, int y0, int x0, int ky, int kx, int c,
+                          int two, int check, te_acc4 *a, te_acc4 *b) {
+    const int dy = ky * p->dil_h, dx = kx * p->dil_w;
+    const uint32_t w = te_dw_load(p->weights + c, (long)(ky * p->k_w + kx) * p->out_c);
+    const int16x2_t w02 = __sxtb16(w), w13 = te_sxtb16_hi(w);
+    *a = te_dw_mac4(*a, w02, w13, te_dw_word(p, input, y0, x0, dy, dx, c, check));
+    if (two) {
+        *b = te_dw_mac4(*b, w02, w13, te_dw_word(p, input, y0, x0, dy, dx + p->stride_w, c, check));
+    }
+}
+
 /* Channels c..c + 3 of output pixel (oy, ox), and (oy, ox + 1) when two (sharing the weight words). */
 TE_INLINE void te_dw_pixels4(const te_conv_params *p, const int8_t *input, int8_t *output, int oy, int ox,
                              int two, int check, int c) {
@@ -120,13 +131,7 @@ TE_INLINE void te_dw_pixels4(const te_conv_params *p, const int8_t *input, int8_
     for (int ky = 0; ky < p->k_h; ++ky) {
         TE_UNROLL
         for (int kx = 0; kx < p->k_w; ++kx) {
-            const int dy = ky * p->dil_h, dx = kx * p->dil_w;
-            const uint32_t w = te_dw_load(p->weights + c, (long)(ky * p->k_w + kx) * p->out_c);
-            const int16x2_t w02 = __sxtb16(w), w13 = te_sxtb16_hi(w);
-            a = te_dw_mac4(a, w02, w13, te_dw_word(p, input, y0, x0, dy, dx, c, check));
-            if (two) {
-                b = te_dw_mac4(b, w02, w13, te_dw_word(p, input, y0, x0, dy, dx + p->stride_w, c, check));
-            }
+            te_dw_tap4(p, input, y0, x0, ky, kx, c, two, check, &a, &b);
 #ifdef __GNUC__   /* at the border, the sums advance tap by tap: gcc would else finish one channel first, spilling */
             if (check) {
                 __asm__("" : "+r"(a.c0), "+r"(a.c1), "+r"(a.c2), "+r"(a.c3));
@@ -162,10 +167,17 @@ TE_INLINE void te_dw_all(const te_conv_params *p, const int8_t *input, int8_t *o
     te_dw_pixels(p, input, output, oy, ox, two, check, c);
 }
 
-/* Output row oy, its rows tested when check_y: two pixels per pass, the columns tested only in the passes at
-   either end, each at a constant ox (an unrolled loop: every column test is settled at compile time). */
+/* Output row oy, two pixels per pass. A row whose window leaves the image (check_y) tests rows and columns at
+   run time; in the others the passes at either end sit at constant columns (an unrolled loop: every column test is
+   settled at compile time) and those between run without a test. */
 TE_INLINE void te_dw_row(const te_conv_params *p, const int8_t *input, int8_t *output, int oy, int check_y) {
     const int span_w = (p->k_w - 1) * p->dil_w, out_w = p->out_w;
+    if (check_y) {
+        for (int ox = 0; ox < out_w; ox += 2) {
+            te_dw_all(p, input, output, oy, ox, ox + 1 < out_w, 3);
+        }
+        return;
+    }
     const int first = (p->pad_w + p->stride_w - 1) / p->stride_w;   /* first ox whose window starts inside */
     const int room = p->in_w - 1 - span_w + p->pad_w;
     const int end = room < 0 ? 0 : room / p->stride_w + 1;           /* first ox whose window leaves the image */
@@ -173,14 +185,14 @@ TE_INLINE void te_dw_row(const te_conv_params *p, const int8_t *input, int8_t *o
     const int right = end > left ? left + (((end < out_w ? end : out_w) - left) & ~1) : left;
     TE_UNROLL
     for (int ox = 0; ox < left; ox += 2) {
-        te_dw_all(p, input, output, oy, ox, ox + 1 < out_w, check_y | 2);
+        te_dw_all(p, input, output, oy, ox, ox + 1 < out_w, 2);
     }
     for (int ox = left; ox < right; ox += 2) {
-        te_dw_all(p, input, output, oy, ox, 1, check_y);
+        te_dw_all(p, input, output, oy, ox, 1, 0);
     }
     TE_UNROLL
     for (int ox = right; ox < out_w; ox += 2) {
-        te_dw_all(p, input, output, oy, ox, ox + 1 < out_w, check_y | 2);
+        te_dw_all(p, input, output, oy, ox, ox + 1 < out_w, 2);
     }
 }
 
