@@ -96,6 +96,21 @@ def test_c_matches_tflm_on_every_test_sample(name, tmp_path):
         assert abs(sum(result.layer_instructions) - result.instructions_per_inference) <= 40 * len(model.ops)
 
 
+def test_the_plan_puts_an_overlapping_output_at_its_distance():
+    """plan_memory with a delta: an output sharing its dying input's bytes starts exactly delta bytes from it,
+    and a scratch alive with both stays clear of the pair; without the overlap the three take their sum. The zoo
+    MobileNet's plan uses such overlaps (a depthwise output before its input) and stays overlap-free otherwise."""
+    from tinyedge_tasks.lowering.plan import plan_memory
+    sizes = {0: 100, 1: 100, 2: 40}
+    steps = [([0], [1, 2]), ([1], [])]   # step 0 reads tensor 0, writes 1 and its scratch 2
+    plan = plan_memory(sizes, steps, [0], [1], {1: 0}, {1: -40})
+    assert plan.offsets[1] == plan.offsets[0] - 40 and plan.deltas == {1: -40}
+    assert plan.offsets[2] >= plan.offsets[0] + 100 or plan.offsets[2] + 40 <= plan.offsets[1]
+    assert plan.arena_size == 180 and plan_memory(sizes, steps, [0], [1], {}).arena_size == 240
+    mobilenet = memory_plan(lower_model((FIXTURES / "mobilenet_int8_none.tflite").read_bytes()))
+    assert any(t["shares_from"] < 0 for t in mobilenet["tensors"]) and _no_overlap(mobilenet) > 0
+
+
 def test_the_same_code_on_the_cortex_m7_board(tmp_path):
     """boards/qemu-cortex-m7.yaml (mps2-an500): codegen accepts it, and the same generated C built for the
     Cortex-M7 (DSP kernels) gives TFLM's outputs there, with per-operator counts."""
