@@ -300,19 +300,22 @@ def _aliases(ops: list[LoweredOp], outputs: list[int]) -> tuple[dict[int, int], 
 def _plan(arena: dict[int, int], steps: list, graph: Graph, ops: list[LoweredOp], aliases: dict[int, int],
           dying: list[int], overlap: Callable[[LoweredOp], int | None] | None) -> Plan:
     """The memory plan, with each overlap the renderer allows (an output over its dying input, at a distance)
-    kept where the arena grows no larger (chained overlaps drift, so not every one pays; a peak held at several
-    steps falls only once each is taken)."""
+    kept where the arena grows no larger: chained overlaps drift, so not every one pays, and a peak held at
+    several steps falls only once each is taken, so the ones left are tried again until a round keeps none."""
     plan = plan_memory(arena, steps, graph.inputs, graph.outputs, aliases)
     deltas: dict[int, int] = {}
-    for step in dying:
-        op = ops[step]
-        delta = overlap(op) if overlap is not None and op.output not in aliases else None
-        if delta is None:
-            continue
-        trial = plan_memory(arena, steps, graph.inputs, graph.outputs, aliases | {op.output: op.inputs[0]},
-                            deltas | {op.output: delta})
-        if trial.arena_size <= plan.arena_size:
-            plan, aliases, deltas = trial, aliases | {op.output: op.inputs[0]}, deltas | {op.output: delta}
+    offered = {ops[step].output: (ops[step].inputs[0], overlap(ops[step])) for step in dying
+               if overlap is not None and ops[step].output not in aliases}
+    left = {output: found for output, found in offered.items() if found[1] is not None}
+    kept = True
+    while kept:
+        kept = False
+        for output, (source, delta) in list(left.items()):
+            trial = plan_memory(arena, steps, graph.inputs, graph.outputs, aliases | {output: source},
+                                deltas | {output: delta})
+            if trial.arena_size <= plan.arena_size:
+                plan, aliases, deltas, kept = trial, aliases | {output: source}, deltas | {output: delta}, True
+                del left[output]
     return plan
 
 

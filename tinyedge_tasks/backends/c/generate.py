@@ -77,33 +77,39 @@ def _direct(op: LoweredOp) -> bool:
         p["in_c"] == _depth(op)
 
 
-def _depthwise_distance(p: dict) -> int:
-    """Bytes a depthwise output must start before its input for te_depthwise_conv2d's order (rows in turn, two
-    pixels per pass from the left, all channels of a pass before the next) never to overwrite a byte that pass or
-    a later one still reads: the most a pass's last output byte runs past the first input byte of the passes from
-    it on, rounded up to the alignment."""
-    passes = []
-    for oy in range(p["out_h"]):
-        row = max(0, oy * p["stride_h"] - p["pad_h"])
-        for ox in range(0, p["out_w"], 2):
-            first_read = (row * p["in_w"] + max(0, ox * p["stride_w"] - p["pad_w"])) * p["in_c"]
-            passes.append((first_read, (oy * p["out_w"] + min(ox + 2, p["out_w"])) * p["out_c"]))
-    distance, first = 0, passes[-1][0]
-    for read, written in reversed(passes):
-        first = min(first, read)
-        distance = max(distance, written - first)
+def _window_start(p: dict, pixel: int) -> int:
+    """The first input byte output pixel `pixel` (row-major) reads: its window's top left corner inside the image."""
+    oy, ox = divmod(pixel, p["out_w"])
+    row, col = max(0, oy * p["stride_h"] - p["pad_h"]), max(0, ox * p["stride_w"] - p["pad_w"])
+    return (row * p["in_w"] + col) * p["in_c"]
+
+
+def _distance(p: dict, passes: list[list[int]]) -> int:
+    """Bytes an output must start before its input so that no pass (output pixels computed together, each pass
+    reading all it reads before writing) overwrites a byte it or a later pass still reads: the most a pass's last
+    output byte runs past the first input byte of the passes from it on, rounded up to the alignment."""
+    distance, first = 0, _window_start(p, passes[-1][0])
+    for pixels in reversed(passes):
+        first = min(first, *(_window_start(p, px) for px in pixels))
+        distance = max(distance, (pixels[-1] + 1) * p["out_c"] - first)
     return -(-distance // ALIGNMENT) * ALIGNMENT
 
 
 def overlap(op: LoweredOp) -> int | None:
     """Where this backend's kernel may write an op's output over its dying input: the output's offset minus the
     input's. A direct 1x1 convolution widens a pair of pixels into its scratch before writing their outputs, so
-    the same offset is safe (pixels first to last when the output is no wider, else last to first); a depthwise
-    output starts _depthwise_distance before its input."""
+    the same offset is safe (pixels first to last when the output is no wider, else last to first). Any other
+    convolution gathers its two pixels' windows first (pairs of the row-major pixels), a depthwise layer reads
+    all channels of a pass's two pixels of a row before the next pass: their outputs start _distance before."""
+    p = op.params
     if op.kernel == "conv2d" and _direct(op):
         return 0
+    pixels = p["out_h"] * p["out_w"] if op.kernel in ("conv2d", "depthwise_conv2d") else 0
+    if op.kernel == "conv2d":
+        return -_distance(p, [list(range(px, min(px + 2, pixels))) for px in range(0, pixels, 2)])
     if op.kernel == "depthwise_conv2d":
-        return -_depthwise_distance(op.params)
+        return -_distance(p, [[row + ox for ox in range(x, min(x + 2, p["out_w"]))]
+                              for row in range(0, pixels, p["out_w"]) for x in range(0, p["out_w"], 2)])
     return None
 
 
