@@ -301,7 +301,8 @@ def _plan(arena: dict[int, int], steps: list, graph: Graph, ops: list[LoweredOp]
           dying: list[int], overlap: Callable[[LoweredOp], int | None] | None) -> Plan:
     """The memory plan, with each overlap the renderer allows (an output over its dying input, at a distance)
     kept where the arena grows no larger: chained overlaps drift, so not every one pays, and a peak held at
-    several steps falls only once each is taken, so the ones left are tried again until a round keeps none."""
+    several steps falls only once each is taken, so the ones left are tried again until a round keeps none;
+    then each kept one is dropped again if the arena gets smaller without it."""
     plan = plan_memory(arena, steps, graph.inputs, graph.outputs, aliases)
     deltas: dict[int, int] = {}
     offered = {ops[step].output: (ops[step].inputs[0], overlap(ops[step])) for step in dying
@@ -316,6 +317,13 @@ def _plan(arena: dict[int, int], steps: list, graph: Graph, ops: list[LoweredOp]
             if trial.arena_size <= plan.arena_size:
                 plan, aliases, deltas, kept = trial, aliases | {output: source}, deltas | {output: delta}, True
                 del left[output]
+    for output in list(deltas):   # one kept early at an equal arena may cost bytes once the others are in
+        fewer = {t: d for t, d in deltas.items() if t != output}
+        trial = plan_memory(arena, steps, graph.inputs, graph.outputs,
+                            {t: into for t, into in aliases.items() if t != output}, fewer)
+        if trial.arena_size < plan.arena_size:
+            plan, deltas = trial, fewer
+            del aliases[output]
     return plan
 
 
