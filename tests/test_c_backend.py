@@ -100,7 +100,8 @@ def test_c_matches_tflm_on_every_test_sample(name, tmp_path):
 def test_the_plan_puts_an_overlapping_output_at_its_distance():
     """plan_memory with a delta: an output sharing its dying input's bytes starts exactly delta bytes from it,
     and a scratch alive with both stays clear of the pair; without the overlap the three take their sum. The zoo
-    MobileNet's plan uses such overlaps (a depthwise output before its input) and stays overlap-free otherwise."""
+    MobileNet's plan uses such overlaps (a depthwise output before its input) and stays overlap-free otherwise;
+    the report names the shared tensor and the distance."""
     from tinyedge_tasks.lowering.plan import plan_memory
     sizes = {0: 100, 1: 100, 2: 40}
     steps = [([0], [1, 2]), ([1], [])]   # step 0 reads tensor 0, writes 1 and its scratch 2
@@ -110,6 +111,8 @@ def test_the_plan_puts_an_overlapping_output_at_its_distance():
     assert plan.arena_size == 180 and plan_memory(sizes, steps, [0], [1], {}).arena_size == 240
     mobilenet = memory_plan(lower_model((FIXTURES / "mobilenet_int8_none.tflite").read_bytes()))
     assert any(t["shares_from"] < 0 for t in mobilenet["tensors"]) and _no_overlap(mobilenet) > 0
+    from tinyedge_tasks.stages.report import _shares   # the report's memory plan column, tensor 0 included
+    assert _shares({"shares": 0, "shares_from": -40}) == "0 (from -40 B)" and _shares({"shares": None}) == ""
 
 
 ODD_DEPTHWISE = """import sys
