@@ -181,8 +181,16 @@ def _firmware(page: Page, ctx) -> None:
         page.section("Memory plan (tensor arena)")
         page.text(f"{plan['arena_bytes']:,} B for {len(plan['tensors'])} buffers. {plan['method']}")
         page.table(["buffer", "bytes", "offset", "first op", "last op", "shares the bytes of", "holds"],
-                   [[t["tensor"], t["bytes"], t["offset"], t["first"], t["last"], t["shares"] or "",
-                     t.get("holds", "")] for t in plan["tensors"]])
+                   [[t["tensor"], t["bytes"], t["offset"], t["first"], t["last"], _shares(t), t.get("holds", "")]
+                    for t in plan["tensors"]])
+
+
+def _shares(tensor: dict) -> str:
+    """The tensor whose bytes a buffer shares (tensor 0 too), and where it starts from it when not at its offset."""
+    if tensor["shares"] is None:
+        return ""
+    distance = tensor.get("shares_from", 0)
+    return f"{tensor['shares']}" + (f" (from {distance:+d} B)" if distance else "")
 
 
 def _speed(page: Page, ctx, config: dict, calibration: dict, budget: dict | None, macs: int) -> None:

@@ -74,7 +74,8 @@ def _esp_idf_files(ctx, board, board_name: str, budget: Budget, model, model_fil
 def memory_plan(model) -> dict:
     """The arena plan as the report and the tests read it: every tensor's bytes, lifetime (operator steps, -1 the
     model input) and offset, the tensors sharing another's bytes, what each buffer holds (an activation, or a
-    convolution's scratch), and each operator's offsets."""
+    convolution's scratch), and each operator's offsets. shares_from: where a tensor sharing another's bytes starts
+    relative to it (a depthwise output a little before its input)."""
     plan = model.plan
 
     def holds(tensor: int) -> str:
@@ -86,6 +87,7 @@ def memory_plan(model) -> dict:
         "method": plan.method, "arena_bytes": plan.arena_size, "macs": model.macs,
         "tensors": [{"tensor": b.tensor, "bytes": b.size, "first": b.first, "last": b.last,
                      "offset": plan.offsets[b.tensor], "shares": plan.aliases.get(b.tensor),
+                     "shares_from": plan.deltas.get(b.tensor, 0),
                      "holds": holds(b.tensor)}
                     for b in sorted(plan.buffers, key=lambda b: (b.first, b.tensor))],
         "operators": [{"op": op.op, "layer": op.layer, "kernel": op.kernel, "inputs": op.inputs,
