@@ -47,6 +47,7 @@ def bench(name: str, images: np.ndarray) -> dict:
     quant, out = model_file.io_details(model_file.interpreter(model))
     _, height, width, channels = quant["shape"]
     files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant, UNIT)
+    files["te_info.py"] = generate.info_source({"model": name})
     reference = np.round(tflm.predict(model_file.interpreter(model), images, UNIT) / out["scale"] + out["zero_point"])
     row = {"model": name, "macs": lowered.macs, "arena_bytes": lowered.arena_size,
            "weight_bytes": generate.weight_bytes(lowered), "samples": len(images),

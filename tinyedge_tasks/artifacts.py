@@ -21,6 +21,8 @@ FLOAT_MODEL = "prune/model.h5"           # the pruned float model (train's when 
 INT8_TFLITE = "quantize/model.tflite"    # the calibrated full-integer flatbuffer (tflm, c, micropython)
 ESPDL_MODEL = "quantize/model.espdl"     # what an ESP-DL firmware loads
 ESPDL_NATIVE = "quantize/model.native"   # esp-ppq's quantized graph, for its simulator
+CALIBRATED_OUTPUTS = "calibrate/outputs.npy"   # int8 (test samples, output bytes): the raw outputs calibrate
+#                                                measured, in test split order; `doit validate` compares with them
 REPORT_PAGE = "report/report.html"
 
 
@@ -78,7 +80,7 @@ class DatasetSummary(Record):
     ARTIFACT: ClassVar[str] = "dataset/dataset.json"
     source: str
     classes: list[str]
-    input: dict            # {width, height, channels}
+    input: dict            # images: {width, height, channels}; float features: {shape, dtype}
     counts: dict           # split -> samples per class
     samples: int
     skipped: list[str]     # project-relative paths of unreadable images left out
@@ -93,9 +95,10 @@ class Metrics(Record):
     val_accuracy: float
     test_accuracy: float
     pretrained: str | None = _optional()     # train.pretrained, when the model has a backbone to load
-    gray_to_rgb: bool | None = _optional()   # the model repeats a grayscale input to an RGB backbone's 3 channels
+    gray_to_rgb: bool | None = _optional()   # gray data, RGB backbone: its first conv folded over RGB
     schedule: dict | None = _optional()      # phases (frozen, fine-tuned: epochs, trainable/frozen parameters),
     #                                          best_epoch and monitor when early stopping kept one
+    kept_as_loaded: bool | None = _optional()   # train.epochs: 0 (and no fine-tuning): the model as built or loaded
 
 
 @dataclass
@@ -112,11 +115,6 @@ class ModelSummary(Record):
 
 class TrainedSummary(ModelSummary):
     ARTIFACT: ClassVar[str] = "train/model_summary.json"
-
-
-
-
-
 
 
 @dataclass
@@ -162,8 +160,6 @@ class Calibration(Record):
                    confusion=confusion.tolist(), **values)
 
 
-
-
 @dataclass
 class Budget(Record):
     ARTIFACT: ClassVar[str] = "codegen/budget.json"
@@ -185,7 +181,10 @@ class ProjectIndex(Record):
     board: str
     serial_speed: int
     files: dict[str, str]  # relative path -> XXH3-128 digest
-
+    model_xxh3: str | None = _optional()   # XXH3-64 of the model file the firmware embeds (its INFO says the same):
+    #                                        `doit validate` refuses a board carrying another
+    input: dict | None = _optional()   # what the firmware is given and how it becomes the model's input tensor
+    #                                    (backends.input_record): image or float features, shape, quantization
 
 
 @dataclass
@@ -222,5 +221,7 @@ PpqErrors = document("PpqErrors", "quantize/errors.json")
 EspdlMemory = document("EspdlMemory", "calibrate/espdl.json")
 # The C backend's calibrate: MACs, instructions per MAC, arena against TFLM's, per-operator counts.
 CRuntime = document("CRuntime", "calibrate/c_runtime.json")
+# doit validate's run on the board: outputs against calibrate's, latency per inference and per layer, the link.
+Validation = document("Validation", "validate/validate.json")
 # The C backend's arena plan: method, arena_bytes, macs, tensors (bytes, lifetime, offset), operators.
 MemoryPlan = document("MemoryPlan", "codegen/memory_plan.json")

@@ -11,12 +11,14 @@ from dataclasses import replace
 
 from .artifacts import (AUGMENTED, DATA, FLOAT_MODEL, TRAINED_MODEL, Budget, BuildInfo, Calibration,
                         CRuntime, DatasetSummary, History, LayerError, MemoryPlan, Metrics, ModelSummary, PpqErrors,
-                        ProjectIndex, PruneResult, TrainedSummary)
+                        ProjectIndex, PruneResult, TrainedSummary, Validation)
 from .rows import Stage
 
 TF = ("tensorflow", "tf-keras", "numpy")
 TFLITE = TF + ("tensorflow-model-optimization", "tflite-micro")
 BOARD_FILE = "tinyedge_tasks.config.boards:sources"  # a stage reading the board file: editing it reruns the stage
+# The ESP-IDF shell's files, read by every codegen that writes an ESP-IDF project: editing them reruns it.
+ESP_IDF_SHELL = ("toolchains/esp_idf_templates", "toolchains/esp_idf_shell", "firmware")
 
 DATASET = Stage(
     "dataset", "Read the data set, resize it to the model input, split train/val/test by sample hash.",
@@ -49,7 +51,8 @@ REPORT = Stage(
     needs=(DatasetSummary.ARTIFACT, DATA, History.ARTIFACT, Metrics.ARTIFACT,
            TrainedSummary.ARTIFACT, AUGMENTED, ModelSummary.ARTIFACT, Calibration.ARTIFACT),
     optional=(PruneResult.ARTIFACT, LayerError.ARTIFACT, PpqErrors.ARTIFACT, Budget.ARTIFACT,
-              ProjectIndex.ARTIFACT, MemoryPlan.ARTIFACT, BuildInfo.ARTIFACT, CRuntime.ARTIFACT),
+              ProjectIndex.ARTIFACT, MemoryPlan.ARTIFACT, BuildInfo.ARTIFACT, CRuntime.ARTIFACT,
+              Validation.ARTIFACT),
     makes=("report.html", "report.md"), tools=("numpy", "matplotlib", "pyyaml"))
 
 # Rows shared by the backends that run a TFLite flatbuffer (TFLM, and the code generators that start from it).

@@ -31,14 +31,19 @@ class Backend:
 BUDGET_KEYS = ("train.model", "train.width_multiplier", "dataset.input", "compression.quantize.scheme")
 
 
-def budget_knobs(config) -> dict:
+def budget_knobs(config, x_train=None) -> dict:
     """The manifest values a budget's advice names (boards.budget `knobs`), for the preflight and codegen alike:
-    the width multiplier only for a zoo model (a loaded file or a user function has no such knob). A stage that
-    calls it reads BUDGET_KEYS."""
+    the width multiplier only for a zoo model (a loaded file or a user function has no such knob); the input size,
+    or for float features (`x_train` not uint8) their shape. A stage that calls it reads BUDGET_KEYS."""
     from ..ml.model_spec import is_zoo
-    shape = config["dataset.input"]
-    return {"width_multiplier": config["train.width_multiplier"] if is_zoo(config["train.model"]) else None,
-            "input": (shape["width"], shape["height"]), "scheme": config["compression.quantize.scheme"]}
+    knobs = {"width_multiplier": config["train.width_multiplier"] if is_zoo(config["train.model"]) else None,
+             "scheme": config["compression.quantize.scheme"]}
+    if x_train is not None and x_train.dtype != "uint8":
+        knobs["features"] = list(x_train.shape[1:])
+    else:
+        shape = config["dataset.input"]
+        knobs["input"] = (shape["width"], shape["height"])
+    return knobs
 
 
 def in_folder(package: str, board_sections: tuple[str, ...], doc: str, stages: tuple) -> Backend:
@@ -107,3 +112,16 @@ def status_led(config, board, labels: list[str]) -> dict:
                             "leds.status {pin, active_low} or remove firmware.led_class")
     return {"led": led, "led_class": led_class, "led_index": labels.index(led_class)}
 
+
+
+def input_record(quant: dict, dataset_input: dict, transform: tuple[float, float]) -> dict:
+    """codegen/project.json's `input`: what the firmware is given and how it becomes the input tensor. Images come
+    from the camera as uint8 pixels through the preprocessing; float features (an .npz data set) come as float32
+    values of their own shape (a serial frame or a buffer), both as value / divisor + offset quantized with the
+    model's input scale and zero point (preprocess.quantize)."""
+    features = "shape" in dataset_input
+    shape = (dataset_input["shape"] if features
+             else [dataset_input["height"], dataset_input["width"], dataset_input["channels"]])
+    return {"kind": "features" if features else "image", "shape": list(shape),
+            "given": "float32" if features else "uint8", "transform": {"divisor": transform[0], "offset": transform[1]},
+            "dtype": quant["dtype"], "scale": quant["scale"], "zero_point": quant["zero_point"]}

@@ -7,7 +7,7 @@ Importing this package defines rows only: `doit list` imports no command module.
 """
 from __future__ import annotations
 
-from ..artifacts import REPORT_PAGE, Calibration, ProjectIndex
+from ..artifacts import DATA, REPORT_PAGE, Calibration, ProjectIndex
 from ..rows import Command
 
 PORT_PARAM = {"name": "port", "long": "port", "type": str, "default": "",
@@ -47,4 +47,23 @@ COMMANDS: tuple[Command, ...] = (
             needs=(ProjectIndex.ARTIFACT,), params=(PORT_PARAM,)),
     Command("monitor", "Show the board's serial output (top classes, inference time) at its serial speed.",
             needs=(ProjectIndex.ARTIFACT,), params=(PORT_PARAM,)),
+    Command("validate", "Run the test split on the board (or the emulated one) over the serial protocol: outputs "
+            "compared with calibrate's byte for byte, cycles per inference and per layer -> validate/validate.json.",
+            needs=(ProjectIndex.ARTIFACT, Calibration.ARTIFACT, DATA),
+            params=(PORT_PARAM,
+                    {"name": "samples", "long": "samples", "type": int, "default": 0,
+                     "help": "validate the first N test samples (default: all)"},
+                    {"name": "timeout", "long": "timeout", "type": float, "default": 10.0,
+                     "help": "seconds to wait for the board's INFO, and for each RESULT"},
+                    {"name": "verbose", "long": "verbose", "type": bool, "default": False,
+                     "help": "show the firmware's console text"})),
+    Command("capture", "Save the board's camera frames (as its firmware sees them) as PNG into the data set "
+            "folder's class sub-folder; never overwrites, Ctrl-C keeps the frames so far.",
+            params=(PORT_PARAM,
+                    {"name": "label", "long": "label", "type": str, "default": "",
+                     "help": "the class: the data set folder's sub-folder to save into"},
+                    {"name": "count", "short": "n", "long": "count", "type": int, "default": 1,
+                     "help": "frames to capture"},
+                    {"name": "timeout", "long": "timeout", "type": float, "default": 10.0,
+                     "help": "seconds to wait for the board's INFO, and for each FRAME"})),
 )

@@ -1,7 +1,8 @@
 """doit flash: build the generated firmware and upload it to the board, through the toolchain codegen named.
 
 The port comes from `doit flash --port`, else $TINYEDGE_PORT, else firmware.port in tinyedge.yaml, else the
-one serial port found; a missing device stops before PlatformIO runs, with what to do.
+one serial port found; a missing device stops before PlatformIO runs, with what to do. A pyserial URL
+(socket://127.0.0.1:PORT, rfc2217://host:port) is taken as it is: `doit validate` shares this resolution.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ def _detected() -> list[str]:
 
 
 def serial_port(project, options: dict) -> str:
-    """The board's serial port, checked to exist."""
+    """The board's serial port, checked to exist (a URL is checked by opening it)."""
     port = options.get("port") or os.environ.get("TINYEDGE_PORT") or project.manifest.get("firmware.port")
     detected = _detected()
     listing = ", ".join(detected) if detected else "none"
@@ -28,6 +29,8 @@ def serial_port(project, options: dict) -> str:
         raise TinyedgeError(
             f"which serial port? found: {listing}; plug in the board (USB-serial adapter for the ESP32-CAM) and "
             "pass --port, set $TINYEDGE_PORT, or set firmware.port in tinyedge.yaml")
+    if "://" in port:
+        return port
     if not os.path.exists(port) and port not in detected:
         raise TinyedgeError(
             f"no board on serial port {port}: the device does not exist (serial ports found: {listing}); "

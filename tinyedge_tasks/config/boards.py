@@ -80,7 +80,8 @@ def budget(board: "Board", backend: str, model_bytes: int, arena_min: int, margi
     frames, in PSRAM when the board has some, else in internal RAM.
     Raises with needed vs available numbers and the knobs that would make it fit, computed from the miss.
     `knobs` (optional) holds the manifest's current values: width_multiplier (only for a zoo model: a loaded file
-    or a user function has no such knob), input (width, height), scheme.
+    or a user function has no such knob), input (width, height) or features (the shape of an .npz of features),
+    scheme.
     `on_table` (optional) gets the rows (memory, needed B, available B or None, verdict) before the verdict, fit
     or not."""
     knobs = knobs or {}
@@ -174,10 +175,14 @@ def _arena_advice(arena_min: int, arena: int, margin: float, largest: int, has_p
     """Activations scale with the input area and linearly with the width multiplier; int16x8 doubles them."""
     factor = largest / arena
     tips = []
-    size = knobs.get("input")
-    side = (f"dataset.input {int(size[0] * math.sqrt(factor))}x{int(size[1] * math.sqrt(factor))} or smaller "
-            f"(now {size[0]}x{size[1]})" if size else f"dataset.input {math.sqrt(factor):.2f} times as wide and high")
-    tips.append(side)
+    size, features = knobs.get("input"), knobs.get("features")
+    if features:   # an .npz of float features: their shape is the data set's own, not dataset.input
+        tips.append(f"smaller samples in the data set's x (now {tuple(features)}: {factor:.2f} times the values "
+                    "or fewer)")
+    else:
+        tips.append(f"dataset.input {int(size[0] * math.sqrt(factor))}x{int(size[1] * math.sqrt(factor))} or "
+                    f"smaller (now {size[0]}x{size[1]})" if size
+                    else f"dataset.input {math.sqrt(factor):.2f} times as wide and high")
     width = knobs.get("width_multiplier")
     if "width_multiplier" in knobs and width is None:  # a model file or function: no width knob to turn
         tips.append(f"structured pruning (compression.prune.kind: structured) with sparsity {1 - factor:.2f} or "

@@ -77,7 +77,9 @@ class Dataset(_Section):
     source: str = Field(
         "sklearn:digits",
         description="`sklearn:digits`, an image folder (one sub-folder per class, jpg/png) or an `.npz` "
-                    "with `x` (N,H,W[,C] uint8) and `y` (N,) arrays; paths are relative to the manifest.")
+                    "with `x` (uint8 images N,H,W[,C], or float features of any shape N,...) and `y` (N,) "
+                    "arrays; paths are relative to the manifest. Features keep their own shape (dataset.input's "
+                    "width, height and channels apply to images) and need transform: raw or scale/offset.")
     input: InputShape = InputShape()
     split: Split = Split()
     skip_corrupt: bool = Field(False, description="Skip unreadable images (listed) instead of stopping.")

@@ -125,21 +125,26 @@ class Project:
         return stage.enabled_by is None or self.manifest.get(stage.enabled_by) is not None
 
     def artifact(self, name: str) -> Path:
-        """Path of an artifact 'stage/file', following the passthrough of a stage that is off."""
+        """Path of an artifact 'stage/file' (or 'command/file'), following the passthrough of a stage that is off."""
         stage_name, file_name = name.split("/", 1)
-        stage = self.stage_by_name[stage_name]
-        if not self.enabled(stage) and file_name in stage.passthrough:
+        stage = self.stage_by_name.get(stage_name)
+        if stage is not None and not self.enabled(stage) and file_name in stage.passthrough:
             return self.artifact(stage.passthrough[file_name])
         return self.build / stage_name / file_name
 
     def optional_inputs(self, stage: Stage) -> tuple[list[str], list[str]]:
         """(file_deps, present): optional artifacts a default stage makes in this run are file_deps; those of a
         stage outside the default run (a build that needs the network) count only when they exist, so
-        reading them never forces that stage to run. Artifacts of a stage that is off or absent are left out."""
+        reading them never forces that stage to run; so do a command's (validate/validate.json). Artifacts of a
+        stage that is off or absent are left out."""
         made, present = [], []
+        commands = {command.name for command in self.commands}
         for name in stage.optional:
             owner_name, file_name = name.split("/", 1)
             owner = self.stage_by_name.get(owner_name)
+            if owner is None and owner_name in commands and self.artifact(name).is_file():
+                present.append(name)
+                continue
             if owner is None or not self.enabled(owner):
                 continue
             if owner.default and file_name in owner.makes:

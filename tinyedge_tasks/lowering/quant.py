@@ -3,7 +3,7 @@
 Scales are float32 in the flatbuffer; TFLM widens them to double at the same places as here, and the one place
 it multiplies two float32 first (per-tensor FULLY_CONNECTED, GetQuantizedConvolutionMultipler) is kept.
 The PyPI tflite-micro build uses the double-rounding MultiplyByQuantizedMultiplier (TFLITE_SINGLE_ROUNDING
-unset); tests/test_quant.py checks that against the runtime through whole models.
+unset); tests/backends/c/test_c_backend.py checks that against the runtime through whole models.
 """
 from __future__ import annotations
 

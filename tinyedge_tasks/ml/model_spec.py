@@ -29,6 +29,11 @@ def is_zoo(spec: str) -> bool:
     return spec in ZOO
 
 
+def is_file(spec: str, root: Path) -> bool:
+    """A pre-trained model file: its weights were learnt on some input range, which the data set may not give."""
+    return _model_kind(spec, root) == "file"
+
+
 def _function_file(spec: str, root: Path) -> Path | None:
     module_name = spec.split(":", 1)[0]
     sys.path.insert(0, str(root))
@@ -117,6 +122,10 @@ def build(config, root: Path, keras, input_shape, num_classes: int, pretrained: 
     train.pretrained (the preflight builds without weights: they change neither bytes nor arena)."""
     spec = config["train.model"]
     kind = _model_kind(spec, root)
+    if kind == "zoo" and len(input_shape) != 3:
+        raise TinyedgeError(f"train.model: {spec} is a convolutional network for (height, width, channels) inputs, "
+                            f"but the data set's samples are {tuple(input_shape)}; save x as (N, height, width, "
+                            "channels) (e.g. x[..., None] for a spectrogram), or give a model function or file")
     if kind == "zoo" and spec in PRETRAINED_ALPHAS:
         return _backbone(keras, spec, root, pretrained, input_shape, num_classes, config["train.width_multiplier"])
     if kind == "zoo":
@@ -134,9 +143,34 @@ def build(config, root: Path, keras, input_shape, num_classes: int, pretrained: 
         finally:
             sys.path.remove(str(root))
         model = function(input_shape, num_classes)
+    _check_classifier(model, spec, num_classes)
     found_in, found_out = tuple(model.input_shape[1:]), model.output_shape[-1]
     if found_in != tuple(input_shape) or found_out != num_classes:
         raise TinyedgeError(
             f"train.model: {spec} takes input {found_in} and gives {found_out} classes, but the data set "
             f"has input {tuple(input_shape)} (dataset.input) and {num_classes} classes; make them agree")
     return model
+
+
+def _last_activation(model) -> str | None:
+    """The activation the model ends with (softmax, linear, sigmoid, ...); None when the last layer does not say."""
+    last = model.layers[-1] if model.layers else None
+    if type(last).__name__ == "Softmax":
+        return "softmax"
+    activation = last.get_config().get("activation") if last is not None else None
+    return activation if isinstance(activation, str) else None
+
+
+def _check_classifier(model, spec: str, num_classes: int) -> None:
+    """tinyedge makes classifiers: one output (batch, classes). A model whose output could only be resized by
+    retraining elsewhere (several outputs, a map, a vector without softmax of another length) is said so in one
+    line, not met with "make them agree"."""
+    shapes = model.output_shape if isinstance(model.output_shape, list) else [model.output_shape]
+    activation = _last_activation(model)
+    if len(shapes) == 1 and len(shapes[0]) == 2 and (shapes[0][-1] == num_classes or activation in ("softmax", None)):
+        return
+    found = (f"{len(shapes)} outputs {', '.join(str(tuple(s[1:])) for s in shapes)}" if len(shapes) > 1
+             else f"output {tuple(shapes[0][1:])}" + (f" with a {activation} last layer" if activation else ""))
+    raise TinyedgeError(f"train.model: {spec} gives {found}: not a classifier; tinyedge supports classifiers only "
+                        f"(one output (batch, classes) with a softmax, here over the data set's {num_classes} "
+                        "classes), not regression, detection or autoencoder models")

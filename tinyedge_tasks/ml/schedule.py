@@ -115,7 +115,8 @@ class BestEpoch(keras.callbacks.Callback):
 
 
 def fit(model, data: dict, config, transform, augment, log) -> tuple[dict, dict]:
-    """Train as the manifest says: (history over every epoch, what the metrics record of the schedule)."""
+    """Train as the manifest says: (history over every epoch, what the metrics record of the schedule); `log`
+    None says nothing (a model kept as loaded has no phases to tell)."""
     seed, train = config["project.seed"], config["train"]
     pretrained = train["pretrained"] != "none"
     if train["fine_tune"] and not pretrained:
@@ -136,7 +137,8 @@ def fit(model, data: dict, config, transform, augment, log) -> tuple[dict, dict]
         done = len(history.get("loss", []))
         compile_model(model, learning_rate)
         counts = parameter_counts(model)
-        log(f"{name}: {epochs} epochs, {counts['trainable']} trainable and {counts['frozen']} frozen parameters")
+        if log:
+            log(f"{name}: {epochs} epochs, {counts['trainable']} trainable and {counts['frozen']} frozen parameters")
         if epochs:
             result = model.fit(initial_epoch=done, epochs=done + epochs, **common).history
             for key, values in result.items():

@@ -45,14 +45,40 @@ def mobilenet(keras, input_shape, num_classes, width_multiplier=0.5):
 
 def _application(keras, application, name, input_shape, num_classes, alpha, weights):
     """A keras.applications backbone (no top) with a new head for the data set's classes. Flat, not nested: the
-    backbone's layers are the model's own, so tfmot can prune and quantize them. A grayscale input is repeated
-    to the three channels the backbone was trained on, inside the model (the firmware feeds one channel)."""
-    inputs = keras.layers.Input(shape=input_shape)
-    rgb = inputs if input_shape[-1] == 3 else keras.layers.Concatenate(name=GRAY_TO_RGB)([inputs] * 3)
-    backbone = application(input_tensor=rgb, alpha=alpha, include_top=False, weights=weights)
+    backbone's layers are the model's own, so tfmot can prune and quantize them. A grayscale input into a
+    pre-trained RGB backbone: see fold_gray."""
+    backbone = application(input_shape=input_shape, alpha=alpha, include_top=False,
+                           weights=None if input_shape[-1] == 1 and weights else weights)
+    if input_shape[-1] == 1 and weights:
+        rgb = application(input_shape=(*input_shape[:2], 3), alpha=alpha, include_top=False, weights=weights)
+        fold_gray(rgb, backbone)
     pooled = keras.layers.GlobalAveragePooling2D(name="pool")(backbone.output)
     outputs = keras.layers.Dense(num_classes, activation="softmax", name="logits")(pooled)
-    return keras.Model(inputs, outputs, name=f"{name}_{alpha:g}")
+    return keras.Model(backbone.input, outputs, name=f"{name}_{alpha:g}")
+
+
+def fold_gray(rgb, gray) -> None:
+    """The RGB backbone's weights into the same backbone with a one-channel input, the first convolution's kernel
+    summed over its three input channels: on a gray image repeated to RGB that computes exactly what the RGB
+    kernel does (zero padding included), and the model has no channel-repeating operator that a firmware backend
+    would have to run."""
+    first = first_conv(rgb)
+    for layer in rgb.layers:
+        weights = layer.get_weights()
+        if layer.name == first.name:
+            weights = [folded_kernel(weights[0]), *weights[1:]]
+        if weights:
+            gray.get_layer(layer.name).set_weights(weights)
+
+
+def folded_kernel(kernel):
+    """A (kh, kw, 3, filters) kernel summed over its input channels, kept 4-D (kh, kw, 1, filters)."""
+    return kernel.sum(axis=2, keepdims=True)
+
+
+def first_conv(model):
+    """The backbone's stem convolution, the only layer that sees the input's channels."""
+    return next(layer for layer in model.layers if type(layer).__name__ == "Conv2D")
 
 
 def mobilenet_v1(keras, input_shape, num_classes, width_multiplier=1.0, weights=None):
@@ -67,7 +93,6 @@ def mobilenet_v2(keras, input_shape, num_classes, width_multiplier=1.0, weights=
                         width_multiplier, weights)
 
 
-GRAY_TO_RGB = "gray_to_rgb"
 HEAD = ("pool", "logits")   # the layers an application model adds to its backbone
 ZOO = {"tiny_cnn": tiny_cnn, "mobilenet": mobilenet, "mobilenet_v1": mobilenet_v1, "mobilenet_v2": mobilenet_v2}
 # the alphas keras.applications has ImageNet weights for: other widths would have no weights to load
@@ -77,4 +102,4 @@ PRETRAINED_ALPHAS = {"mobilenet_v1": (0.25, 0.5, 0.75, 1.0), "mobilenet_v2": (0.
 def backbone_layers(model) -> list:
     """The layers of an application model that came from its backbone (what is frozen, then fine-tuned)."""
     return [layer for layer in model.layers
-            if layer.name not in HEAD and layer.name != GRAY_TO_RGB and type(layer).__name__ != "InputLayer"]
+            if layer.name not in HEAD and type(layer).__name__ != "InputLayer"]

@@ -6,7 +6,9 @@ point, as Pillow does. Input quantization is a 256-entry table computed here and
 
 The declared input transform (`dataset.input.transform`, or `scale`/`offset`) says what float a pixel becomes:
 pixel / divisor + offset. Training, the representative data, every runtime's input and every firmware's table
-read it from here, so a model trained on [-1, 1] pixels gets [-1, 1] pixels on the board too.
+read it from here, so a model trained on [-1, 1] pixels gets [-1, 1] pixels on the board too. A data set of float
+features (an .npz of spectrograms, sensor windows) has no pixels: its values go to the model as they are (`raw`,
+or scale/offset), quantized with the model's input scale.
 """
 from __future__ import annotations
 
@@ -34,7 +36,7 @@ def formula(transform: tuple[float, float]) -> str:
 
 
 def to_float(pixels: np.ndarray, transform: tuple[float, float]) -> np.ndarray:
-    """uint8 pixels -> the float32 model input."""
+    """uint8 pixels (or float features) -> the float32 model input."""
     divisor, offset = transform
     return pixels.astype(np.float32) / divisor + np.float32(offset)
 
@@ -87,7 +89,19 @@ def resize(image: np.ndarray, width: int, height: int, channels: int) -> np.ndar
 
 def input_table(scale: float, zero_point: int, dtype: str, transform: tuple[float, float]) -> np.ndarray:
     """pixel (0..255) -> quantized model input, for a model trained on pixel / divisor + offset."""
-    divisor, offset = transform
+    return _quantized(np.arange(256) / transform[0] + transform[1], scale, zero_point, dtype)
+
+
+def _quantized(values: np.ndarray, scale: float, zero_point: int, dtype: str) -> np.ndarray:
     info = np.iinfo(dtype)
-    values = np.round((np.arange(256) / divisor + offset) / scale) + zero_point
-    return np.clip(values, info.min, info.max).astype(dtype)
+    return np.clip(np.round(values / scale) + zero_point, info.min, info.max).astype(dtype)
+
+
+def quantize(x: np.ndarray, quant: dict, transform: tuple[float, float]) -> np.ndarray:
+    """Model inputs -> the quantized input tensor {scale, zero_point, dtype (int8 if absent)}: what calibrate
+    measures, `doit flash` runs on the emulated board and `doit validate` sends. uint8 pixels through the table the
+    firmware embeds; float features (any shape) by the same arithmetic, value by value, in float64 as the table."""
+    dtype = quant.get("dtype", "int8")
+    if x.dtype == np.uint8:
+        return input_table(quant["scale"], quant["zero_point"], dtype, transform)[x]
+    return _quantized(x.astype(np.float64) / transform[0] + transform[1], quant["scale"], quant["zero_point"], dtype)

@@ -52,9 +52,19 @@ def dataset_chart(classes: list[str], split_counts: dict, x: np.ndarray, y: np.n
     counts.set_xticks(range(len(classes)), classes)
     counts.set_title("samples per class")
     counts.legend(ncol=3, loc="lower center")
-    _tiles(grid, np.stack([x[np.flatnonzero(y == c)[0]] for c in range(len(classes)) if np.any(y == c)]), 5)
-    grid.set_title("one training sample per class")
+    samples = [x[np.flatnonzero(y == c)[0]] for c in range(len(classes)) if np.any(y == c)]
+    images = x.dtype == np.uint8
+    _tiles(grid, np.stack(samples if images else [_as_gray(sample) for sample in samples]), 5)
+    grid.set_title("one training sample per class" + ("" if images else " (features, each min to max in gray)"))
     return charts.png(fig)
+
+
+def _as_gray(features: np.ndarray) -> np.ndarray:
+    """Float features of any shape as a uint8 (rows, columns, 1) picture: the first axis down, the rest across."""
+    table = features.reshape(1, -1) if features.ndim == 1 else features.reshape(features.shape[0], -1)
+    low, high = float(table.min()), float(table.max())
+    scaled = (table - low) / (high - low) * 255 if high > low else np.zeros_like(table)
+    return np.round(scaled).astype(np.uint8)[:, :, None]
 
 
 def _tiles(axis, images: np.ndarray, columns: int) -> None:

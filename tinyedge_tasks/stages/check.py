@@ -48,8 +48,8 @@ def run(ctx) -> None:
     charged, arena = preflight.measure(ctx, model, tflite, data, where)
     board = boards.load(ctx.root / boards.BOARDS_DIR / f"{ctx.config['board']}.yaml")
     ctx.log(f"budget on {board.id} ({board.chip}), measured arena {arena} B:")
-    budget = preflight.budget(board, charged, arena, ctx.config["firmware.arena_margin"], budget_knobs(ctx.config),
-                              on_table=lambda rows: _table(ctx, rows))
+    budget = preflight.budget(board, charged, arena, ctx.config["firmware.arena_margin"],
+                              budget_knobs(ctx.config, data["x_train"]), on_table=lambda rows: _table(ctx, rows))
     ctx.write(PreflightVerdict({"backend": backend_name, "scheme": scheme, **budget}))
     ctx.log(f"fits {board.id}: arena in {boards.PLACES[budget['arena']['placement']]} "
             f"({time.perf_counter() - started:.1f} s)")

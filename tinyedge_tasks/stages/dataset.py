@@ -1,4 +1,5 @@
-"""dataset: images (folder, .npz or sklearn's digits) -> model-sized uint8 arrays split train/val/test.
+"""dataset: images (folder, .npz or sklearn's digits) -> model-sized uint8 arrays split train/val/test; or float
+features of any shape (an .npz) kept as they are, as float32.
 
 Each sample goes to a split by a hash of its identity (its path, or its bytes), so adding one image never
 moves the others between splits. Output bytes are deterministic (fixed zip timestamps), so a rerun gives
@@ -79,7 +80,10 @@ def _digits():
 
 
 def _npz(path: Path):
+    """uint8 images (N,H,W[,C]), resized later like any image, or float features of any shape (N, ...): spectrograms,
+    sensor windows, embeddings, which go to the model as they are."""
     import numpy as np
+    expected = "x as uint8 images (N,H,W[,C]) or float features (N, ...), and y (N,) labels"
     if not zipfile.is_zipfile(path):
         raise TinyedgeError(f"{path}: not an .npz file (numpy.savez writes a zip archive; this is not one); "
                             "save it with numpy.savez(path, x=..., y=...)")
@@ -87,16 +91,39 @@ def _npz(path: Path):
         with np.load(path, allow_pickle=False) as data:
             x, y = data["x"], data["y"]
     except KeyError as exc:
-        raise TinyedgeError(f"{path}: expected arrays 'x' (N,H,W[,C] uint8) and 'y' (N,) but {exc} is missing")
+        raise TinyedgeError(f"{path}: expected arrays {expected}, but {exc} is missing")
     except (ValueError, OSError, zipfile.BadZipFile) as exc:
         raise TinyedgeError(f"{path}: not a readable .npz ({exc}); save it with numpy.savez(path, x=..., y=...)")
-    if x.dtype != np.uint8 or x.ndim not in (3, 4) or len(x) != len(y):
-        raise TinyedgeError(f"{path}: expected x as uint8 (N,H,W[,C]) and y (N,), found x {x.dtype} {x.shape}, "
-                            f"y {y.shape}")
+    y = y.reshape(-1) if y.ndim == 2 and y.shape[1] == 1 else y   # (N, 1) labels, as Keras examples keep them
+    features = np.issubdtype(x.dtype, np.floating) and x.ndim >= 2
+    if not (features or (x.dtype == np.uint8 and x.ndim in (3, 4))) or y.ndim != 1 or len(x) != len(y):
+        raise TinyedgeError(f"{path}: expected {expected}; found x {x.dtype} {x.shape}, y {y.dtype} {y.shape}")
+    if features and not np.isfinite(x).all():
+        bad = np.flatnonzero(~np.isfinite(x.reshape(len(x), -1)).all(axis=1))
+        raise TinyedgeError(f"{path}: {len(bad)} sample(s) of x hold NaN or infinity (the first: index {bad[0]}); "
+                            "fix or drop them")
+    if not (np.issubdtype(y.dtype, np.integer) or (np.issubdtype(y.dtype, np.floating) and np.all(y == np.round(y)))):
+        raise TinyedgeError(f"{path}: y holds {y.dtype} values that are not class labels (e.g. "
+                            f"{y[0].item()!r}); tinyedge trains classifiers only: y must give each sample's class "
+                            "as an integer")
+    x = x.astype(np.float32) if features else x
     labels = sorted({int(v) for v in y})
     names = [str(v) for v in labels]
     index = {v: i for i, v in enumerate(labels)}
-    return [(image.tobytes(), image, index[int(t)]) for image, t in zip(x, y)], names, []
+    return [(sample.tobytes(), sample, index[int(t)]) for sample, t in zip(x, y)], names, []
+
+
+def features_input(input_config: dict, augment: dict | None) -> None:
+    """Float features are not pixels: the pixel presets unit and symmetric (/255, /127.5 - 1) would silently
+    rescale them, so a data set of features takes raw (the values as they are) or an explicit scale/offset; and
+    image augmentation (flips, rotations, brightness) has no meaning for them."""
+    if augment:
+        raise TinyedgeError("dataset.augment: flips, rotations, zoom and brightness change images, but the data set "
+                            "holds float features; remove dataset.augment")
+    if input_config.get("scale") is None and input_config.get("transform") != "raw":
+        raise TinyedgeError(f"dataset.input.transform: {input_config.get('transform')} divides pixels (0..255), but "
+                            "the data set holds float features; set dataset.input.transform: raw to give them to "
+                            "the model as they are, or dataset.input.scale (and offset) to rescale them")
 
 
 def _folder(ctx):
@@ -132,6 +159,23 @@ def _split_of(identity: bytes, seed: int, val: float, test: float) -> str:
     return "test" if u < test else "val" if u < test + val else "train"
 
 
+def missing_classes(counts: dict[str, list[int]], classes: list[str]) -> list[str]:
+    """A warning per split that holds no sample of some class: the hash split does not stratify, so a small class
+    can miss a split; nothing fails, but the model never learns it (train) or its accuracy says nothing of it."""
+    sizes = ", ".join(f"{name} {sum(counts[name])}" for name in SPLITS)
+    lines = []
+    for name in SPLITS:
+        absent = [classes[c] for c, count in enumerate(counts[name]) if not count]
+        if absent:
+            effect = ("the model never sees it" if name == "train"
+                      else f"the {name} accuracy says nothing of it")
+            advice = ("add samples of it" if name == "train"
+                      else f"add samples of it or raise dataset.split.{name}")
+            lines.append(f"warning: the {name} split has no sample of class {', '.join(absent)} (split sizes: "
+                         f"{sizes}): {effect}; {advice}")
+    return lines
+
+
 def save_npz(path: Path, arrays: dict) -> None:
     """np.savez with fixed zip timestamps: same arrays -> same bytes."""
     import numpy as np
@@ -158,10 +202,13 @@ def run(ctx) -> None:
     else:
         samples, classes, skipped = _folder(ctx)
     seed, split = ctx.config["project.seed"], ctx.config["dataset.split"]
+    features = bool(samples) and samples[0][1].dtype != np.uint8
+    if features:
+        features_input(shape, ctx.config["dataset.augment"])
     parts = {name: ([], []) for name in SPLITS}
     for identity, pixels, label in samples:
         xs, ys = parts[_split_of(identity, seed, split["val"], split["test"])]
-        xs.append(resize(pixels, width, height, channels))
+        xs.append(pixels if features else resize(pixels, width, height, channels))
         ys.append(label)
     if len(classes) < 2:
         raise TinyedgeError(f"dataset {source}: {len(classes)} class ({', '.join(map(str, classes)) or 'none'}); "
@@ -178,7 +225,10 @@ def run(ctx) -> None:
         arrays[f"y_{name}"] = np.array(ys, dtype=np.int32)
     save_npz(ctx.out / "data.npz", arrays)
     counts = {name: np.bincount(arrays[f"y_{name}"], minlength=len(classes)).tolist() for name in SPLITS}
-    size = {key: shape[key] for key in ("width", "height", "channels")}   # the transform is not the data set's
+    for line in missing_classes(counts, classes):
+        ctx.log(line)
+    size = ({"shape": list(arrays["x_train"].shape[1:]), "dtype": "float32"} if features   # the features' own
+            else {key: shape[key] for key in ("width", "height", "channels")})  # the transform is not the data set's
     summary = {"source": source, "classes": classes, "input": size, "counts": counts,
                "samples": len(samples), "skipped": skipped}
     ctx.write(DatasetSummary(**summary))

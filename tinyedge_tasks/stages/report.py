@@ -11,7 +11,7 @@ import yaml
 
 from ..artifacts import (AUGMENTED, DATA, Budget, BuildInfo, Calibration, CRuntime, DatasetSummary, History,
                          LayerError, MemoryPlan, Metrics, ModelSummary, PpqErrors, ProjectIndex, PruneResult,
-                         TrainedSummary)
+                         TrainedSummary, Validation)
 from ..report.page import (Page, augment_chart, budget_chart, budget_rows, compression_chart, confusion_chart,
                            dataset_chart, layer_chart, layer_errors, layer_rows, scalars, training_chart)
 
@@ -79,11 +79,17 @@ def _data_set(page: Page, ctx) -> DatasetSummary:
 def _training(page: Page, ctx) -> Metrics:
     metrics = ctx.read(Metrics)
     page.section("Training")
+    kept = metrics.kept_as_loaded
     page.table(["model", "parameters", "epochs", "val accuracy", "test accuracy"],
-               [[metrics.model, metrics.parameters, metrics.epochs, metrics.val_accuracy, metrics.test_accuracy]])
+               [[metrics.model, metrics.parameters, "0: kept as loaded" if kept else metrics.epochs,
+                 metrics.val_accuracy, metrics.test_accuracy]])
     schedule = metrics.schedule
     _schedule(page, metrics, schedule)
-    page.chart(training_chart(ctx.read(History).data, schedule), "training curves")
+    if kept:
+        page.text("The model was kept as loaded (train.epochs: 0): not trained, so there are no training curves; "
+                  "its accuracies are those of the weights it came with.", absent=True)
+    else:
+        page.chart(training_chart(ctx.read(History).data, schedule), "training curves")
     with np.load(ctx.inputs[AUGMENTED]) as arrays:
         augmented = arrays["x"]
     if len(augmented):
@@ -94,7 +100,7 @@ def _training(page: Page, ctx) -> Metrics:
 
 
 def _schedule(page: Page, metrics: Metrics, schedule: dict | None) -> None:
-    """What transfer learning did: the phases, the epoch kept, the backbone's weights, a repeated gray channel."""
+    """What transfer learning did: the phases, the epoch kept, the backbone's weights, a gray input folded in."""
     if schedule:
         page.table(["phase", "epochs run", "trainable parameters", "frozen parameters"],
                    [[p["name"], p["epochs"], p["trainable"], p["frozen"]] for p in schedule["phases"]])
@@ -104,8 +110,8 @@ def _schedule(page: Page, metrics: Metrics, schedule: dict | None) -> None:
     if metrics.pretrained:
         page.text(f"Backbone weights: {metrics.pretrained}.")
     if metrics.gray_to_rgb:
-        page.text("The data set is grayscale and the backbone RGB: the model repeats the one channel three times "
-                  "(layer gray_to_rgb); the firmware feeds one channel.")
+        page.text("The data set is grayscale and the backbone RGB: its first convolution's weights are summed over "
+                  "the three channels (exact for a gray image repeated to RGB); the firmware feeds one channel.")
 
 
 def _compression(page: Page, ctx, config: dict, calibration: Calibration, metrics: Metrics,
@@ -177,8 +183,16 @@ def _firmware(page: Page, ctx) -> None:
         page.section("Memory plan (tensor arena)")
         page.text(f"{plan['arena_bytes']:,} B for {len(plan['tensors'])} buffers. {plan['method']}")
         page.table(["buffer", "bytes", "offset", "first op", "last op", "shares the bytes of", "holds"],
-                   [[t["tensor"], t["bytes"], t["offset"], t["first"], t["last"], t["shares"] or "",
-                     t.get("holds", "")] for t in plan["tensors"]])
+                   [[t["tensor"], t["bytes"], t["offset"], t["first"], t["last"], _shares(t), t.get("holds", "")]
+                    for t in plan["tensors"]])
+
+
+def _shares(tensor: dict) -> str:
+    """The tensor whose bytes a buffer shares (tensor 0 too), and where it starts from it when not at its offset."""
+    if tensor["shares"] is None:
+        return ""
+    distance = tensor.get("shares_from", 0)
+    return f"{tensor['shares']}" + (f" (from {distance:+d} B)" if distance else "")
 
 
 def _speed(page: Page, ctx, config: dict, calibration: Calibration, budget: Budget | None, macs: int) -> None:
@@ -198,10 +212,48 @@ def _speed(page: Page, ctx, config: dict, calibration: Calibration, budget: Budg
                        [[r["op"], r["layer"], r["kernel"], r["macs"], r["instructions"],
                          r["instructions_per_mac"] if r["instructions_per_mac"] is not None else ""]
                         for r in operators])
+    measured = _validation(ctx)
+    if measured is not None:
+        _measured(page, ctx, measured, macs)
+        return
     page.section("Latency (estimate)")
     clock_mhz, clock_from = ((budget.cpu_mhz, f"cpu_mhz of boards/{budget.board}.yaml") if budget
                              else (DEFAULT_CLOCK_MHZ, f"no codegen; {DEFAULT_CLOCK_MHZ} MHz assumed for an ESP32"))
     estimate_ms = macs / (clock_mhz * 1e6 * MACS_PER_CYCLE) * 1e3
     page.text(f"Estimate, not a measurement: {macs:,} MACs / ({clock_mhz:g} MHz × {MACS_PER_CYCLE} MAC per "
               f"cycle) ≈ {estimate_ms:.1f} ms per inference on {config['board']} (clock: {clock_from}). "
-              "Optimised kernels (ESP-NN) can be several times faster; preprocessing and camera time excluded.")
+              "Optimised kernels (ESP-NN) can be several times faster; preprocessing and camera time excluded. "
+              "`doit validate` measures it on the board.")
+
+
+def _validation(ctx) -> dict | None:
+    """validate/validate.json when it is of the firmware codegen made now (the same model digest) and was measured
+    on the project's board (not in the MicroPython unix port on this machine, whose INFO names another board)."""
+    measured, index = ctx.read(Validation, optional=True), ctx.read(ProjectIndex, optional=True)
+    if measured is None or index is None or measured.data["firmware"]["model_xxh3"] != index.model_xxh3:
+        return None
+    if measured.data["firmware"]["board"] != index.board:
+        return None
+    return measured.data
+
+
+def _measured(page: Page, ctx, measured: dict, macs: int) -> None:
+    """`doit validate`'s figures in place of the estimate: latency on the board, and cycles per operator."""
+    firmware, latency = measured["firmware"], measured["latency"]
+    page.section("Latency (measured on the board)")
+    page.text(f"Measured by `doit validate` on {measured['board']} ({firmware['board']}, {firmware['backend']} "
+              f"firmware, model_xxh3 {firmware['model_xxh3']}) on {measured['date']}: {measured['samples']} test "
+              f"samples, {measured['identical_outputs']} outputs identical to calibrate's, accuracy on the board "
+              f"{measured['accuracy']:.4f}. Cycles from {firmware['cycle_counter']}, "
+              f"{firmware['cycles_per_second']:,} per second; {macs:,} MACs.")
+    page.table(["", "min", "median", "p95", "max"],
+               [[unit] + [latency[unit][k] for k in ("min", "median", "p95", "max")] for unit in ("cycles", "ms")])
+    plan = ctx.read(MemoryPlan, optional=True)
+    operators = (plan.data if plan else {}).get("operators") or []
+    rows = measured["layers"]
+    if rows:
+        same = len(operators) == len(rows)
+        page.table(["operator", "layer", "MACs", "cycles (median)", "cycles per MAC"],
+                   [[r["op"], operators[i]["layer"] if same else "", operators[i]["macs"] if same else "",
+                     r["cycles"], round(r["cycles"] / operators[i]["macs"], 3) if same and operators[i]["macs"]
+                     else ""] for i, r in enumerate(rows)])

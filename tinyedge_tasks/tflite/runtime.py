@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..preprocess import UNIT, input_table
+from ..preprocess import UNIT, quantize
 from . import worker
 from .model_file import Engine, interpreter, io_details
 
 
 def quantize_images(engine: Engine, images: np.ndarray, transform: tuple[float, float]) -> np.ndarray:
-    """uint8 pixels -> the model's quantized input, through the table the firmware embeds."""
-    details, _ = io_details(engine)
-    return input_table(details["scale"], details["zero_point"], details["dtype"], transform)[images]
+    """uint8 pixels (through the table the firmware embeds) or float features -> the model's quantized input."""
+    return quantize(images, io_details(engine)[0], transform)
 
 
 def model_input(model_bytes: bytes, images: np.ndarray) -> np.ndarray:

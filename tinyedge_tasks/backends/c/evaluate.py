@@ -1,6 +1,7 @@
 """calibrate: the compiled C model on the whole test split, against the real TFLM runtime: the host gcc build always,
 and on an emulated board the QEMU Cortex-M4 or M7 build (the qemu toolchain's own build of the same folder):
-accuracy and confusion of what runs, samples whose output differs from TFLM's (must be 0), instructions per
+accuracy and confusion of what runs, samples whose output differs from TFLM's (must be 0; outputs.npy keeps the
+raw int8 outputs of what runs, which `doit validate` compares the board's with), instructions per
 inference counted under QEMU -icount (in all and per operator); TFLM's smallest arena measured next to the planned
 one. On an ESP32 board the chip's build needs PlatformIO: the host build (the same C, the same integer arithmetic)
 is what is measured, and said so."""
@@ -13,11 +14,14 @@ import numpy as np
 
 from ...artifacts import DATA, INT8_TFLITE, Calibration, CRuntime, MemoryPlan, Metrics, ProjectIndex
 from ...errors import TinyedgeError
-from ...preprocess import input_table, transform_of
+from ...preprocess import quantize, transform_of
 from ...tflite import model_file
 from ...tflite import runtime as tflm
 from ...tflite import worker
-from ...toolchains import host, qemu
+from ...toolchains import esp_idf, host, qemu
+from .codegen import ADAPTER
+
+APPLICATION = esp_idf.SHELL_SOURCES + (ADAPTER,)   # an ESP32 project's app around the model: not for the host
 
 
 def _scores(raw: np.ndarray, output: dict) -> np.ndarray:
@@ -46,6 +50,22 @@ def _figures(plan: dict, emulated, tflm_arena: int, host_seconds: float, host_di
             if emulated else []}
 
 
+def _builds(ctx, src: Path, on_qemu: bool, inputs: np.ndarray):
+    """(host build's int8 outputs, its seconds per inference, the QEMU run or None) of the project's C in src."""
+    with tempfile.TemporaryDirectory(prefix="tinyedge-calibrate-") as folder:
+        work = Path(folder)
+        host_raw, host_seconds = host.run_host(host.compile_host(src, work / "host", skip=APPLICATION), inputs)
+        ctx.log(f"host build: {len(inputs)} samples, {host_seconds * 1e6:.0f} us per inference")
+        if not on_qemu:
+            return host_raw, host_seconds, None
+        elf = work / "firmware.elf"
+        qemu.build(src.parent, work, elf)
+        machine, cpu = qemu.target(src.parent)
+        emulated = qemu.run(elf, inputs, machine=machine, cpu=cpu)
+        ctx.log(f"QEMU build: {emulated.instructions_per_inference:.0f} instructions per inference")
+        return host_raw, host_seconds, emulated
+
+
 def run(ctx) -> None:
     with np.load(ctx.inputs[DATA]) as data:
         x_test, y_test = data["x_test"], data["y_test"]
@@ -57,23 +77,14 @@ def run(ctx) -> None:
     engine = model_file.interpreter(model_bytes)
     input_details, output_details = model_file.io_details(engine)
     transform = transform_of(ctx.config["dataset.input"])
-    inputs = input_table(input_details["scale"], input_details["zero_point"], "int8", transform)[x_test]
+    inputs = quantize(x_test, {**input_details, "dtype": "int8"}, transform)
 
     what = f"calibrate: build/{INT8_TFLITE}"
     reference = tflm.predict(engine, x_test, transform, progress=ctx.log,
                              what=f"{what} (TFLM reference on the test split)")
-    with tempfile.TemporaryDirectory(prefix="tinyedge-calibrate-") as folder:
-        work = Path(folder)
-        exe = host.compile_host(src, work / "host")
-        host_raw, host_seconds = host.run_host(exe, inputs)
-        ctx.log(f"host build: {len(inputs)} samples, {host_seconds * 1e6:.0f} us per inference")
-        emulated = None
-        if index.toolchain == "qemu":
-            elf = work / "firmware.elf"
-            qemu.build(src.parent, work, elf)
-            machine, cpu = qemu.target(src.parent)
-            emulated = qemu.run(elf, inputs, machine=machine, cpu=cpu)
-            ctx.log(f"QEMU build: {emulated.instructions_per_inference:.0f} instructions per inference")
+    host_raw, host_seconds, emulated = _builds(ctx, src, index.toolchain == "qemu", inputs)
+    machine, cpu = qemu.target(src.parent)
+    np.save(ctx.out / "outputs.npy", emulated.outputs if emulated else host_raw)   # what `doit validate` expects
     host_scores = _scores(host_raw, output_details)
     scores = _scores(emulated.outputs, output_details) if emulated else host_scores
     host_differing = _differing(host_scores, reference)

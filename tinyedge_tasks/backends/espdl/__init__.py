@@ -5,7 +5,7 @@ Needs the `espdl` install extra (PyTorch, esp-ppq, the ONNX tools); esp-ppq runs
 from ...artifacts import (DATA, ESPDL_MODEL, ESPDL_NATIVE, FLOAT_MODEL, Calibration, DatasetSummary, Metrics, PpqErrors,
                          PpqRecord)
 from ...rows import Stage
-from ...table import BOARD_FILE, TF, build_row
+from ...table import BOARD_FILE, ESP_IDF_SHELL, TF, build_row
 from .. import BUDGET_KEYS, in_folder
 
 ESPPPQ = TF + ("torch", "esp-ppq", "tf2onnx", "onnx", "onnxruntime", "onnxsim")
@@ -35,8 +35,9 @@ BACKEND = in_folder(__name__, ("esp_idf",), DOC, (
                  DATA, Metrics.ARTIFACT),
           makes=("calibration.json", "espdl.json"), tools=ESPPPQ),
     Stage("codegen", "Check the memory budget on the board; write the ESP-IDF project (firmware/).",
-          module=f"{__name__}.codegen", templates=("backends/espdl/templates", "preprocess/templates"),
-          reads=("project.name", "board", "firmware.arena_margin", *BUDGET_KEYS),
+          module=f"{__name__}.codegen",
+          templates=("backends/espdl/templates", *ESP_IDF_SHELL, "preprocess/templates"),
+          reads=("project.name", "board", "firmware.arena_margin", "firmware.led_class", *BUDGET_KEYS),
           needs=(ESPDL_MODEL, PpqRecord.ARTIFACT, Calibration.ARTIFACT,
                  DatasetSummary.ARTIFACT),
           makes=("budget.json", "project.json"), tools=("jinja2",), sources=BOARD_FILE),

@@ -95,7 +95,8 @@ def quantize(job: dict) -> None:
     with np.load(job["data"]) as data:
         images = data["x_train"][job["indices"]]
     x = torch.from_numpy(to_float(images, tuple(job["transform"])))
-    batches = [x[i:i + CALIB_BATCH] for i in range(0, len(x), CALIB_BATCH)]
+    size = CALIB_BATCH if len(x) > CALIB_BATCH else max(1, (len(x) + 1) // 2)   # esp-ppq asserts >= 2 steps
+    batches = [x[i:i + size] for i in range(0, len(x), size)]
     torch.manual_seed(0)
     with contextlib.redirect_stdout(io.StringIO()):   # esp-ppq prints a banner, progress bars and tables
         from esp_ppq.api import espdl_quantize_onnx

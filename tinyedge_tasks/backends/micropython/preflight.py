@@ -9,9 +9,10 @@ from ...errors import TinyedgeError
 from ...lowering.preflight import measure  # noqa: F401  the preflight protocol's first step, shared with C
 from .. import board_section
 from . import BACKEND
-from .generate import BOARD, KERNEL_FILES, weight_bytes
+from .generate import BOARD, BOARD_FILES, weight_bytes
 
-CODE_SOURCE = "source bytes of the kernel modules (their .mpy is smaller; `doit build` records the .mpy bytes)"
+CODE_SOURCE = ("source bytes of the kernel and protocol modules (their .mpy is smaller; `doit build` records the .mpy "
+               "bytes)")
 
 
 def budget(board, lowered, arena: int, margin: float, knobs: dict | None = None, on_table=None) -> dict:
@@ -20,7 +21,7 @@ def budget(board, lowered, arena: int, margin: float, knobs: dict | None = None,
     board_section(BACKEND, board)
     section = board.micropython
     weights = weight_bytes(lowered)
-    code = sum((BOARD / name).stat().st_size for name in KERNEL_FILES)
+    code = sum((BOARD / name).stat().st_size for name in BOARD_FILES)
     files, ram = weights + code, lowered.arena_size + weights
     if on_table:
         on_table([("flash: model (weights)", weights, None, ""),

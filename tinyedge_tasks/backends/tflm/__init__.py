@@ -3,7 +3,7 @@ project (Espressif's esp-tflite-micro with ESP-NN, pinned) with the model as a C
 of exactly its operators; built through PlatformIO (framework = espidf) or idf.py."""
 from ...artifacts import DATA, INT8_TFLITE, Calibration, DatasetSummary, Metrics
 from ...rows import Stage
-from ...table import BOARD_FILE, QUANTIZE_TFLITE, build_row
+from ...table import BOARD_FILE, ESP_IDF_SHELL, QUANTIZE_TFLITE, build_row
 from .. import BUDGET_KEYS, in_folder
 
 DOC = "TensorFlow Lite Micro with ESP-NN on the ESP32 (ESP-IDF through PlatformIO)"
@@ -16,7 +16,7 @@ BACKEND = in_folder(__name__, ("esp_idf",), DOC, (
           makes=("calibration.json",), tools=("tflite-micro", "numpy")),
     Stage("codegen", "Check the memory budget on the board; write the ESP-IDF project (firmware/).",
           module=f"{__name__}.codegen",
-          templates=("backends/tflm/templates", "toolchains/esp_idf_templates", "preprocess/templates"),
+          templates=("backends/tflm/templates", *ESP_IDF_SHELL, "preprocess/templates"),
           reads=("project.name", "board", "firmware.backend", "firmware.arena_margin", "firmware.led_class",
                  *BUDGET_KEYS),
           needs=(INT8_TFLITE, Calibration.ARTIFACT, DatasetSummary.ARTIFACT),

@@ -12,13 +12,21 @@ and heap come on top), available = the linker script's regions (CODE and RAM, 4 
 
 Instruction counts: QEMU emulates no DWT cycle counter, but its SysTick runs on the 25 MHz core clock, and with
 `-icount shift=0` the virtual clock advances exactly 1 ns per executed instruction: one tick is 40
-instructions, deterministic from run to run (tests/test_c_backend.py checks both)."""
+instructions, deterministic from run to run (tests/backends/c/test_c_backend.py checks both).
+
+Serial shell: a project with src/model_info.h (the INFO JSON codegen writes) is built with serve.c and the shared
+protocol code (tinyedge_tasks/firmware/te_protocol.c); started without semihosting arguments, the firmware speaks
+the validation protocol on UART0, which emulate() puts on a loopback TCP socket for `doit validate`."""
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
+import socket
+import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +38,8 @@ if TYPE_CHECKING:   # NumPy is imported where it is used: a no-op `doit` imports
     import numpy as np
 
 HERE = Path(__file__).parent
+PROTOCOL = HERE.parent.parent / "firmware"   # te_protocol.c/.h, shared with the ESP-IDF shell
+INFO_HEADER = "model_info.h"               # #define TINYEDGE_INFO "<the INFO JSON>", written by codegen
 MACHINE, CPU = "mps2-an386", "cortex-m4"   # the default target
 # machine -> cpu: what startup.c, harness.c and mps2-an386.ld run on (code RAM at 0x0, data RAM at 0x20000000)
 TARGETS = {"mps2-an386": "cortex-m4", "mps2-an500": "cortex-m7"}
@@ -41,8 +51,8 @@ def _cflags(cpu: str) -> list[str]:
             "--specs=rdimon.specs", "-ffunction-sections", "-fdata-sections", "-Wl,--gc-sections"]
 
 
-def _qemu(machine: str, cpu: str) -> list[str]:
-    return ["qemu-system-arm", "-M", machine, "-cpu", cpu, "-nodefaults", "-display", "none", "-icount", "shift=0"]
+def _qemu(machine: str, cpu: str, icount: str = "shift=0") -> list[str]:
+    return ["qemu-system-arm", "-M", machine, "-cpu", cpu, "-nodefaults", "-display", "none", "-icount", icount]
 
 
 def target(folder: Path) -> tuple[str, str]:
@@ -57,6 +67,7 @@ def target(folder: Path) -> tuple[str, str]:
 INSTRUCTIONS_PER_TICK = 40   # 1 ns per instruction (icount shift=0) at a 25 MHz SysTick clock
 REGION_BYTES = 4 * 1024 * 1024             # CODE and RAM lengths in mps2-an386.ld
 NEEDS_PORT = False                         # `doit flash` and `monitor` ask for no serial port
+EMULATOR = "the emulated board {board} (qemu-system-arm, UART on a loopback socket)"   # what emulate() starts
 SAMPLES, LABELS = "samples.bin", "samples.txt"   # what upload runs: int8 inputs and one label per line
 
 
@@ -112,8 +123,12 @@ def compile_firmware(src_dir: Path, out_dir: Path, cpu: str = CPU, timeout: floa
     elf = out_dir / "model.elf"
     sources = sorted(str(p) for p in src_dir.glob("*.c"))
     hook = ["-DTINYEDGE_LAYER_HOOK"] if "TINYEDGE_LAYERS" in (src_dir / "model.h").read_text() else []
-    run_tool(["arm-none-eabi-gcc", *_cflags(cpu), "-DTE_SYSTICK", *hook, "-T", str(HERE / "mps2-an386.ld"), "-I", str(src_dir),
-              *sources, str(HERE / "harness.c"), str(HERE / "startup.c"), "-o", str(elf)],
+    serial = [] if not (src_dir / INFO_HEADER).is_file() else [
+        "-DTE_SERIAL", f"-DTE_CYCLES_PER_TICK={INSTRUCTIONS_PER_TICK}", "-I", str(PROTOCOL),
+        str(HERE / "serve.c"), str(PROTOCOL / "te_protocol.c")]
+    run_tool(["arm-none-eabi-gcc", *_cflags(cpu), "-DTE_SYSTICK", *hook, "-T", str(HERE / "mps2-an386.ld"),
+              "-I", str(src_dir), "-I", str(HERE), *sources, str(HERE / "harness.c"), str(HERE / "startup.c"),
+              *serial, "-o", str(elf)],
              f"compiling {src_dir} for the {cpu}", timeout)
     return elf
 
@@ -135,6 +150,51 @@ def run(elf: Path, inputs: np.ndarray, timeout: float = 300, machine: str = MACH
     layers = [int(ticks) * INSTRUCTIONS_PER_TICK / len(inputs)
               for ticks in re.findall(r"layer \d+, (\d+) systick ticks", line)]
     return QemuRun(outputs, int(found.group(2)) * INSTRUCTIONS_PER_TICK / len(inputs), layers)
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _listening(port: int, qemu: subprocess.Popen, timeout: float) -> None:
+    """Wait until QEMU accepts on `port`; its own error when it ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if qemu.poll() is not None:
+            raise TinyedgeError(f"qemu-system-arm ended before its UART socket opened: "
+                                f"{qemu.stderr.read().decode(errors='replace').strip()[-300:]}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.05)
+    raise TinyedgeError(f"qemu-system-arm did not open its UART socket 127.0.0.1:{port} in {timeout:g} s")
+
+
+@contextlib.contextmanager
+def emulate(folder: Path, state: Path, timeout: float = 30):
+    """The project's firmware built with its serial shell and running in QEMU, UART0 on a loopback socket:
+    yields the pyserial URL (socket://127.0.0.1:PORT); QEMU is ended on leaving (Ctrl-C included)."""
+    require("qemu-system-arm")
+    folder = Path(folder)
+    if not (folder / "src" / INFO_HEADER).is_file():
+        raise TinyedgeError(f"{folder / 'src' / INFO_HEADER} is missing: the project was generated before the "
+                            "serial shell existed; run `doit codegen` again")
+    machine, cpu = target(folder)
+    elf = compile_firmware(folder / "src", Path(state) / "qemu" / "serve", cpu)
+    port = _free_port()
+    chardev = f"socket,id=uart0,host=127.0.0.1,port={port},server=on,wait=off"
+    # sleep=off: while the core waits for a byte (WFI), virtual time jumps instead of following the wall clock
+    command = [*_qemu(machine, cpu, "shift=0,sleep=off"), "-kernel", str(elf.resolve()),
+               "-semihosting-config", "enable=on,target=native", "-chardev", chardev, "-serial", "chardev:uart0"]
+    qemu = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        _listening(port, qemu, timeout)
+        yield f"socket://127.0.0.1:{port}"
+    finally:
+        qemu.kill()
+        qemu.wait()
+        qemu.stderr.close()
 
 
 def object_sizes(src_dir: Path, out_dir: Path, timeout: float = 180, cpu: str = CPU) -> dict[str, dict[str, int]]:

@@ -3,12 +3,14 @@
    With TE_SYSTICK (Cortex-M), the SysTick counter (core clock) times each inference; under QEMU's
    -icount shift=0 that clock advances exactly with executed instructions; with TINYEDGE_LAYER_HOOK too, each
    operator's ticks are summed (the model calls tinyedge_layer_done after each one) and printed, one line each.
-   Prints one summary line. */
+   Prints one summary line.
+   With TE_SERIAL (the qemu toolchain's build of a project that has model_info.h) and no arguments, the firmware
+   serves tinyedge's validation protocol on UART0 instead (serve.c): the same invoke, the same timing. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
-#include "model.h"
+#include "harness.h"
 
 #ifdef TE_SYSTICK
 #define SYST_CSR (*(volatile unsigned long *)0xE000E010ul)
@@ -22,7 +24,7 @@ static unsigned long now(void) {
 
 #ifdef TINYEDGE_LAYER_HOOK
 static unsigned long layer_start;
-static unsigned long long layer_ticks[TINYEDGE_LAYERS];
+static unsigned long long *layer_ticks;
 
 void tinyedge_layer_done(int layer) {
     const unsigned long t = now();
@@ -30,12 +32,35 @@ void tinyedge_layer_done(int layer) {
     layer_start = t;
 }
 #endif
+
+void te_systick_start(void) {
+    SYST_RVR = SYST_MASK;
+    SYST_CVR = 0;
+    SYST_CSR = 5;   /* enable, core clock, no interrupt */
+}
+
+unsigned long long te_timed_invoke(const int8_t *in, int8_t *out, unsigned long long *layers) {
+    const unsigned long start = now();
+#ifdef TINYEDGE_LAYER_HOOK
+    layer_ticks = layers;
+    layer_start = start;
+#else
+    (void)layers;
+#endif
+    tinyedge_invoke(in, out);
+    return (start - now()) & SYST_MASK;
+}
 #endif
 
 static int8_t input[TINYEDGE_INPUT_SIZE];
 static int8_t output[TINYEDGE_OUTPUT_SIZE];
 
 int main(int argc, char **argv) {
+#ifdef TE_SERIAL
+    if (argc <= 1) {
+        return te_serve();
+    }
+#endif
     if (argc != 4) {
         fprintf(stderr, "usage: harness INPUT OUTPUT COUNT (got %d arguments)\n", argc - 1);
         return 2;
@@ -48,10 +73,13 @@ int main(int argc, char **argv) {
         return 1;
     }
 #ifdef TE_SYSTICK
-    SYST_RVR = SYST_MASK;
-    SYST_CVR = 0;
-    SYST_CSR = 5;   /* enable, core clock, no interrupt */
+    te_systick_start();
     unsigned long long ticks = 0;
+#ifdef TINYEDGE_LAYER_HOOK
+    static unsigned long long layer_total[TINYEDGE_LAYERS];
+#else
+    unsigned long long *layer_total = NULL;
+#endif
 #else
     clock_t spent = 0;
 #endif
@@ -61,12 +89,7 @@ int main(int argc, char **argv) {
             return 1;
         }
 #ifdef TE_SYSTICK
-        const unsigned long start = now();
-#ifdef TINYEDGE_LAYER_HOOK
-        layer_start = start;
-#endif
-        tinyedge_invoke(input, output);
-        ticks += (start - now()) & SYST_MASK;
+        ticks += te_timed_invoke(input, output, layer_total);
 #else
         const clock_t start = clock();
         tinyedge_invoke(input, output);
@@ -85,7 +108,7 @@ int main(int argc, char **argv) {
 #ifdef TE_SYSTICK
 #ifdef TINYEDGE_LAYER_HOOK
     for (int layer = 0; layer < TINYEDGE_LAYERS; ++layer) {
-        printf("tinyedge: layer %d, %lu systick ticks\n", layer, (unsigned long)layer_ticks[layer]);
+        printf("tinyedge: layer %d, %lu systick ticks\n", layer, (unsigned long)layer_total[layer]);
     }
 #endif
     printf("tinyedge: %ld samples, %lu systick ticks\n", count, (unsigned long)ticks);
