@@ -44,11 +44,12 @@ def tflm_seconds(model: bytes, inputs: np.ndarray) -> float:
 def bench(name: str, images: np.ndarray) -> dict:
     model = (ZOO / f"{name}_int8_none.tflite").read_bytes()
     files, lowered = generate.model_files(model)
-    quant, out = model_file.io_details(model_file.interpreter(model))
+    engine = model_file.interpreter(model)
+    quant, out = model_file.io_details(engine)
     _, height, width, channels = quant["shape"]
     files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant, UNIT)
     files["te_info.py"] = generate.info_source({"model": name})
-    reference = np.round(tflm.predict(model_file.interpreter(model), images, UNIT) / out["scale"] + out["zero_point"])
+    reference = np.round(tflm.predict(engine, images, UNIT) / out["scale"] + out["zero_point"])
     row = {"model": name, "macs": lowered.macs, "arena_bytes": lowered.arena_size,
            "weight_bytes": generate.weight_bytes(lowered), "samples": len(images),
            "tflm_ms": 1000 * tflm_seconds(model, tflm.model_input(model, images))}

@@ -7,6 +7,7 @@ from __future__ import annotations
 import struct
 
 import numpy as np
+import serial  # noqa: F401  pyserial's Timeout keeps the time.monotonic of its import: import it before a test's clock
 
 from tinyedge_tasks.commands import capture
 from tinyedge_tasks.device import frames, link

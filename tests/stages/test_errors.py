@@ -218,7 +218,7 @@ def test_24_arena_advice_for_features_names_the_samples_not_dataset_input(projec
     """An .npz of float features has no dataset.input size to turn: the advice names the samples' own shape."""
     board = boards.load(project_copy / "boards" / "esp32cam.yaml")
     with pytest.raises(TinyedgeError) as caught:
-        boards.budget(board, "esp32cam", "tflm", 20000, 4_000_000, 0.25,
+        boards.budget(board, "tflm", 20000, 4_000_000, 0.25,
                       {"width_multiplier": None, "features": [49, 10, 1], "scheme": "int8"})
     message = str(caught.value)
     assert "smaller samples in the data set's x (now (49, 10, 1): 0.72 times the values or fewer)" in message
@@ -274,7 +274,7 @@ def test_check_preflight_refuses_a_model_too_large_for_the_board(project_copy):
 
 
 # issue 24: budgets per backend, tables that say what is charged and where the arena went
-def _rows(board, name, backend, model_bytes, arena, margin=0.25):
+def _rows(board, backend, model_bytes, arena, margin=0.25):
     rows = []
     boards.budget(board, backend, model_bytes, arena, margin, on_table=rows.extend)
     return {row[0].split(" (")[0]: row for row in rows}, rows
@@ -305,14 +305,14 @@ def test_24_old_runtime_bytes_key_names_its_replacement(project_copy):
 
 def test_24_budget_table_rows_say_no_psram_and_moved_to_psram(project_copy):
     esp32cam = boards.load(project_copy / "boards/esp32cam.yaml")
-    rows, ordered = _rows(esp32cam, "esp32cam", "tflm", 20000, 200_000)   # over 96 KB internal, fits PSRAM
+    rows, ordered = _rows(esp32cam, "tflm", 20000, 200_000)   # over 96 KB internal, fits PSRAM
     assert rows["arena"][3] == "→ PSRAM" and rows["arena, PSRAM"][3] == "fits"
     assert [r[1] for r in ordered[:3]] == [20000, esp32cam.flash.runtime["tflm"].bytes,
                                            20000 + esp32cam.flash.runtime["tflm"].bytes]
-    rows, _ = _rows(esp32cam, "esp32cam", "tflm", 20000, 10_000)
+    rows, _ = _rows(esp32cam, "tflm", 20000, 10_000)
     assert rows["arena"][3] == "fits"
     qemu = boards.load(project_copy / "boards/qemu-cortex-m4.yaml")
-    rows, _ = _rows(qemu, "qemu-cortex-m4", "c", 20000, 10_000, 0.0)
+    rows, _ = _rows(qemu, "c", 20000, 10_000, 0.0)
     assert rows["arena, PSRAM"][2:] == (None, "no PSRAM") and rows["arena"][3] == "fits"
 
 

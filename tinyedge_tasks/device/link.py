@@ -65,9 +65,10 @@ class Link:
             raise LinkDropped(f"the link to {self.port} dropped: {exc}") from None
 
     def receive(self, seconds: float) -> frames.Frame | None:
-        """The next frame, or None when the line stays silent for `seconds`; console text is collected meanwhile.
-        The wait restarts with every byte, so a frame that takes longer than `seconds` to arrive at a slow speed
-        (a QVGA RGB565 camera frame is 13 s at 115200 baud) is still received."""
+        """The next frame, or None when no frame comes for `seconds`; console text is collected meanwhile. The wait
+        restarts with every byte of a frame, so a frame that takes longer than `seconds` to arrive at a slow speed
+        (a QVGA RGB565 camera frame is 13 s at 115200 baud) is still received; console text alone (a super-loop
+        printing) does not hold the wait open."""
         deadline = time.monotonic() + seconds
         while not self.frames:
             if time.monotonic() > deadline:
@@ -76,9 +77,9 @@ class Link:
                 data = self.serial.read(max(1, self.serial.in_waiting))
             except (_serial().SerialException, OSError) as exc:
                 raise LinkDropped(f"the link to {self.port} dropped: {exc}") from None
-            if data:
-                deadline = time.monotonic() + seconds
             text, found = self.scanner.feed(data)
+            if data and (self.scanner.pending or found):
+                deadline = time.monotonic() + seconds
             self.frames += found
             if text:
                 self.console += text

@@ -6,7 +6,6 @@ The board's main.py runs too, with the one stand-in here: a camera module (there
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
 import zlib
@@ -15,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xxhash
-from conftest import REPO, digests, doit, make_project, one_line_error, write_manifest
+from conftest import REPO, digests, doit, make_project, one_line_error, private_copy, switched
 
 from tinyedge_tasks.backends.micropython import codegen, generate
 from tinyedge_tasks.commands import capture
@@ -37,18 +36,12 @@ PACKAGE = Path("build/codegen/micropython")
 @pytest.fixture(scope="module")
 def mp_project(built_project, tmp_path_factory) -> Path:
     """The built example switched to firmware.backend micropython (codegen, calibrate, build, report rerun)."""
-    project = tmp_path_factory.mktemp("mpvalidate") / "project"
-    shutil.copytree(built_project, project)
-    write_manifest(project, {"firmware": {"backend": "micropython"}})
-    doit(project)
-    return project
+    return switched(built_project, tmp_path_factory, "mpvalidate", {"firmware": {"backend": "micropython"}})
 
 
 @pytest.fixture
 def copy(mp_project, tmp_path) -> Path:
-    target = tmp_path / "project"
-    shutil.copytree(mp_project, target)
-    return target
+    return private_copy(mp_project, tmp_path)
 
 
 def test_the_unix_port_validated_over_a_pty_on_the_whole_test_split(copy):
@@ -93,7 +86,7 @@ def _other_model_package(folder: Path) -> str:
     _, height, width, channels = quant["shape"]
     files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant, UNIT)
     board = boards.load(ESP32CAM)
-    files["te_info.py"] = generate.info_source(codegen.info(lowered, model, board, "esp32cam"))
+    files["te_info.py"] = generate.info_source(codegen.info(lowered, model, board))
     folder.mkdir()
     for name, text in files.items():
         (folder / name).write_text(text)
