@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from conftest import digests, doit, one_line_error, private_copy, ran, switched, write_manifest
+from frames import assert_refusals
 from tinyedge_tasks.device import frames
 from tinyedge_tasks.device.link import Link
 from tinyedge_tasks.errors import TinyedgeError
@@ -78,17 +79,7 @@ def test_the_qemu_firmware_refuses_what_it_cannot_do(qemu_project, tmp_path):
     with qemu.emulate(firmware, tmp_path) as url, Link(url, 115200) as link:
         info = link.hello()
         assert info["cycle_counter"] == "systick-icount" and info["input"]["bytes"] == 1024
-        link.send(frames.CAPTURE)
-        with pytest.raises(TinyedgeError, match="answered ERROR: no camera"):
-            link.answer(frames.FRAME, 10)
-        link.send(frames.INFER, struct.pack("<I", 0) + bytes(10))
-        with pytest.raises(TinyedgeError, match="answered ERROR: input length 10, expected 1024"):
-            link.answer(frames.RESULT, 10)
-        damaged = bytearray(frames.encode(frames.HELLO))
-        damaged[-1] ^= 0xFF
-        link.serial.write(bytes(damaged))
-        with pytest.raises(TinyedgeError, match=r"answered ERROR: corrupt frame \(CRC\)"):
-            link.answer(frames.INFO, 10)
+        assert_refusals(link)
         assert link.infer(7, bytes(1024)).index == 7
 
 

@@ -317,13 +317,13 @@ def test_24_budget_table_rows_say_no_psram_and_moved_to_psram(project_copy):
 
 
 def test_24_c_preflight_charges_the_constants_it_prints():
-    from tinyedge_tasks.backends.c import preflight as check
+    from tinyedge_tasks.backends.c import preflight
     from tinyedge_tasks.backends.c.generate import constant_bytes, lower_model
     from tinyedge_tasks.lowering.lower import lower
     model = (FIXTURES / "zoo/mobilenet_int8_none.tflite").read_bytes()
     board = boards.load(REPO / "boards/esp32cam.yaml")
     rows = []
-    budget = check.budget(board, lower_model(model), 0, 0.0, on_table=rows.extend)
+    budget = preflight.budget(board, lower_model(model), 0, 0.0, on_table=rows.extend)
     assert rows[0][:2] == ("flash: model", constant_bytes(lower(model))) != ("flash: model", len(model))
     assert budget["model_bytes"] == rows[0][1] and budget["flash"]["needed_bytes"] == rows[2][1]
 

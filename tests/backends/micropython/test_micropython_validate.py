@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import xxhash
 from conftest import REPO, digests, doit, make_project, one_line_error, private_copy, switched
+from frames import assert_refusals
 
 from tinyedge_tasks.backends.micropython import codegen, generate
 from tinyedge_tasks.commands import capture
@@ -137,17 +138,7 @@ def test_the_micropython_device_refuses_what_it_cannot_do(tmp_path):
         info = link.hello()
         assert info["cycle_counter"] == "ticks_us" and info["input"]["bytes"] == 1024
         assert info["platform"] == "linux" and info["kernels"] == "te_kernels_viper"
-        link.send(frames.CAPTURE)
-        with pytest.raises(TinyedgeError, match="answered ERROR: no camera"):
-            link.answer(frames.FRAME, 10)
-        link.send(frames.INFER, struct.pack("<I", 0) + bytes(10))
-        with pytest.raises(TinyedgeError, match="answered ERROR: input length 10, expected 1024"):
-            link.answer(frames.RESULT, 10)
-        damaged = bytearray(frames.encode(frames.HELLO))
-        damaged[-1] ^= 0xFF
-        link.serial.write(b"noise \xa5 not a frame" + bytes(damaged))
-        with pytest.raises(TinyedgeError, match=r"answered ERROR: corrupt frame \(CRC\)"):
-            link.answer(frames.INFO, 10)
+        assert_refusals(link, noise=b"noise \xa5 not a frame")
         link.send(0x44)
         with pytest.raises(TinyedgeError, match="answered ERROR: unknown frame type 0x44"):
             link.answer(frames.INFO, 10)
