@@ -34,7 +34,7 @@ import numpy as np
 from tinyedge_tasks.backends.c.generate import generate, lower_model
 from tinyedge_tasks.lowering.lower import lower
 from tinyedge_tasks.preprocess import UNIT, input_table
-from tinyedge_tasks.tflite import runtime, worker
+from tinyedge_tasks.tflite import model_file, worker
 from tinyedge_tasks.toolchains import qemu
 from tinyedge_tasks.toolchains.host import compile_host, run_host
 
@@ -113,13 +113,10 @@ def _old_source(tflite: Path, src: Path, old_tree: Path) -> None:
 
 
 def _tflm_outputs(tflite: bytes, inputs: np.ndarray) -> np.ndarray:
-    engine = runtime.tflm(tflite, runtime.PROBE_ARENA)
-    outputs = []
-    for sample in inputs:
-        engine.set_input(sample[None], 0)
-        engine.invoke()
-        outputs.append(engine.get_output(0).copy().ravel())
-    return np.stack(outputs)
+    """TFLM's int8 outputs: the worker's dequantized scores (its child process) quantized back, exact for int8."""
+    _, out = model_file.io_details(model_file.interpreter(tflite))
+    scores = worker.predict(tflite, model_file.PROBE_ARENA, inputs, "bench: TFLM reference", progress=lambda line: None)
+    return np.round(scores / out["scale"] + out["zero_point"]).astype(np.int8)
 
 
 def _flash(src: Path, work: Path) -> tuple[int, int]:

@@ -20,6 +20,7 @@ import numpy as np
 
 from tinyedge_tasks.backends.micropython import generate, unix
 from tinyedge_tasks.preprocess import UNIT
+from tinyedge_tasks.tflite import model_file
 from tinyedge_tasks.tflite import runtime as tflm
 from tinyedge_tasks.toolchains import mpremote
 
@@ -43,11 +44,12 @@ def tflm_seconds(model: bytes, inputs: np.ndarray) -> float:
 def bench(name: str, images: np.ndarray) -> dict:
     model = (ZOO / f"{name}_int8_none.tflite").read_bytes()
     files, lowered = generate.model_files(model)
-    quant, out = tflm.io_details(tflm.interpreter(model))
+    engine = model_file.interpreter(model)
+    quant, out = model_file.io_details(engine)
     _, height, width, channels = quant["shape"]
     files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant, UNIT)
     files["te_info.py"] = generate.info_source({"model": name})
-    reference = np.round(tflm.predict(tflm.interpreter(model), images, UNIT) / out["scale"] + out["zero_point"])
+    reference = np.round(tflm.predict(engine, images, UNIT) / out["scale"] + out["zero_point"])
     row = {"model": name, "macs": lowered.macs, "arena_bytes": lowered.arena_size,
            "weight_bytes": generate.weight_bytes(lowered), "samples": len(images),
            "tflm_ms": 1000 * tflm_seconds(model, tflm.model_input(model, images))}
@@ -59,12 +61,10 @@ def bench(name: str, images: np.ndarray) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "micropython"
         folder.mkdir()
-        for file, text in files.items():
+        target = {"march": "xtensawin", "filesystem_bytes": 2097152, "heap_bytes": 4000000, "ram_bytes": 0,
+                  "modules": list(generate.MODULES)}
+        for file, text in {**files, "main.py": "", "mpremote.json": json.dumps(target)}.items():
             (folder / file).write_text(text)
-        (folder / "main.py").write_text("")
-        (folder / "mpremote.json").write_text(json.dumps({"march": "xtensawin", "filesystem_bytes": 2097152,
-                                                          "heap_bytes": 4000000, "ram_bytes": 0,
-                                                          "modules": list(generate.MODULES)}))
         built = mpremote.build(folder, Path(tmp) / "state", Path(tmp) / "bundle.zip")
     row["mpy_bytes"], row["filesystem_bytes"] = built["flash_used_bytes"], built["flash_available_bytes"]
     return row

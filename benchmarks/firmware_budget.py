@@ -24,7 +24,7 @@ def main(project: Path) -> None:
     for name in boards.known(project):
         board = boards.load(project / boards.BOARDS_DIR / f"{name}.yaml")
         try:
-            b = boards.budget(board, name, loaded.get("firmware.backend"), calibration["model_bytes"],
+            b = boards.budget(board, loaded.get("firmware.backend"), calibration["model_bytes"],
                               calibration["arena_bytes"], margin)
         except TinyedgeError as exc:
             print(f"{name:<20} does not fit: {exc}")

@@ -82,8 +82,8 @@ def tflm_outputs(tflite: bytes, inputs):
     """The real TFLM runtime's int8 outputs for each quantized input (the reference calibrate checks against)."""
     import numpy as np
 
-    from tinyedge_tasks.tflite import runtime
-    engine = runtime.tflm(tflite, runtime.PROBE_ARENA)
+    from tinyedge_tasks.tflite import model_file
+    engine = model_file.tflm(tflite, model_file.PROBE_ARENA)
     outputs = []
     for sample in inputs:
         engine.set_input(sample[None], 0)
@@ -163,12 +163,27 @@ def transfer_project(tmp_path_factory) -> Path:
     return project
 
 
+def switched(built_project: Path, tmp_path_factory, name: str, changes: dict) -> Path:
+    """A copy of the built example with `changes` written into its manifest and `doit` rerun: a test module's
+    shared project (its tests take private copies)."""
+    project = tmp_path_factory.mktemp(name) / "project"
+    shutil.copytree(built_project, project)
+    write_manifest(project, changes)
+    doit(project)
+    return project
+
+
+def private_copy(project: Path, tmp_path: Path) -> Path:
+    """A private copy of a built project (build/, cache/ and doit state included): free to edit."""
+    copy = tmp_path / "project"
+    shutil.copytree(project, copy)
+    return copy
+
+
 @pytest.fixture
 def project_copy(built_project, tmp_path) -> Path:
-    """A private copy of the built project (build/, cache/ and doit state included): free to edit."""
-    copy = tmp_path / "project"
-    shutil.copytree(built_project, copy)
-    return copy
+    """A private copy of the built project."""
+    return private_copy(built_project, tmp_path)
 
 
 @pytest.fixture(autouse=True)

@@ -1,9 +1,10 @@
-"""What the firmware tests share: where codegen writes the ESP-IDF project, the calibration record, and camera
+"""What the firmware tests share: where codegen writes the ESP-IDF project, the calibration record, camera
 frames as the ESP32-CAM's driver stores them (RGB565), used by tests/backends/tflm/test_firmware.py (host gcc) and
-tests/preprocess/test_baremetal.py (Cortex-M in QEMU)."""
+tests/preprocess/test_baremetal.py (Cortex-M in QEMU), and the refusals every validation firmware must answer."""
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -38,3 +39,23 @@ def camera_frames() -> list[np.ndarray]:
     frames += [np.repeat(np.kron(d, np.ones((30, 40), np.uint8))[:, :, None], 3, axis=2) for d in digits]
     frames.append(load_sample_images().images[1][100:118, 200:224])
     return frames
+
+
+def assert_refusals(link, noise: bytes = b"") -> None:
+    """A device's ERROR answers on `link` (a tinyedge_tasks.device Link), in the C firmware's words: CAPTURE
+    without a camera, an INFER of the wrong size (the model takes 1024 bytes), and a damaged HELLO after `noise`."""
+    import pytest
+
+    from tinyedge_tasks.device import frames
+    from tinyedge_tasks.errors import TinyedgeError
+    link.send(frames.CAPTURE)
+    with pytest.raises(TinyedgeError, match="answered ERROR: no camera"):
+        link.answer(frames.FRAME, 10)
+    link.send(frames.INFER, struct.pack("<I", 0) + bytes(10))
+    with pytest.raises(TinyedgeError, match="answered ERROR: input length 10, expected 1024"):
+        link.answer(frames.RESULT, 10)
+    damaged = bytearray(frames.encode(frames.HELLO))
+    damaged[-1] ^= 0xFF
+    link.serial.write(noise + bytes(damaged))
+    with pytest.raises(TinyedgeError, match=r"answered ERROR: corrupt frame \(CRC\)"):
+        link.answer(frames.INFO, 10)

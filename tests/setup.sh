@@ -5,7 +5,7 @@
 #   gcc-arm-none-eabi libnewlib-arm-none-eabi  cross-compile generated C for a Cortex-M (tests/preprocess/test_baremetal.py)
 #   qemu-system-arm                            run it on an emulated Cortex-M
 #   bubblewrap                                 the sandbox of verify-submission
-#   postgresql                                 a real study server for two tune workers (tests/experiment/test_sweep.py)
+#   postgresql                                 a real study server for two tune workers (tests/commands/test_sweep.py)
 # apt-get runs only for what is missing, as root or through sudo; a machine that has them all needs neither.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -30,7 +30,7 @@ def test_a_broken_import_breaks_its_contract(tmp_path):
         cache.write("\nfrom ..backends.tflm import codegen  # a deliberate layering bug\n")
     other = tmp_path / "tinyedge_tasks" / "backends" / "other"
     other.mkdir()
-    (other / "__init__.py").write_text("from ..tflm import calibrate  # a deliberate layering bug\n")
+    (other / "__init__.py").write_text("from ..tflm import evaluate  # a deliberate layering bug\n")
     result = lint_imports(tmp_path)
     assert result.returncode == 1
     assert "The engine imports no ML, board, backend, stage or toolchain module BROKEN" in result.stdout

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, doit, make_project
-from tinyedge_tasks import backends, table
+from tinyedge_tasks import backends, commands, table
 from tinyedge_tasks.config.manifest import Manifest, section_type
 
 
@@ -37,8 +37,8 @@ def test_every_backend_table_is_consistent(name):
         assert row.module and Path(REPO, *row.module.split(".")).with_suffix(".py").is_file(), row.module
         made |= {f"{row.name}/{f}" for f in row.makes} | {f"{row.name}/{f}" for f in row.passthrough}
     optional_owners = {opt.split("/")[0] for row in rows for opt in row.optional}
-    assert optional_owners <= set(names) | {command.name for command in table.COMMANDS}   # validate/validate.json
-    for command in table.COMMANDS:
+    assert optional_owners <= set(names) | {command.name for command in commands.COMMANDS}   # validate/validate.json
+    for command in commands.COMMANDS:
         assert set(command.needs) <= made, command.name
 
 
@@ -60,7 +60,7 @@ def test_code_digest_follows_imports_and_ignores_other_backends(tmp_path):
     package = tmp_path / "tinyedge_tasks"
     (package / "backends" / "other").mkdir()
     (package / "backends" / "other" / "__init__.py").write_text("BACKEND = None\n")
-    stages = ("tinyedge_tasks.backends.tflm.calibrate", "tinyedge_tasks.stages.dataset",
+    stages = ("tinyedge_tasks.backends.tflm.evaluate", "tinyedge_tasks.stages.dataset",
               "tinyedge_tasks.stages.train")
     before = _digests(tmp_path, *stages)
 
@@ -81,8 +81,8 @@ def test_code_digest_follows_imports_and_ignores_other_backends(tmp_path):
 def test_closure_of_calibrate_lists_what_it_runs():
     from tinyedge_tasks.engine.codedigest import closure
     files = {p.relative_to(REPO / "tinyedge_tasks").as_posix()
-             for p in closure("tinyedge_tasks.backends.tflm.calibrate")}
-    assert {"backends/tflm/calibrate.py", "backends/tflm/__init__.py", "backends/__init__.py", "tflite/runtime.py",
+             for p in closure("tinyedge_tasks.backends.tflm.evaluate")}
+    assert {"backends/tflm/evaluate.py", "backends/tflm/__init__.py", "backends/__init__.py", "tflite/runtime.py",
             "preprocess/__init__.py", "artifacts.py"} <= files
     assert "__init__.py" not in files and not any(f.startswith(("engine/", "stages/")) for f in files)
 

@@ -1,4 +1,4 @@
-"""The typed records stages hand each other: one class per JSON artifact, its file named once.
+"""What stages hand each other, each named once: a typed record per JSON artifact, a path constant per other file.
 
 Every backend writes the same Calibration record, so the report, experiments, submissions, benchmarks and tests
 read any backend's results the same way. Records are written as indented JSON in field order, so their bytes are
@@ -9,9 +9,21 @@ from __future__ import annotations
 import dataclasses
 import json
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 OMIT_NONE = {"omit_none": True}
+
+# The artifacts that are not JSON, "stage/file": a row's `needs` and a stage's ctx.inputs[...] use these names.
+DATA = "dataset/data.npz"                # the resized, split data set (x/y for train, val, test)
+TRAINED_MODEL = "train/model.h5"
+AUGMENTED = "train/augmented.npz"        # a few augmented training samples, for the report
+FLOAT_MODEL = "prune/model.h5"           # the pruned float model (train's when pruning is off)
+INT8_TFLITE = "quantize/model.tflite"    # the calibrated full-integer flatbuffer (tflm, c, micropython)
+ESPDL_MODEL = "quantize/model.espdl"     # what an ESP-DL firmware loads
+ESPDL_NATIVE = "quantize/model.native"   # esp-ppq's quantized graph, for its simulator
+CALIBRATED_OUTPUTS = "calibrate/outputs.npy"   # int8 (test samples, output bytes): the raw outputs calibrate
+#                                                measured, in test split order; `doit validate` compares with them
+REPORT_PAGE = "report/report.html"
 
 
 def _optional(default=None):
@@ -36,6 +48,31 @@ class Record:
     @classmethod
     def file_name(cls) -> str:
         return cls.ARTIFACT.split("/", 1)[1]
+
+    @classmethod
+    def stage(cls) -> str:
+        return cls.ARTIFACT.split("/", 1)[0]
+
+    def plain(self) -> dict:
+        """The fields as to_json writes them (optional ones that are None left out)."""
+        return json.loads(self.to_json())
+
+
+@dataclass
+class Document(Record):
+    """A JSON artifact whose shape belongs to its writer and its few readers (curves, per-layer tables, a memory
+    plan): named here once like every record, its content read as plain data."""
+    data: Any
+
+    def to_json(self) -> str:
+        return json.dumps(self.data, indent=1)
+
+    @classmethod
+    def from_json(cls, text: str):
+        return cls(json.loads(text))
+
+    def plain(self):
+        return self.data
 
 
 @dataclass
@@ -63,16 +100,21 @@ class Metrics(Record):
     #                                          best_epoch and monitor when early stopping kept one
     kept_as_loaded: bool | None = _optional()   # train.epochs: 0 (and no fine-tuning): the model as built or loaded
 
+
 @dataclass
 class ModelSummary(Record):
     """A float model as the report shows it, written by the stage that has it loaded: train for the trained
-    model (train/model_summary.json), prune for the pruned one (this name; train's when pruning is off)."""
+    model (TrainedSummary), prune for the pruned one (this name; train's when pruning is off)."""
     ARTIFACT: ClassVar[str] = "prune/model_summary.json"
     test_accuracy: float
     nonzero_weights: int
     float_tflite_bytes: int
     float_arena_bytes: int
     layers: list[dict]     # ml.layers.weight_rows
+
+
+class TrainedSummary(ModelSummary):
+    ARTIFACT: ClassVar[str] = "train/model_summary.json"
 
 
 @dataclass
@@ -118,10 +160,6 @@ class Calibration(Record):
                    confusion=confusion.tolist(), **values)
 
 
-CALIBRATED_OUTPUTS = "calibrate/outputs.npy"   # int8 (test samples, output bytes): the raw outputs calibrate measured,
-#                                              in test split order; `doit validate` compares the board's with them
-
-
 @dataclass
 class Budget(Record):
     ARTIFACT: ClassVar[str] = "codegen/budget.json"
@@ -159,3 +197,31 @@ class BuildInfo(Record):
     ram_available_bytes: int
     project: str | None = _optional()   # digest of the codegen/project.json it built: a later codegen (another
     #                                     board or backend) makes this record stale, not wrong
+
+
+def document(name: str, artifact: str) -> type[Document]:
+    """The Document type of one plain-JSON artifact (what ctx.read and ctx.write take), described where it is
+    made below."""
+    return type(name, (Document,), {"ARTIFACT": artifact, "__module__": __name__})
+
+
+# Keras' history: metric name -> one value per epoch.
+History = document("History", "train/history.json")
+# The pruning kind and settings, and the model measured before and after (accuracy, bytes, arena, MACs).
+PruneResult = document("PruneResult", "prune/prune.json")
+# check's verdict: the backend, and the budget the untrained model would take on the board.
+PreflightVerdict = document("PreflightVerdict", "check/check.json")
+# TFLite's per-layer quantization error: {layers: [{layer, op, rmse, rmse/scale}], note?}.
+LayerError = document("LayerError", "quantize/layer_error.json")
+# ESP-DL's quantization: target chip, quant_type, input/output exponents, bytes.
+PpqRecord = document("PpqRecord", "quantize/ppq.json")
+# esp-ppq's graph-wise and layer-wise error per operator: {measure, ops: [{op, layer, graphwise, layerwise}]}.
+PpqErrors = document("PpqErrors", "quantize/errors.json")
+# ESP-DL's calibrate: target, quant_type and the activation memory estimate.
+EspdlMemory = document("EspdlMemory", "calibrate/espdl.json")
+# The C backend's calibrate: MACs, instructions per MAC, arena against TFLM's, per-operator counts.
+CRuntime = document("CRuntime", "calibrate/c_runtime.json")
+# doit validate's run on the board: outputs against calibrate's, latency per inference and per layer, the link.
+Validation = document("Validation", "validate/validate.json")
+# The C backend's arena plan: method, arena_bytes, macs, tensors (bytes, lifetime, offset), operators.
+MemoryPlan = document("MemoryPlan", "codegen/memory_plan.json")

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from . import backends, table
+from . import backends, commands, table
 from .config import manifest_loader
 from .engine.pipeline import RUN_ENV, STATE_DIR, Project, doit_config
 from .rows import Command, Stage
@@ -20,8 +20,8 @@ def load_project(root: Path) -> Project:
     manifest = manifest_loader.load(root / manifest_loader.MANIFEST_NAME, memo_dir=root / STATE_DIR)
     stages = table.stages(backends.load(manifest))
     names = {stage.name for stage in stages}
-    commands = tuple(c for c in table.COMMANDS if all(need.split("/")[0] in names for need in c.needs))
-    return Project(manifest, stages, commands)
+    usable = tuple(c for c in commands.COMMANDS if all(need.split("/")[0] in names for need in c.needs))
+    return Project(manifest, stages, usable)
 
 
 def _fail(exc: TinyedgeError):

@@ -7,7 +7,6 @@ use the real firmware (tinyedge_tasks/toolchains/qemu/serve.c and tinyedge_tasks
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import socket
 import struct
@@ -19,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import digests, doit, one_line_error, ran, write_manifest
+from conftest import digests, doit, one_line_error, private_copy, ran, switched, write_manifest
+from frames import assert_refusals
 from tinyedge_tasks.device import frames
 from tinyedge_tasks.device.link import Link
 from tinyedge_tasks.errors import TinyedgeError
@@ -30,18 +30,13 @@ pytestmark = pytest.mark.qemu   # the shared project is switched to the emulated
 @pytest.fixture(scope="module")
 def qemu_project(built_project, tmp_path_factory) -> Path:
     """The built example switched to the emulated Cortex-M4 and the C backend (codegen, calibrate, report rerun)."""
-    project = tmp_path_factory.mktemp("validate") / "project"
-    shutil.copytree(built_project, project)
-    write_manifest(project, {"board": "qemu-cortex-m4", "firmware": {"backend": "c"}})
-    doit(project)
-    return project
+    changes = {"board": "qemu-cortex-m4", "firmware": {"backend": "c"}}
+    return switched(built_project, tmp_path_factory, "validate", changes)
 
 
 @pytest.fixture
 def copy(qemu_project, tmp_path) -> Path:
-    target = tmp_path / "project"
-    shutil.copytree(qemu_project, target)
-    return target
+    return private_copy(qemu_project, tmp_path)
 
 
 def test_the_firmware_in_qemu_validated_over_the_whole_test_split(copy):
@@ -84,17 +79,7 @@ def test_the_qemu_firmware_refuses_what_it_cannot_do(qemu_project, tmp_path):
     with qemu.emulate(firmware, tmp_path) as url, Link(url, 115200) as link:
         info = link.hello()
         assert info["cycle_counter"] == "systick-icount" and info["input"]["bytes"] == 1024
-        link.send(frames.CAPTURE)
-        with pytest.raises(TinyedgeError, match="answered ERROR: no camera"):
-            link.answer(frames.FRAME, 10)
-        link.send(frames.INFER, struct.pack("<I", 0) + bytes(10))
-        with pytest.raises(TinyedgeError, match="answered ERROR: input length 10, expected 1024"):
-            link.answer(frames.RESULT, 10)
-        damaged = bytearray(frames.encode(frames.HELLO))
-        damaged[-1] ^= 0xFF
-        link.serial.write(bytes(damaged))
-        with pytest.raises(TinyedgeError, match=r"answered ERROR: corrupt frame \(CRC\)"):
-            link.answer(frames.INFO, 10)
+        assert_refusals(link)
         assert link.infer(7, bytes(1024)).index == 7
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from conftest import REPO
-from tinyedge_tasks import cli
+from tinyedge_tasks.commands import schema as cli
 from tinyedge_tasks.errors import ManifestError
 from tinyedge_tasks.config.manifest_loader import ConfigSlice, load
 

@@ -20,7 +20,7 @@ from tinyedge_tasks.backends.c.generate import constant_bytes, generate, lower_m
 from tinyedge_tasks.backends.micropython import generate as micropython
 from tinyedge_tasks.backends.micropython import unix
 from tinyedge_tasks.preprocess import PRESETS, input_table
-from tinyedge_tasks.tflite import runtime
+from tinyedge_tasks.tflite import model_file
 from tinyedge_tasks.toolchains import qemu
 from tinyedge_tasks.toolchains.host import compile_host, run_host
 
@@ -111,7 +111,7 @@ def test_micropython_runs_the_transfer_model_as_tflm_does(name, models, quantize
     """The generated package in the unix port (viper kernels, its own symmetric input table) on uint8 images."""
     tflite = models[name]
     files, model = micropython.model_files(tflite)
-    quant, _ = runtime.io_details(runtime.interpreter(tflite))
+    quant, _ = model_file.io_details(model_file.interpreter(tflite))
     _, height, width, channels = quant["shape"]
     files["te_preprocess.py"] = micropython.preprocess_source(width, height, channels, quant, SYMMETRIC)
     images = _images(quantized)[:16]

@@ -146,8 +146,7 @@ def test_experiments_after_three_recipes(project_copy):
 def test_a_model_kept_as_loaded_says_so_instead_of_an_empty_training_curve(built_project, tmp_path):
     """train.epochs: 0 on a loaded model: the Training section says it was kept as loaded and draws no (empty)
     training curves; a trained model's section still has its curves."""
-    from types import SimpleNamespace
-
+    from tinyedge_tasks.engine.pipeline import StageContext
     from tinyedge_tasks.report.page import Page
     from tinyedge_tasks.stages import report
     train = built_project / "build/train"
@@ -159,7 +158,9 @@ def test_a_model_kept_as_loaded_says_so_instead_of_an_empty_training_curve(built
         inputs = {"train/metrics.json": folder / "metrics.json", "train/history.json": folder / "history.json",
                   "train/augmented.npz": train / "augmented.npz"}
         pages[name] = Page("t")
-        report._training(pages[name], SimpleNamespace(inputs=inputs))
+        ctx = StageContext(stage=None, config=None, inputs=inputs, sources=[], out=tmp_path, root=tmp_path,
+                           state=tmp_path)
+        report._training(pages[name], ctx)
     kept, trained = "".join(pages["kept"].html), "".join(pages["trained"].html)
     assert "0: kept as loaded" in kept and "not trained, so there are no training curves" in kept
     assert 'alt="training curves"' not in kept and 'alt="training curves"' in trained

@@ -151,7 +151,7 @@ def test_6_converter_flex_ops_name_the_layer_without_select_tf_ops():
 
 
 def test_6_operator_the_backend_lacks_is_refused_with_its_layer(monkeypatch):
-    from tinyedge_tasks.backends.tflm import check
+    from tinyedge_tasks.backends.tflm import preflight as check
     methods = {op: method for op, method in check.builtin_methods().items() if op != "SOFTMAX"}
     monkeypatch.setattr(check, "builtin_methods", lambda: methods)
     with pytest.raises(TinyedgeError, match=r"calibrate: m: .*SOFTMAX \(layer 'StatefulPartitionedCall:0'\).*"
@@ -191,13 +191,13 @@ def test_7_ctrl_c_outside_a_stage_is_one_line_and_exit_130(project_copy):
 def test_8_budget_advice_is_computed_from_the_miss(project_copy):
     board = boards.load(project_copy / "boards" / "esp32cam.yaml")
     with pytest.raises(TinyedgeError) as caught:
-        boards.budget(board, "esp32cam", "tflm", 20000, 4_000_000, 0.25,
+        boards.budget(board, "tflm", 20000, 4_000_000, 0.25,
                       {"width_multiplier": 1.0, "input": (160, 160), "scheme": "int8"})
     message = str(caught.value)
     assert "1375040 B too many" in message and "dataset.input 136x136 or smaller (now 160x160)" in message
     assert "int16x8" not in message and "a board with PSRAM" not in message
     with pytest.raises(TinyedgeError) as caught:
-        boards.budget(board, "esp32cam", "tflm", 4_000_000, 10_000, 0.25, {"width_multiplier": 1.0})
+        boards.budget(board, "tflm", 4_000_000, 10_000, 0.25, {"width_multiplier": 1.0})
     message = str(caught.value)
     assert "structured pruning" in message and "sparsity 0.48 or more" in message and "0.72 or less" in message
 
@@ -209,7 +209,7 @@ def test_8_advice_for_a_model_file_names_no_width_multiplier(project_copy):
     for model_bytes, arena, advice in ((20000, 4_000_000, "dataset.input 136x136 or smaller"),
                                        (4_000_000, 10_000, "a model with fewer filters")):
         with pytest.raises(TinyedgeError) as caught:
-            boards.budget(board, "esp32cam", "tflm", model_bytes, arena, 0.25, file_model)
+            boards.budget(board, "tflm", model_bytes, arena, 0.25, file_model)
         message = str(caught.value)
         assert "width_multiplier" not in message and "structured pruning" in message and advice in message, message
 
@@ -218,7 +218,7 @@ def test_24_arena_advice_for_features_names_the_samples_not_dataset_input(projec
     """An .npz of float features has no dataset.input size to turn: the advice names the samples' own shape."""
     board = boards.load(project_copy / "boards" / "esp32cam.yaml")
     with pytest.raises(TinyedgeError) as caught:
-        boards.budget(board, "esp32cam", "tflm", 20000, 4_000_000, 0.25,
+        boards.budget(board, "tflm", 20000, 4_000_000, 0.25,
                       {"width_multiplier": None, "features": [49, 10, 1], "scheme": "int8"})
     message = str(caught.value)
     assert "smaller samples in the data set's x (now (49, 10, 1): 0.72 times the values or fewer)" in message
@@ -274,15 +274,15 @@ def test_check_preflight_refuses_a_model_too_large_for_the_board(project_copy):
 
 
 # issue 24: budgets per backend, tables that say what is charged and where the arena went
-def _rows(board, name, backend, model_bytes, arena, margin=0.25):
+def _rows(board, backend, model_bytes, arena, margin=0.25):
     rows = []
-    boards.budget(board, name, backend, model_bytes, arena, margin, on_table=rows.extend)
+    boards.budget(board, backend, model_bytes, arena, margin, on_table=rows.extend)
     return {row[0].split(" (")[0]: row for row in rows}, rows
 
 
 def test_24_runtime_belongs_to_the_backend_and_says_where_it_comes_from(project_copy):
     board = boards.load(project_copy / "boards/esp32cam.yaml")
-    figures = {backend: boards.budget(board, "esp32cam", backend, 1000, 1000, 0.25)["flash"]
+    figures = {backend: boards.budget(board, backend, 1000, 1000, 0.25)["flash"]
                for backend in ("tflm", "c", "espdl")}
     assert len({f["runtime_bytes"] for f in figures.values()}) == 3
     for backend, flash in figures.items():
@@ -291,7 +291,7 @@ def test_24_runtime_belongs_to_the_backend_and_says_where_it_comes_from(project_
     qemu = boards.load(project_copy / "boards/qemu-cortex-m4.yaml")
     with pytest.raises(TinyedgeError, match=r"qemu-cortex-m4.yaml: flash.runtime has no entry for firmware.backend "
                                             r"tflm \(it has c\); add tflm: \{bytes: N"):
-        boards.budget(qemu, "qemu-cortex-m4", "tflm", 1000, 1000, 0.25)
+        boards.budget(qemu, "tflm", 1000, 1000, 0.25)
 
 
 def test_24_old_runtime_bytes_key_names_its_replacement(project_copy):
@@ -305,25 +305,25 @@ def test_24_old_runtime_bytes_key_names_its_replacement(project_copy):
 
 def test_24_budget_table_rows_say_no_psram_and_moved_to_psram(project_copy):
     esp32cam = boards.load(project_copy / "boards/esp32cam.yaml")
-    rows, ordered = _rows(esp32cam, "esp32cam", "tflm", 20000, 200_000)   # over 96 KB internal, fits PSRAM
+    rows, ordered = _rows(esp32cam, "tflm", 20000, 200_000)   # over 96 KB internal, fits PSRAM
     assert rows["arena"][3] == "→ PSRAM" and rows["arena, PSRAM"][3] == "fits"
     assert [r[1] for r in ordered[:3]] == [20000, esp32cam.flash.runtime["tflm"].bytes,
                                            20000 + esp32cam.flash.runtime["tflm"].bytes]
-    rows, _ = _rows(esp32cam, "esp32cam", "tflm", 20000, 10_000)
+    rows, _ = _rows(esp32cam, "tflm", 20000, 10_000)
     assert rows["arena"][3] == "fits"
     qemu = boards.load(project_copy / "boards/qemu-cortex-m4.yaml")
-    rows, _ = _rows(qemu, "qemu-cortex-m4", "c", 20000, 10_000, 0.0)
+    rows, _ = _rows(qemu, "c", 20000, 10_000, 0.0)
     assert rows["arena, PSRAM"][2:] == (None, "no PSRAM") and rows["arena"][3] == "fits"
 
 
 def test_24_c_preflight_charges_the_constants_it_prints():
-    from tinyedge_tasks.backends.c import check
-    from tinyedge_tasks.backends.c.generate import constant_bytes
+    from tinyedge_tasks.backends.c import preflight
+    from tinyedge_tasks.backends.c.generate import constant_bytes, lower_model
     from tinyedge_tasks.lowering.lower import lower
     model = (FIXTURES / "zoo/mobilenet_int8_none.tflite").read_bytes()
     board = boards.load(REPO / "boards/esp32cam.yaml")
     rows = []
-    budget = check.budget(board, "esp32cam", model, 0, 0.0, on_table=rows.extend)
+    budget = preflight.budget(board, lower_model(model), 0, 0.0, on_table=rows.extend)
     assert rows[0][:2] == ("flash: model", constant_bytes(lower(model))) != ("flash: model", len(model))
     assert budget["model_bytes"] == rows[0][1] and budget["flash"]["needed_bytes"] == rows[2][1]
 

@@ -22,9 +22,34 @@ class Backend:
     doc: str
     stages: tuple                      # engine Stage rows, between prune and report
     board_sections: tuple[str, ...]    # toolchain sections of the board file it can build with, preferred first
-    preflight: str = ""                # module with measure(ctx, model, tflite, data, where) -> (model file, arena)
-    #                                    and budget(board, board_name, model file, arena, margin, knobs, on_table):
-    #                                    the check stage calls them
+    preflight: str = ""                # module with measure(ctx, model, tflite, data, where) -> (model, arena)
+    #                                    and budget(board, model, arena, margin, knobs, on_table): the check stage
+    #                                    calls them, codegen calls budget; `model` is what the backend charges
+    #                                    (the .tflite bytes, the lowered model, the .espdl's size)
+
+
+BUDGET_KEYS = ("train.model", "train.width_multiplier", "dataset.input", "compression.quantize.scheme")
+
+
+def budget_knobs(config, x_train=None) -> dict:
+    """The manifest values a budget's advice names (boards.budget `knobs`), for the preflight and codegen alike:
+    the width multiplier only for a zoo model (a loaded file or a user function has no such knob); the input size,
+    or for float features (`x_train` not uint8) their shape. A stage that calls it reads BUDGET_KEYS."""
+    from ..ml.model_spec import is_zoo
+    knobs = {"width_multiplier": config["train.width_multiplier"] if is_zoo(config["train.model"]) else None,
+             "scheme": config["compression.quantize.scheme"]}
+    if x_train is not None and x_train.dtype != "uint8":
+        knobs["features"] = list(x_train.shape[1:])
+    else:
+        shape = config["dataset.input"]
+        knobs["input"] = (shape["width"], shape["height"])
+    return knobs
+
+
+def in_folder(package: str, board_sections: tuple[str, ...], doc: str, stages: tuple) -> Backend:
+    """The backend of a folder of this package: named by its folder, its preflight module its preflight.py."""
+    return Backend(name=package.rsplit(".", 1)[1], doc=doc, stages=stages, board_sections=board_sections,
+                   preflight=f"{package}.preflight")
 
 
 def builtin() -> list[str]:
@@ -51,28 +76,28 @@ def load(manifest) -> Backend:
     raise manifest.error("firmware.backend", f"unknown backend '{name}'; known backends: {known}")
 
 
-def board_section(backend: Backend, board, board_name: str) -> str:
+def board_section(backend: Backend, board) -> str:
     """The first toolchain section of the board file that the backend can build with."""
     for section in backend.board_sections:
         if getattr(board, section, None) is not None:
             return section
     wanted = " or ".join(f"'{s}:'" for s in backend.board_sections)
-    raise TinyedgeError(f"boards/{board_name}.yaml: firmware.backend {backend.name} builds with {wanted}, and this "
+    raise TinyedgeError(f"boards/{board.id}.yaml: firmware.backend {backend.name} builds with {wanted}, and this "
                         f"board file has no such section; add one (see README, 'Boards') or pick a backend this "
                         "board has a section for")
 
 
-def camera_board(backend: Backend, board, board_name: str) -> str:
+def camera_board(backend: Backend, board) -> str:
     """board_section, for a firmware whose super-loop classifies camera frames: a board without one is refused."""
-    section = board_section(backend, board, board_name)
+    section = board_section(backend, board)
     if board.camera is None:
-        raise TinyedgeError(f"boards/{board_name}.yaml: no camera section; the {backend.name} firmware's super-loop "
+        raise TinyedgeError(f"boards/{board.id}.yaml: no camera section; the {backend.name} firmware's super-loop "
                             "classifies camera frames: add camera (sensor, xclk_hz, frame, pins) or pick a board "
                             "with a camera")
     return section
 
 
-def status_led(config, board, board_name: str, labels: list[str]) -> dict:
+def status_led(config, board, labels: list[str]) -> dict:
     """firmware.led_class checked against the data set and the board: the template values led (the board's
     status LED, or None), led_class and led_index (-1 without one)."""
     led_class = config["firmware.led_class"]
@@ -83,7 +108,7 @@ def status_led(config, board, board_name: str, labels: list[str]) -> dict:
                            f"{', '.join(labels)}")
     led = board.leds.get("status")
     if led is None:
-        raise TinyedgeError(f"boards/{board_name}.yaml: leds: no 'status' LED to light for firmware.led_class; add "
+        raise TinyedgeError(f"boards/{board.id}.yaml: leds: no 'status' LED to light for firmware.led_class; add "
                             "leds.status {pin, active_low} or remove firmware.led_class")
     return {"led": led, "led_class": led_class, "led_index": labels.index(led_class)}
 

@@ -11,7 +11,7 @@ import json
 from ..report import charts
 from ..errors import TinyedgeError
 from ..engine.hashing import digest_json
-from ..experiment import variants
+from .trials import variants
 
 
 def _flatten(value, prefix: str = "") -> dict:

@@ -14,13 +14,14 @@ import zipfile
 from pathlib import Path
 
 from .._version import __version__
+from ..artifacts import INT8_TFLITE
 from ..errors import TinyedgeError
 from ..engine.hashing import STAT_CACHE
 from ..engine.pipeline import tool_version
 
 ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 ENGINE_TOOLS = ("doit", "xxhash", "pyyaml", "pydantic", "jinja2", "platformio")
-HANDED_IN = ("report/", "quantize/model.tflite", "codegen/")  # artifacts carried in the zip, by prefix
+HANDED_IN = ("report/", INT8_TFLITE, "codegen/")  # artifacts carried in the zip, by prefix
 DATA_STAGE = "dataset"
 
 

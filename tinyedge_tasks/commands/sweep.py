@@ -1,6 +1,6 @@
 """doit sweep: every combination of some manifest values, each variant built in its own folder from the one cache.
 
-A sweep is a study with Optuna's grid sampler (experiment.study, the mechanism `doit tune` uses), kept in memory:
+A sweep is a study with Optuna's grid sampler (trials.study, the mechanism `doit tune` uses), kept in memory:
 a rerun restores every variant from the cache instead of replaying a stored study. Variants run in parallel;
 a stage several of them share (one training for a grid over quantization schemes) is computed by one and
 restored by the others.
@@ -11,8 +11,8 @@ import sys
 
 from ..config.manifest import Tune
 from ..errors import TinyedgeError
-from ..experiment import study as s
-from ..experiment import variants as v
+from .trials import study as s
+from .trials import variants as v
 
 
 def command_line_assignments(argv: list[str]) -> list[str]:

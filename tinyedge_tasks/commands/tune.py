@@ -1,6 +1,6 @@
 """doit tune: an Optuna study over the manifest's `tune:` space, with the board's budget as a hard constraint.
 
-Each trial is a variant in build/tune/<study>/trial-NNNN, run by experiment.study (the mechanism `doit sweep`
+Each trial is a variant in build/tune/<study>/trial-NNNN, run by commands.trials.study (the mechanism `doit sweep`
 uses): the preflight rejects in seconds what cannot fit the board, before it trains; a trial whose values were
 seen before (in this study, a sweep or the project) is restored from the cache, not rebuilt. The study lives in
 Optuna's storage (SQLite under cache/, or --storage postgresql://...), so workers on several machines sharing
@@ -12,9 +12,9 @@ import os
 
 from ..config.manifest import validate
 from ..errors import TinyedgeError
-from ..experiment import manifest_edit
-from ..experiment import study as s
-from ..experiment import variants as v
+from .trials import manifest_edit
+from .trials import study as s
+from .trials import variants as v
 
 
 def _settings(project, options) -> dict:

@@ -12,16 +12,13 @@ a fault (no device, no answer, a dropped link, a corrupt frame, Ctrl-C) is one l
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 from datetime import datetime, timezone
 
-from ..artifacts import CALIBRATED_OUTPUTS, Calibration
+from ..artifacts import CALIBRATED_OUTPUTS, DATA, Calibration, Validation
 from ..errors import TinyedgeError
 from .flash import project_index, serial_port
-
-ARTIFACT = "validate/validate.json"
 
 
 def _reference(project, samples: int):
@@ -35,7 +32,7 @@ def _reference(project, samples: int):
                             f"{project.manifest.get('firmware.backend')}'s calibrate does not keep its outputs, so "
                             "there is nothing to compare the board's with; validate a c or micropython backend "
                             "project, after a `doit` (its calibrate writes them)")
-    with np.load(project.artifact("dataset/data.npz")) as data:
+    with np.load(project.artifact(DATA)) as data:
         x_test, y_test = data["x_test"], data["y_test"]
     inputs = quantize(x_test, calibration.input, transform_of(project.manifest.get("dataset.input")))
     count = len(inputs) if samples <= 0 else min(samples, len(inputs))
@@ -133,10 +130,10 @@ def _record(info, index, port, results, seconds, reference, labels, calibration)
 
 def _write(project, record: dict) -> None:
     """build/validate/validate.json, placed whole (a temporary file renamed)."""
-    path = project.artifact(ARTIFACT)
+    path = project.artifact(Validation.ARTIFACT)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(record, indent=1))
+    partial.write_text(Validation(record).to_json())
     os.replace(partial, path)
 
 
@@ -158,7 +155,8 @@ def run(project, options, args) -> None:
     print(f"  {record['identical_outputs']}/{record['samples']} outputs identical to calibrate's, accuracy on "
           f"the board {record['accuracy']:.4f}; latency median {latency['cycles']['median']:,} cycles "
           f"({latency['ms']['median']:.2f} ms), {record['link']['samples_per_second']} samples/s; "
-          f"{project.relative(project.artifact(ARTIFACT))} (the report shows it after `doit report`)", flush=True)
+          f"{project.relative(project.artifact(Validation.ARTIFACT))} (the report shows it after `doit report`)",
+          flush=True)
     if record["first_difference"] is not None:
         where = record["first_difference"]
         raise TinyedgeError(f"the board's outputs differ from calibrate's: first at sample {where['sample']}, output "

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 
 class _Strict(BaseModel):
@@ -147,6 +147,18 @@ class Board(_Strict):
     esp_idf: Optional[EspIdf] = None
     qemu: Optional[Qemu] = None
     micropython: Optional[MicroPython] = None
+    _id: str = PrivateAttr("")   # the file's stem, the manifest's `board`: not a key of the file itself
+
+    @property
+    def id(self) -> str:
+        """The board as the manifest names it: boards/<id>.yaml."""
+        return self._id
+
+    def named(self, board_id: str) -> "Board":
+        """This board as the file boards/<board_id>.yaml (boards.load names every board it loads)."""
+        board = self.model_copy()
+        board._id = board_id
+        return board
 
     @property
     def frame_bytes(self) -> int:

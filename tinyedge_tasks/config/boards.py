@@ -45,7 +45,7 @@ def load(path: Path) -> "Board":
     from .board_schema import Board
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        return Board.model_validate(data)
+        return Board.model_validate(data).named(path.stem)
     except yaml.YAMLError as exc:
         raise TinyedgeError(f"{path}: not valid YAML: {exc}") from None
     except ValidationError as exc:
@@ -57,17 +57,17 @@ PLACES = {"internal": "internal RAM", "psram": "PSRAM", "heap": "the MicroPython
 KNOWN_EXTRA_MARGIN = 0.02  # the most margin kept when the runtime's extra arena on the chip is computed
 
 
-def runtime(board: "Board", board_name: str, backend: str):
+def runtime(board: "Board", backend: str):
     """The backend's application without the model on this board (flash.runtime.<backend>)."""
     found = board.flash.runtime.get(backend)
     if found is None:
-        raise TinyedgeError(f"boards/{board_name}.yaml: flash.runtime has no entry for firmware.backend {backend} "
+        raise TinyedgeError(f"boards/{board.id}.yaml: flash.runtime has no entry for firmware.backend {backend} "
                             f"(it has {', '.join(sorted(board.flash.runtime)) or 'none'}); add {backend}: {{bytes: N, "
                             "source: estimate of what}} (the application's flash without the model)")
     return found
 
 
-def budget(board: "Board", board_name: str, backend: str, model_bytes: int, arena_min: int, margin: float,
+def budget(board: "Board", backend: str, model_bytes: int, arena_min: int, margin: float,
            knobs: dict | None = None, extra: dict | None = None, on_table=None) -> dict:
     """Flash and RAM the model needs on `board`; the arena goes to internal RAM when it fits, else PSRAM.
 
@@ -85,7 +85,7 @@ def budget(board: "Board", board_name: str, backend: str, model_bytes: int, aren
     `on_table` (optional) gets the rows (memory, needed B, available B or None, verdict) before the verdict, fit
     or not."""
     knobs = knobs or {}
-    used = runtime(board, board_name, backend)
+    used = runtime(board, backend)
     fraction = margin if extra is None else min(margin, KNOWN_EXTRA_MARGIN)
     extra_bytes = extra["bytes"] if extra else 0
     arena = math.ceil((arena_min * (1 + fraction) + extra_bytes) / ARENA_ALIGN) * ARENA_ALIGN
@@ -100,20 +100,20 @@ def budget(board: "Board", board_name: str, backend: str, model_bytes: int, aren
     if on_table:
         on_table(_rows(board, model_bytes, used, flash_needed, arena, margin_text, internal_free, psram_free,
                        placement))
-    _check_flash(board, board_name, model_bytes, used, knobs)
+    _check_flash(board, model_bytes, used, knobs)
     if placement is None:
         largest = max(internal_free, psram_free)
         where = (f"internal RAM leaves {internal_free} B and PSRAM {max(psram_free, 0)} B" if board.psram
                  else f"internal RAM leaves {internal_free} B (after {frames} B of camera frames) and the board has "
                       "no PSRAM")
         raise TinyedgeError(
-            f"board {board_name}: the tensor arena does not fit in RAM: it needs {arena} B (measured minimum "
+            f"board {board.id}: the tensor arena does not fit in RAM: it needs {arena} B (measured minimum "
             f"{arena_min} B + {margin_text}, firmware.arena_margin {margin:g}), {where}: {arena - largest} B too many; "
             f"{_arena_advice(arena_min, arena, margin, largest, board.psram is not None, knobs, extra_bytes)}")
     return {
-        "board": board_name, "chip": board.chip, "cpu_mhz": board.cpu_mhz, "model_bytes": model_bytes,
+        "board": board.id, "chip": board.chip, "cpu_mhz": board.cpu_mhz, "model_bytes": model_bytes,
         "flash": {"needed_bytes": flash_needed, "available_bytes": board.flash.app_partition_bytes,
-                  "runtime_bytes": used.bytes, "runtime_source": f"boards/{board_name}.yaml flash.runtime."
+                  "runtime_bytes": used.bytes, "runtime_source": f"boards/{board.id}.yaml flash.runtime."
                   f"{backend}: {used.source}", "partitions": board.flash.partitions},
         "arena": {"measured_min_bytes": arena_min, "margin": fraction, "extra_bytes": extra_bytes,
                   "extra_why": extra["why"] if extra else None, "margin_bytes": arena - arena_min,
@@ -141,14 +141,14 @@ def _rows(board: "Board", model_bytes: int, used, flash_needed: int, arena: int,
             (f"arena ({margin_text}), internal RAM", arena, internal_free, internal), psram]
 
 
-def _check_flash(board: "Board", board_name: str, model_bytes: int, used, knobs: dict) -> None:
+def _check_flash(board: "Board", model_bytes: int, used, knobs: dict) -> None:
     """The model and the runtime in the app partition, or an error with the numbers and what to change."""
     flash_needed = model_bytes + used.bytes
     if flash_needed <= board.flash.app_partition_bytes:
         return
     room = board.flash.app_partition_bytes - used.bytes
     raise TinyedgeError(
-        f"board {board_name}: the model does not fit in flash: it needs {flash_needed} B (model {model_bytes} B "
+        f"board {board.id}: the model does not fit in flash: it needs {flash_needed} B (model {model_bytes} B "
         f"+ {used.bytes} B of runtime, {used.source}), the app partition ({board.flash.partitions}) holds "
         f"{board.flash.app_partition_bytes} B: {flash_needed - board.flash.app_partition_bytes} B too many; "
         f"{flash_advice(model_bytes, room, knobs)}, or a board with a larger app partition")

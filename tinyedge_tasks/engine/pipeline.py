@@ -84,9 +84,11 @@ class StageContext:
     def log(self, message: str) -> None:
         print(f"  {message}", flush=True)
 
-    def read(self, record_type):
-        """A typed record (tinyedge_tasks.artifacts) from the input artifact its class names."""
-        return record_type.from_json(self.inputs[record_type.ARTIFACT].read_text())
+    def read(self, record_type, optional: bool = False):
+        """A typed record (tinyedge_tasks.artifacts) from the input artifact its class names; with `optional`,
+        None when the artifact is not among the inputs (its stage is off or has not run)."""
+        path = self.inputs.get(record_type.ARTIFACT) if optional else self.inputs[record_type.ARTIFACT]
+        return record_type.from_json(path.read_text()) if path else None
 
     def write(self, record) -> None:
         (self.out / record.file_name()).write_text(record.to_json())

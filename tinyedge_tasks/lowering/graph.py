@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..artifacts import INT8_TFLITE
 from ..errors import TinyedgeError
 
 DTYPES = {"FLOAT32": np.float32, "INT32": np.int32, "INT8": np.int8, "INT16": np.int16, "INT64": np.int64,
@@ -92,7 +93,7 @@ def read_graph(tflite: bytes) -> Graph:
         model = schema.ModelT.InitFromPackedBuf(bytearray(tflite), 0)
     except Exception as error:  # a truncated or foreign file fails deep in flatbuffers
         raise TinyedgeError(f"model: expected a .tflite flatbuffer, could not read it ({error}); "
-                            "pass the bytes of build/quantize/model.tflite") from error
+                            f"pass the bytes of build/{INT8_TFLITE}") from error
     if not model.subgraphs:
         raise TinyedgeError("model: the .tflite file has no subgraph; re-run the quantize stage")
     graph = model.subgraphs[0]

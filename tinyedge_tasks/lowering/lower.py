@@ -273,9 +273,10 @@ class _Lowering:
 IN_PLACE = ("max_pool", "average_pool", "add", "softmax")   # kernels that read element i before writing it
 
 
-def _aliases(ops: list[LoweredOp], outputs: list[int]) -> dict[int, int]:
-    """Output tensor -> input tensor whose bytes it reuses: always for RESHAPE (no copy at all); for an in-place
-    kernel when the input dies there (pooling only without padding: no later window reads a written byte)."""
+def _aliases(ops: list[LoweredOp], outputs: list[int]) -> tuple[dict[int, int], list[int]]:
+    """(output tensor -> input tensor whose bytes it reuses, the steps whose input dies there): always for RESHAPE
+    (no copy at all); for an in-place kernel when its input dies there (pooling only without padding: no later
+    window reads a written byte)."""
     aliases: dict[int, int] = {}
 
     def root(tensor: int) -> int:
@@ -287,17 +288,52 @@ def _aliases(ops: list[LoweredOp], outputs: list[int]) -> dict[int, int]:
         if op.kernel == "reshape":
             aliases[op.output] = op.inputs[0]
     last_read = {root(t): step for step, op in enumerate(ops) for t in op.inputs}  # later steps win
-    for step, op in enumerate(ops):
-        source = root(op.inputs[0])
-        if (op.kernel in IN_PLACE and last_read[source] == step and source not in outputs
-                and op.params.get("pad_h", 0) == 0 and op.params.get("pad_w", 0) == 0):
+    dying = [step for step, op in enumerate(ops) if op.kernel != "reshape" and
+             last_read[root(op.inputs[0])] == step and root(op.inputs[0]) not in outputs]
+    for step in dying:
+        op = ops[step]
+        if op.kernel in IN_PLACE and op.params.get("pad_h", 0) == 0 and op.params.get("pad_w", 0) == 0:
             aliases[op.output] = op.inputs[0]
-    return aliases
+    return aliases, dying
 
 
-def lower(tflite: bytes, scratch: Callable[[LoweredOp], int] | None = None) -> LoweredModel:
+def _plan(arena: dict[int, int], steps: list, graph: Graph, ops: list[LoweredOp], aliases: dict[int, int],
+          dying: list[int], overlap: Callable[[LoweredOp], int | None] | None) -> Plan:
+    """The memory plan, with each overlap the renderer allows (an output over its dying input, at a distance)
+    kept where the arena grows no larger: chained overlaps drift, so not every one pays, and a peak held at
+    several steps falls only once each is taken, so the ones left are tried again until a round keeps none;
+    then each kept one is dropped again if the arena gets smaller without it."""
+    plan = plan_memory(arena, steps, graph.inputs, graph.outputs, aliases)
+    deltas: dict[int, int] = {}
+    offered = {ops[step].output: (ops[step].inputs[0], overlap(ops[step])) for step in dying
+               if overlap is not None and ops[step].output not in aliases}
+    left = {output: found for output, found in offered.items() if found[1] is not None}
+    kept = True
+    while kept:
+        kept = False
+        for output, (source, delta) in list(left.items()):
+            trial = plan_memory(arena, steps, graph.inputs, graph.outputs, aliases | {output: source},
+                                deltas | {output: delta})
+            if trial.arena_size <= plan.arena_size:
+                plan, aliases, deltas, kept = trial, aliases | {output: source}, deltas | {output: delta}, True
+                del left[output]
+    for output in list(deltas):   # one kept early at an equal arena may cost bytes once the others are in
+        fewer = {t: d for t, d in deltas.items() if t != output}
+        trial = plan_memory(arena, steps, graph.inputs, graph.outputs,
+                            {t: into for t, into in aliases.items() if t != output}, fewer)
+        if trial.arena_size < plan.arena_size:
+            plan, deltas = trial, fewer
+            del aliases[output]
+    return plan
+
+
+def lower(tflite: bytes, scratch: Callable[[LoweredOp], int] | None = None,
+          overlap: Callable[[LoweredOp], int | None] | None = None) -> LoweredModel:
     """Read, check, compute every parameter and plan the arena for a model of int8 operators. scratch: bytes of
-    working memory the renderer's kernel needs for an op (0: none), planned as a buffer alive during that op."""
+    working memory the renderer's kernel needs for an op (0: none), planned as a buffer alive during that op.
+    overlap: where the renderer's kernel for an op may write its output over its dying input, the output's offset
+    minus the input's (a multiple of plan.ALIGNMENT), else None; each op's inputs and outputs are still tensor
+    indices when it is asked."""
     graph = read_graph(tflite)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise TinyedgeError(f"model: the C backend takes one input and one output, found {len(graph.inputs)} and "
@@ -317,7 +353,7 @@ def lower(tflite: bytes, scratch: Callable[[LoweredOp], int] | None = None) -> L
         macs += count
     arena = {i: t.size for i, t in enumerate(graph.tensors) if t.data is None and any(
         i in o.inputs or i in o.outputs for o in graph.operators)}
-    aliases = _aliases(ops, graph.outputs)
+    aliases, dying = _aliases(ops, graph.outputs)
     steps = [(op.inputs, [op.output]) for op in ops]
     scratches = {}   # op index -> the scratch's buffer id, numbered after the tensors
     for step, op in enumerate(ops):
@@ -325,7 +361,7 @@ def lower(tflite: bytes, scratch: Callable[[LoweredOp], int] | None = None) -> L
             scratches[step] = len(graph.tensors) + step
             arena[scratches[step]] = scratch(op)
             steps[step] = (op.inputs, [op.output, scratches[step]])
-    plan = plan_memory(arena, steps, graph.inputs, graph.outputs, aliases)
+    plan = _plan(arena, steps, graph, ops, aliases, dying, overlap)
     for step, op in enumerate(ops):
         op.inputs = [plan.offsets[i] for i in op.inputs]
         op.output = plan.offsets[op.output]

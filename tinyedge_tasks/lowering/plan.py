@@ -7,7 +7,8 @@ ALIGNMENT = 4   # int8 kernels need none; 4 keeps every buffer word-aligned for 
 
 METHOD = ("greedy by size, like TFLM's GreedyMemoryPlanner: largest first, each at the lowest "
           f"{ALIGNMENT}-byte aligned offset free over its lifetime; a RESHAPE output and the output of an in-place "
-          "kernel whose input dies there share the input's offset")
+          "kernel whose input dies there share the input's bytes, at the input's offset or a fixed distance before "
+          "it that the kernel's order makes safe")
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Plan:
     method: str = METHOD
     buffers: list[Buffer] = field(default_factory=list)   # every arena tensor with its lifetime
     aliases: dict[int, int] = field(default_factory=dict)  # tensor -> tensor whose bytes it shares
+    deltas: dict[int, int] = field(default_factory=dict)   # tensor -> its offset minus that tensor's (0 if absent)
 
 
 def _align(value: int) -> int:
@@ -32,9 +34,11 @@ def _align(value: int) -> int:
 
 
 def plan_memory(sizes: dict[int, int], steps: list[tuple[list[int], list[int]]], inputs: list[int],
-                outputs: list[int], aliases: dict[int, int]) -> Plan:
+                outputs: list[int], aliases: dict[int, int], deltas: dict[int, int] | None = None) -> Plan:
     """sizes: bytes of each arena tensor; steps: (read, written) tensor indices per operator, in order;
-    aliases: output tensor -> input tensor whose offset it must share (the caller vouches that is safe)."""
+    aliases: output tensor -> input tensor whose bytes it may share (the caller vouches that is safe), at
+    deltas[output] bytes from the input's offset (a multiple of ALIGNMENT; 0 when absent)."""
+    deltas = deltas or {}
     buffers = {t: Buffer(t, size, len(steps), -1) for t, size in sizes.items()}
     for step, (read, written) in enumerate(steps):
         for t in read + written:
@@ -45,26 +49,39 @@ def plan_memory(sizes: dict[int, int], steps: list[tuple[list[int], list[int]]],
     for t in outputs:
         buffers[t].last = len(steps)
 
-    def root(t: int) -> int:
+    def root(t: int) -> tuple[int, int]:
+        """(the tensor t shares bytes with, transitively; t's offset from it)."""
+        shift = 0
         while t in aliases:
+            shift += deltas.get(t, 0)
             t = aliases[t]
-        return t
+        return t, shift
 
-    groups: dict[int, list[Buffer]] = {}
+    groups: dict[int, list[tuple[Buffer, int]]] = {}
     for t, buffer in buffers.items():
-        groups.setdefault(root(t), []).append(buffer)
-
+        top, shift = root(t)
+        groups.setdefault(top, []).append((buffer, shift))
     placed: list[tuple[Buffer, int]] = []
     offsets: dict[int, int] = {}
-    for group in sorted(groups.values(), key=lambda g: (-max(b.size for b in g), min(b.first for b in g))):
-        clashes = [(other, at) for other, at in placed
-                   if any(b.first <= other.last and other.first <= b.last for b in group)]
-        for offset in sorted({0} | {_align(at + other.size) for other, at in clashes}):
-            if all(offset + b.size <= at or at + other.size <= offset
-                   for b in group for other, at in clashes if b.first <= other.last and other.first <= b.last):
-                break
-        for b in group:
-            placed.append((b, offset))
-            offsets[b.tensor] = offset
+    for group in sorted(groups.values(), key=lambda g: (-max(b.size for b, _ in g), min(b.first for b, _ in g))):
+        low = min(shift for _, shift in group)
+        group = [(b, shift - low) for b, shift in group]
+        base = _lowest(group, placed)
+        for b, shift in group:
+            placed.append((b, base + shift))
+            offsets[b.tensor] = base + shift
     arena = max((at + b.size for b, at in placed), default=0)
-    return Plan(_align(arena), offsets, buffers=list(buffers.values()), aliases=dict(aliases))
+    return Plan(_align(arena), offsets, buffers=list(buffers.values()), aliases=dict(aliases),
+                deltas={t: d for t, d in deltas.items() if t in aliases})
+
+
+def _lowest(group: list[tuple[Buffer, int]], placed: list[tuple[Buffer, int]]) -> int:
+    """The lowest offset for a group of buffers at fixed distances (shift >= 0) that clashes with no placed buffer
+    alive at the same time."""
+    clashes = [(b, shift, other, at) for b, shift in group for other, at in placed
+               if b.first <= other.last and other.first <= b.last]
+    ends = [_align(at + other.size) for _, _, other, at in clashes]
+    candidates = {0, max(ends, default=0)} | {end - shift for end, (_, shift, _, _) in zip(ends, clashes)}
+    return next(base for base in sorted(c for c in candidates if c >= 0)
+                if all(base + shift + b.size <= at or at + other.size <= base + shift
+                       for b, shift, other, at in clashes))   # the last candidate, past every clash, always fits

@@ -10,13 +10,14 @@ from .lower import lower
 
 def measure_with(lowering: Callable[[bytes], object]):
     """The preflight's measure step for a backend whose lowering (with its own scratch buffers) is `lowering`."""
-    def measure(ctx, model, tflite: bytes, data, where: str) -> tuple[bytes, int]:
-        """The converted model and its planned arena; an operator without a kernel stops here, named with its
-        layer."""
+    def measure(ctx, model, tflite: bytes, data, where: str) -> tuple[object, int]:
+        """The lowered model (what the backend's budget charges: lowered once) and its planned arena; an operator
+        without a kernel stops here, named with its layer."""
         try:
-            return tflite, lowering(tflite).arena_size
+            lowered = lowering(tflite)
         except TinyedgeError as error:
             raise TinyedgeError(f"{where}: {error}") from None
+        return lowered, lowered.arena_size
     return measure
 
 

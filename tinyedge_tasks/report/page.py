@@ -10,10 +10,10 @@ import numpy as np
 from . import charts
 
 
-def layer_rows(trained: dict, pruned: dict) -> list[dict]:
+def layer_rows(trained: list[dict], pruned: list[dict]) -> list[dict]:
     """Per layer of the model that is quantized (the pruned one), with the trained model's parameter count."""
-    before = {row["name"]: row["params"] for row in trained["layers"]}
-    return [{**row, "float_params": before.get(row["name"])} for row in pruned["layers"]]
+    before = {row["name"]: row["params"] for row in trained}
+    return [{**row, "float_params": before.get(row["name"])} for row in pruned]
 
 
 def layer_errors(data) -> dict:
@@ -21,15 +21,14 @@ def layer_errors(data) -> dict:
     return {row["layer"]: (row["rmse"], row.get("rmse/scale")) for row in (data or {}).get("layers", [])}
 
 
-def budget_rows(budget: dict) -> list[list]:
-    """codegen/budget.json -> [memory, used, available]: flash for model and runtime; the arena in SRAM or PSRAM."""
-    arena = budget["arena"]
+def budget_rows(budget) -> list[list]:
+    """An artifacts.Budget -> [memory, used, available]: flash for model and runtime; the arena in SRAM or PSRAM."""
+    arena, flash = budget.arena, budget.flash
     if arena["placement"] == "heap":   # MicroPython: the package in its filesystem, arena and weights in its heap
-        flash = budget["flash"]
         return [["flash (MicroPython filesystem)", flash["needed_bytes"], flash["available_bytes"]],
                 ["MicroPython heap (arena + weights)", arena["bytes"], arena["heap_available_bytes"]]]
     internal = arena["placement"] == "internal"
-    return [["flash (app partition)", budget["flash"]["needed_bytes"], budget["flash"]["available_bytes"]],
+    return [["flash (app partition)", flash["needed_bytes"], flash["available_bytes"]],
             ["SRAM (tensor arena)", arena["bytes"] if internal else 0, arena["internal_available_bytes"]],
             ["PSRAM (tensor arena)", 0 if internal else arena["bytes"], arena["psram_available_bytes"]]]
 
@@ -43,12 +42,11 @@ def scalars(data) -> list[list]:
 
 # ---- charts ---------------------------------------------------------------------------------------------
 
-def dataset_chart(dataset: dict, x: np.ndarray, y: np.ndarray) -> bytes:
-    classes = dataset["classes"]
+def dataset_chart(classes: list[str], split_counts: dict, x: np.ndarray, y: np.ndarray) -> bytes:
     fig, (counts, grid) = charts.figure(2, width=4.6)
     bottom = np.zeros(len(classes))
     for split in ("train", "val", "test"):
-        values = np.array(dataset["counts"][split])
+        values = np.array(split_counts[split])
         counts.bar(range(len(classes)), values, bottom=bottom, label=split)
         bottom += values
     counts.set_xticks(range(len(classes)), classes)

@@ -6,9 +6,10 @@ architecture gets the same verdict. `train` runs after it.
 from __future__ import annotations
 
 import importlib
-import json
 import time
 from pathlib import Path
+
+from ..artifacts import DATA, DatasetSummary, PreflightVerdict
 
 SAMPLES = 8  # calibration samples of the conversion: ranges do not change the bytes or the arena
 
@@ -22,16 +23,17 @@ def sources(manifest) -> list[Path]:
 
 
 def run(ctx) -> None:
+    from ..backends import budget_knobs
     from ..config import boards
     from ..ml.keras_util import as_float, deterministic, keras, load_data
+    from ..ml.model_spec import build
     from ..tflite.convert import convert
-    from ..ml.model_spec import build, is_zoo
     from ..preprocess import transform_of
 
     started = time.perf_counter()
     deterministic(ctx.config["project.seed"])
-    data = load_data(ctx.inputs["dataset/data.npz"])
-    classes = json.loads(ctx.inputs["dataset/dataset.json"].read_text())["classes"]
+    data = load_data(ctx.inputs[DATA])
+    classes = ctx.read(DatasetSummary).classes
     model = build(ctx.config, ctx.root, keras, data["x_train"].shape[1:], len(classes))
     _unzero(model, ctx.config["project.seed"])
     scheme = ctx.config["compression.quantize.scheme"]
@@ -40,24 +42,16 @@ def run(ctx) -> None:
     where = f"check: the untrained {ctx.config['train.model']} model"
     if not ctx.stage.hooks:
         ctx.log(f"backend {backend_name} has no preflight; only the conversion was checked")
-        (ctx.out / "check.json").write_text(json.dumps({"backend": backend_name, "model_bytes": len(tflite)}))
+        ctx.write(PreflightVerdict({"backend": backend_name, "model_bytes": len(tflite)}))
         return
     preflight = importlib.import_module(ctx.stage.hooks[0])
-    model_file, arena = preflight.measure(ctx, model, tflite, data, where)
-    board_name = ctx.config["board"]
-    shape = ctx.config["dataset.input"]
-    knobs = {"width_multiplier": ctx.config["train.width_multiplier"] if is_zoo(ctx.config["train.model"]) else None,
-             "scheme": scheme}
-    if data["x_train"].dtype == "uint8":
-        knobs["input"] = (shape["width"], shape["height"])
-    else:
-        knobs["features"] = list(data["x_train"].shape[1:])
-    board = boards.load(ctx.root / boards.BOARDS_DIR / f"{board_name}.yaml")
-    ctx.log(f"budget on {board_name} ({board.chip}), measured arena {arena} B:")
-    budget = preflight.budget(board, board_name, model_file, arena, ctx.config["firmware.arena_margin"], knobs,
-                              on_table=lambda rows: _table(ctx, rows))
-    (ctx.out / "check.json").write_text(json.dumps({"backend": backend_name, "scheme": scheme, **budget}, indent=1))
-    ctx.log(f"fits {board_name}: arena in {boards.PLACES[budget['arena']['placement']]} "
+    charged, arena = preflight.measure(ctx, model, tflite, data, where)
+    board = boards.load(ctx.root / boards.BOARDS_DIR / f"{ctx.config['board']}.yaml")
+    ctx.log(f"budget on {board.id} ({board.chip}), measured arena {arena} B:")
+    budget = preflight.budget(board, charged, arena, ctx.config["firmware.arena_margin"],
+                              budget_knobs(ctx.config, data["x_train"]), on_table=lambda rows: _table(ctx, rows))
+    ctx.write(PreflightVerdict({"backend": backend_name, "scheme": scheme, **budget}))
+    ctx.log(f"fits {board.id}: arena in {boards.PLACES[budget['arena']['placement']]} "
             f"({time.perf_counter() - started:.1f} s)")
 
 

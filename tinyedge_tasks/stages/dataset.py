@@ -9,12 +9,12 @@ so NumPy and Pillow are imported inside the functions that read images.
 from __future__ import annotations
 
 import io
-import json
 import zipfile
 from pathlib import Path
 
 import xxhash
 
+from ..artifacts import DatasetSummary
 from ..errors import TinyedgeError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -231,6 +231,6 @@ def run(ctx) -> None:
             else {key: shape[key] for key in ("width", "height", "channels")})  # the transform is not the data set's
     summary = {"source": source, "classes": classes, "input": size, "counts": counts,
                "samples": len(samples), "skipped": skipped}
-    (ctx.out / "dataset.json").write_text(json.dumps(summary, indent=1))
+    ctx.write(DatasetSummary(**summary))
     ctx.log(f"{len(samples)} samples, {len(classes)} class{'es' if len(classes) != 1 else ''} -> "
             + ", ".join(f"{name} {len(parts[name][1])}" for name in SPLITS))

@@ -7,12 +7,12 @@ MACs, a smaller arena. prune.json reports both kinds with the same before/after 
 """
 from __future__ import annotations
 
-import json
 import math
 import zlib
 
 import numpy as np
 
+from ..artifacts import DATA, TRAINED_MODEL, PruneResult
 from ..errors import TinyedgeError
 
 WEIGHTED = ("Conv2D", "DepthwiseConv2D", "Dense")
@@ -156,8 +156,8 @@ def run(ctx) -> None:
     seed, config = ctx.config["project.seed"], ctx.config["compression.prune"]
     batch_size, learning_rate = ctx.config["train.batch_size"], ctx.config["train.learning_rate"]
     deterministic(seed)
-    data = load_data(ctx.inputs["dataset/data.npz"])
-    model = load_model(ctx.inputs["train/model.h5"], "the trained model", ctx.config["train.trust_model_code"])
+    data = load_data(ctx.inputs[DATA])
+    model = load_model(ctx.inputs[TRAINED_MODEL], "the trained model", ctx.config["train.trust_model_code"])
     before = measure(model, data, seed, transform)  # first: tfmot prunes the layers it wraps in place
     result = {"kind": config["kind"], "target_sparsity": config["sparsity"], "schedule": config["schedule"],
               "epochs": config["epochs"]}
@@ -182,7 +182,7 @@ def run(ctx) -> None:
     # tfmot's wrappers are gone from the saved one
     saved = load_model(ctx.out / "model.h5", "the pruned model", ctx.config["train.trust_model_code"])
     ctx.write(model_summary(saved, accuracy(saved, data["x_test"], data["y_test"], transform), data))
-    (ctx.out / "prune.json").write_text(json.dumps(result, indent=1))
+    ctx.write(PruneResult(result))
     ctx.log(f"float test accuracy {before['test_accuracy']:.4f} -> {after['test_accuracy']:.4f}; "
             f"int8 {before['int8_bytes']} -> {after['int8_bytes']} B (zlib {before['int8_zlib_bytes']} -> "
             f"{after['int8_zlib_bytes']} B), arena {before['arena_bytes']} -> {after['arena_bytes']} B, "

@@ -6,12 +6,11 @@ which layer loses most to quantization.
 """
 from __future__ import annotations
 
-import json
-
 import numpy as np
 
+from ..artifacts import DATA, FLOAT_MODEL, LayerError, QuantizeSummary
 from ..ml.sampling import representative_indices
-from ..tflite import runtime
+from ..tflite import model_file, runtime
 from ..tflite.convert import check_runs, convert, layer_error
 
 
@@ -31,7 +30,7 @@ def _aware(model, data: dict, transform, ctx):
 
 
 def _tflm_accuracy(tflite: bytes, data: dict, transform) -> float:
-    scores = runtime.predict(runtime.interpreter(tflite), data["x_test"], transform)
+    scores = runtime.predict(model_file.interpreter(tflite), data["x_test"], transform)
     return float(np.mean(np.argmax(scores, axis=1) == data["y_test"]))
 
 
@@ -42,8 +41,8 @@ def run(ctx) -> None:
     transform = transform_of(ctx.config["dataset.input"])
     seed = ctx.config["project.seed"]
     deterministic(seed)
-    data = load_data(ctx.inputs["dataset/data.npz"])
-    float_model = load_model(ctx.inputs["prune/model.h5"], "the float model", ctx.config["train.trust_model_code"])
+    data = load_data(ctx.inputs[DATA])
+    float_model = load_model(ctx.inputs[FLOAT_MODEL], "the float model", ctx.config["train.trust_model_code"])
     calibrate, scheme = ctx.config["compression.calibrate"], ctx.config["compression.quantize.scheme"]
     chosen = representative_indices(data["y_train"], calibrate["samples"], calibrate["stratified"], seed)
     ctx.log(f"calibrating {scheme} ranges on {len(chosen)} training samples")
@@ -66,8 +65,8 @@ def run(ctx) -> None:
     worst = max(errors["layers"], key=lambda row: row["rmse/scale"], default=None)
     summary.update(bytes=len(tflite), worst_layer=worst and worst["layer"])
     (ctx.out / "model.tflite").write_bytes(tflite)
-    (ctx.out / "layer_error.json").write_text(json.dumps(errors, indent=1))
-    (ctx.out / "quantize.json").write_text(json.dumps(summary, indent=1))
+    ctx.write(LayerError(errors))
+    ctx.write(QuantizeSummary(**summary))
     ctx.log(f"{scheme} model: {len(tflite)} bytes"
             + (f"; largest per-layer error {worst['rmse/scale']} steps at {worst['layer']} ({worst['op']})"
                if worst else ""))

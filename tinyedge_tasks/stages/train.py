@@ -2,9 +2,7 @@
 pre-trained backbone frozen first, then its top fine-tuned; the best epoch kept when early stopping is on."""
 from __future__ import annotations
 
-import json
-
-from ..artifacts import Metrics
+from ..artifacts import DATA, DatasetSummary, History, Metrics
 
 
 def run(ctx) -> None:
@@ -20,8 +18,8 @@ def run(ctx) -> None:
     seed = ctx.config["project.seed"]
     deterministic(seed)
     transform = transform_of(ctx.config["dataset.input"])
-    data = load_data(ctx.inputs["dataset/data.npz"])
-    classes = json.loads(ctx.inputs["dataset/dataset.json"].read_text())["classes"]
+    data = load_data(ctx.inputs[DATA])
+    classes = ctx.read(DatasetSummary).classes
     model = build(ctx.config, ctx.root, keras, data["x_train"].shape[1:], len(classes),
                   ctx.config["train.pretrained"])
     said = input_range.warning(model, ctx.config["train.model"], ctx.root, data["x_train"], ctx.config["dataset.input"])
@@ -49,5 +47,5 @@ def run(ctx) -> None:
     save_npz(ctx.out / "augmented.npz", {"x": augmented_samples(data["x_train"], augment)})
     ctx.write(model_summary(model, metrics.test_accuracy, data))
     ctx.write(metrics)
-    (ctx.out / "history.json").write_text(json.dumps(history, indent=1))
+    ctx.write(History(history))
     ctx.log(f"float accuracy: val {metrics.val_accuracy:.4f}, test {metrics.test_accuracy:.4f}")

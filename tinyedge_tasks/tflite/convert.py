@@ -10,9 +10,10 @@ import re
 
 import numpy as np
 
+from ..artifacts import INT8_TFLITE
 from ..errors import TinyedgeError
 from ..native.stderr import captured_stderr
-from . import runtime
+from . import model_file, runtime
 
 DEBUG_SAMPLES = 50  # samples the per-layer error table is measured on (each runs float + quantized models)
 SCHEMES = {  # scheme -> (supported ops set, model input/output type)
@@ -77,13 +78,13 @@ def check_runs(tflite: bytes, scheme: str, image: np.ndarray) -> None:
     lacks some kernels: int8 EXP, LOG, ...). All in a child process: a TFLM crash is a message. Whether the
     firmware has the operators is the backend's check, in its first stage: quantize serves every backend alike."""
     from . import worker
-    where = "quantize: build/quantize/model.tflite"
+    where = f"quantize: build/{INT8_TFLITE}"
     worker.check_output_range(tflite, where)
     problem = worker.probe(tflite, runtime.model_input(tflite, image), f"{where} (TFLM run of one test image)")
     if problem and worker.arena_refused(problem):
         raise worker.over_ceiling(where, problem)
     if problem:
-        ops = sorted({op["op"] for op in runtime.operators(tflite)})
+        ops = sorted({op["op"] for op in model_file.operators(tflite)})
         raise TinyedgeError(f"compression.quantize.scheme: the {scheme} model converts but does not run in TFLM "
                             f"({problem}); its operators: {', '.join(ops)}. Choose another scheme or replace the "
                             "layer TFLM names with one it runs in that type")

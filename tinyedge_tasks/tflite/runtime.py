@@ -3,7 +3,8 @@
 Shared by quantize (does it run), calibrate (accuracy, arena) and codegen (operator list for the resolver).
 TFLM aborts or segfaults on some models, and a crash cannot be caught in-process: every TFLM run happens in a
 child process (tflite/worker.py), and what callers hold here is a handle (model bytes and arena), never a live
-interpreter. Model details (operators, input/output quantization) are read from the FlatBuffer directly.
+interpreter. Model details (operators, input/output quantization) are read from the FlatBuffer directly, in
+tflite/model_file.py.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 
 from ..preprocess import UNIT, quantize
 from . import worker
-from .model_file import PROBE_ARENA, Engine, interpreter, io_details, operators, tflm  # noqa: F401 - runtime API
+from .model_file import Engine, interpreter, io_details
 
 
 def quantize_images(engine: Engine, images: np.ndarray, transform: tuple[float, float]) -> np.ndarray:

@@ -24,7 +24,7 @@ def adapter(name: str):
     return ADAPTERS[name]
 
 
-def write_project(out: Path, folder: str, files: dict[str, str], toolchain: str, board: str, serial_speed: int,
+def write_project(out: Path, folder: str, files: dict[str, str], toolchain: str, board,
                   model_xxh3: str | None = None, model_input: dict | None = None):
     """Write the project's files under out/folder and return its index (relative path -> digest); `model_xxh3`:
     the digest of the model the firmware embeds and states in INFO (the validation protocol); `model_input`: the
@@ -37,8 +37,8 @@ def write_project(out: Path, folder: str, files: dict[str, str], toolchain: str,
         data = text.encode() if isinstance(text, str) else text
         target.write_bytes(data)
         digests[name] = xxhash.xxh3_128_hexdigest(data)
-    return ProjectIndex(toolchain=toolchain, folder=folder, board=board, serial_speed=serial_speed, files=digests,
-                        model_xxh3=model_xxh3, input=model_input)
+    return ProjectIndex(toolchain=toolchain, folder=folder, board=board.id, serial_speed=board.serial_speed,
+                        files=digests, model_xxh3=model_xxh3, input=model_input)
 
 
 def info_header(info: dict) -> str:

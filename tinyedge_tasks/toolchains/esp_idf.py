@@ -61,41 +61,41 @@ def kconfig_line(key: str, value: bool | int | str) -> str:
     return f'{key}="{value}"'
 
 
-def _board_lines(board, board_name: str) -> list[dict]:
+def _board_lines(board) -> list[dict]:
     missing = [key for key in board.esp_idf.sdkconfig if key not in board.esp_idf.reasons]
     if missing:
-        raise TinyedgeError(f"boards/{board_name}.yaml: esp_idf.sdkconfig: {', '.join(missing)} without a reason; "
+        raise TinyedgeError(f"boards/{board.id}.yaml: esp_idf.sdkconfig: {', '.join(missing)} without a reason; "
                             "sdkconfig.defaults states one for every line: write each as {value: ..., why: ...} "
                             "(compare with boards/esp32cam.yaml)")
     return [{"text": kconfig_line(key, value), "why": board.esp_idf.reasons[key]}
             for key, value in board.esp_idf.sdkconfig.items()]
 
 
-def skeleton(board, board_name: str, project: str, components: dict[str, dict], idf_version: str,
+def skeleton(board, project: str, components: dict[str, dict], idf_version: str,
              settings: list[Setting]) -> dict[str, str]:
     """{relative path: text} of the shared files. `components`: {registry name: {version, why}} pinned exactly;
     `settings`: the backend's sdkconfig.defaults lines, after the board's (a key the board sets too is refused)."""
     for section in ("platformio", "esp_idf"):
         if getattr(board, section, None) is None:
-            raise TinyedgeError(f"boards/{board_name}.yaml: no {section} section; an ESP-IDF project needs "
+            raise TinyedgeError(f"boards/{board.id}.yaml: no {section} section; an ESP-IDF project needs "
                                 "platformio (platform, board) and esp_idf (target, sdkconfig): compare with "
                                 "boards/esp32cam.yaml")
     if board.esp_idf.target != board.chip:
-        raise TinyedgeError(f"boards/{board_name}.yaml: esp_idf.target is {board.esp_idf.target} but chip is "
+        raise TinyedgeError(f"boards/{board.id}.yaml: esp_idf.target is {board.esp_idf.target} but chip is "
                             f"{board.chip}; make them the same")
     size = board.flash.app_partition_bytes
     if size % APP_ALIGN or APP_OFFSET + size > board.flash.bytes:
-        raise TinyedgeError(f"boards/{board_name}.yaml: flash.app_partition_bytes is {size}; the factory app "
+        raise TinyedgeError(f"boards/{board.id}.yaml: flash.app_partition_bytes is {size}; the factory app "
                             f"starts at {APP_OFFSET:#x} and needs a multiple of {APP_ALIGN} B that ends within "
                             f"flash.bytes ({board.flash.bytes}): at most {(board.flash.bytes - APP_OFFSET)} B")
     clash = sorted({s.key for s in settings} & set(board.esp_idf.sdkconfig))
     if clash:
-        raise TinyedgeError(f"boards/{board_name}.yaml: esp_idf.sdkconfig sets {', '.join(clash)}, which the "
+        raise TinyedgeError(f"boards/{board.id}.yaml: esp_idf.sdkconfig sets {', '.join(clash)}, which the "
                             "firmware sets itself: remove it from the board file")
     env = environment(TEMPLATES)
     env.filters["cmake_name"] = lambda text: re.sub(r"[^A-Za-z0-9_-]", "_", text)
-    values = {"board": board, "board_name": board_name, "project": project, "components": components,
-              "idf_version": idf_version, "app_offset": APP_OFFSET, "board_lines": _board_lines(board, board_name),
+    values = {"board": board, "board_name": board.id, "project": project, "components": components,
+              "idf_version": idf_version, "app_offset": APP_OFFSET, "board_lines": _board_lines(board),
               "firmware_lines": [{"text": kconfig_line(s.key, s.value), "why": s.why} for s in settings]}
     return {path: env.get_template(f"{template}.j2").render(values) for path, template in FILES.items()}
 
@@ -146,13 +146,13 @@ def _tensor(tensor: dict) -> dict:
             "zero_point": int(tensor["zero_point"]), "bytes": count * width, "count": count, "ctype": c_type}
 
 
-def info(board, board_name: str, adapter: Adapter) -> dict:
+def info(board, adapter: Adapter) -> dict:
     """INFO's constant fields, as codegen writes them into te_app.h (the shell adds arena_used and layers)."""
     keys = ("shape", "dtype", "scale", "zero_point", "bytes")
     clock = board.cpu_mhz * 1_000_000
     tensors = {side: _tensor(getattr(adapter, side)) for side in ("input", "output")}
     return {"protocol": 1, "model_xxh3": model_digest(adapter.model), "backend": adapter.backend,
-            "board": board_name, "clock_hz": clock, "cycle_counter": CYCLE_COUNTER, "cycles_per_second": clock,
+            "board": board.id, "clock_hz": clock, "cycle_counter": CYCLE_COUNTER, "cycles_per_second": clock,
             **{side: {k: tensor[k] for k in keys} for side, tensor in tensors.items()},
             "arena_bytes": adapter.arena_bytes}
 
@@ -171,7 +171,7 @@ def frame_buffers(budget) -> dict:
                    "frame after a pause is stale (CAMERA_GRAB_LATEST needs two)"}
 
 
-def application(board, board_name: str, project: str, adapter: Adapter, budget, labels: list[str],
+def application(board, project: str, adapter: Adapter, budget, labels: list[str],
                 led: dict) -> dict[str, str | bytes]:
     """Every file of the ESP-IDF project: the skeleton, the shell, te_app.h and src/CMakeLists.txt around the
     backend's adapter. `led`: backends.status_led's values; `budget`: the Budget codegen wrote."""
@@ -180,13 +180,13 @@ def application(board, board_name: str, project: str, adapter: Adapter, budget, 
         raise TinyedgeError(f"the model has {output['count']} outputs and the data set {len(labels)} classes; the "
                             "firmware prints one score per class: the last layer must have one unit per class")
     components = {**CAMERA_COMPONENTS, **adapter.components}
-    files = skeleton(board, board_name, project, components, adapter.idf_version,
+    files = skeleton(board, project, components, adapter.idf_version,
                      SHELL_SETTINGS + list(adapter.settings))
     files.update({name: path.read_text() for name, path in SHELL_FILES.items()})
     env = environment(TEMPLATES)
-    values = {"board": board, "board_name": board_name, "project": project, "backend": adapter.backend,
+    values = {"board": board, "board_name": board.id, "project": project, "backend": adapter.backend,
               "pins": board.camera.pins.model_dump(), "frames": frame_buffers(budget), **led, "labels": labels,
-              "output": output, "info_json": json.dumps(info(board, board_name, adapter), separators=(",", ":"))[:-1],
+              "output": output, "info_json": json.dumps(info(board, adapter), separators=(",", ":"))[:-1],
               "sources": SHELL_SOURCES + adapter.sources, "requires": ("driver",) + adapter.requires,
               "cmake": adapter.cmake}
     files["src/te_app.h"] = env.get_template("te_app.h.j2").render(values)

@@ -185,7 +185,7 @@ def test_loss_warning_compares_with_the_float_model_and_names_chance():
     """Issue 24: a 2.4-point loss on a float model at chance (11.1 % -> 8.7 % on 10 classes) is noise: said so,
     with no 16-bit advice; the same loss from 95 % names the worst layers and the settings."""
     from tinyedge_tasks.artifacts import Calibration
-    from tinyedge_tasks.backends.espdl.calibrate import warning
+    from tinyedge_tasks.backends.espdl.evaluate import warning
     record = {"quant_type": "w8a8", "method": "minmax"}
     errors = {"ops": [{"op": "conv1", "layer": "conv1", "graphwise": 0.3, "layerwise": 0.01}]}
     labels = np.arange(1000) % 10

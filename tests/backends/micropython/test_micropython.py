@@ -14,6 +14,7 @@ from conftest import FIXTURES, REPO, doit, ran, write_manifest
 from tinyedge_tasks.backends.micropython import generate, unix
 from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.preprocess import UNIT
+from tinyedge_tasks.tflite import model_file
 from tinyedge_tasks.tflite import runtime as tflm
 from tinyedge_tasks.toolchains import mpremote
 
@@ -24,7 +25,7 @@ WASM = REPO / "tests" / ".npm" / "node_modules" / "@micropython" / "micropython-
 def package(name: str) -> tuple[dict[str, str], bytes]:
     model = (ZOO / f"{name}_int8_none.tflite").read_bytes()
     files, _ = generate.model_files(model)
-    quant, _ = tflm.io_details(tflm.interpreter(model))
+    quant, _ = model_file.io_details(model_file.interpreter(model))
     _, height, width, channels = quant["shape"]
     files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant, UNIT)
     files["te_info.py"] = generate.info_source({"model": name})
@@ -37,8 +38,8 @@ def samples() -> np.ndarray:
 
 
 def tflm_outputs(model: bytes, images: np.ndarray) -> np.ndarray:
-    scores = tflm.predict(tflm.interpreter(model), images, UNIT)
-    _, out = tflm.io_details(tflm.interpreter(model))
+    scores = tflm.predict(model_file.interpreter(model), images, UNIT)
+    _, out = model_file.io_details(model_file.interpreter(model))
     return np.round(scores / out["scale"] + out["zero_point"]).astype(np.int8)
 
 

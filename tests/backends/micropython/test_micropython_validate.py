@@ -6,7 +6,6 @@ The board's main.py runs too, with the one stand-in here: a camera module (there
 from __future__ import annotations
 
 import json
-import shutil
 import struct
 import subprocess
 import zlib
@@ -15,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xxhash
-from conftest import REPO, digests, doit, make_project, one_line_error, write_manifest
+from conftest import REPO, digests, doit, make_project, one_line_error, private_copy, switched
+from frames import assert_refusals
 
 from tinyedge_tasks.backends.micropython import codegen, generate
 from tinyedge_tasks.commands import capture
@@ -25,6 +25,7 @@ from tinyedge_tasks.device.link import Link
 from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.lowering.lower import lower
 from tinyedge_tasks.preprocess import UNIT
+from tinyedge_tasks.tflite import model_file
 from tinyedge_tasks.tflite import runtime as tflm
 from tinyedge_tasks.toolchains import mpremote
 
@@ -36,18 +37,12 @@ PACKAGE = Path("build/codegen/micropython")
 @pytest.fixture(scope="module")
 def mp_project(built_project, tmp_path_factory) -> Path:
     """The built example switched to firmware.backend micropython (codegen, calibrate, build, report rerun)."""
-    project = tmp_path_factory.mktemp("mpvalidate") / "project"
-    shutil.copytree(built_project, project)
-    write_manifest(project, {"firmware": {"backend": "micropython"}})
-    doit(project)
-    return project
+    return switched(built_project, tmp_path_factory, "mpvalidate", {"firmware": {"backend": "micropython"}})
 
 
 @pytest.fixture
 def copy(mp_project, tmp_path) -> Path:
-    target = tmp_path / "project"
-    shutil.copytree(mp_project, target)
-    return target
+    return private_copy(mp_project, tmp_path)
 
 
 def test_the_unix_port_validated_over_a_pty_on_the_whole_test_split(copy):
@@ -88,11 +83,11 @@ def _other_model_package(folder: Path) -> str:
     Its digest."""
     model = (ZOO / "tiny_cnn_int8_none.tflite").read_bytes()
     files, lowered = generate.model_files(model)
-    quant, _ = tflm.io_details(tflm.interpreter(model))
+    quant, _ = model_file.io_details(model_file.interpreter(model))
     _, height, width, channels = quant["shape"]
     files["te_preprocess.py"] = generate.preprocess_source(width, height, channels, quant, UNIT)
     board = boards.load(ESP32CAM)
-    files["te_info.py"] = generate.info_source(codegen.info(lowered, model, board, "esp32cam"))
+    files["te_info.py"] = generate.info_source(codegen.info(lowered, model, board))
     folder.mkdir()
     for name, text in files.items():
         (folder / name).write_text(text)
@@ -143,25 +138,15 @@ def test_the_micropython_device_refuses_what_it_cannot_do(tmp_path):
         info = link.hello()
         assert info["cycle_counter"] == "ticks_us" and info["input"]["bytes"] == 1024
         assert info["platform"] == "linux" and info["kernels"] == "te_kernels_viper"
-        link.send(frames.CAPTURE)
-        with pytest.raises(TinyedgeError, match="answered ERROR: no camera"):
-            link.answer(frames.FRAME, 10)
-        link.send(frames.INFER, struct.pack("<I", 0) + bytes(10))
-        with pytest.raises(TinyedgeError, match="answered ERROR: input length 10, expected 1024"):
-            link.answer(frames.RESULT, 10)
-        damaged = bytearray(frames.encode(frames.HELLO))
-        damaged[-1] ^= 0xFF
-        link.serial.write(b"noise \xa5 not a frame" + bytes(damaged))
-        with pytest.raises(TinyedgeError, match=r"answered ERROR: corrupt frame \(CRC\)"):
-            link.answer(frames.INFO, 10)
+        assert_refusals(link, noise=b"noise \xa5 not a frame")
         link.send(0x44)
         with pytest.raises(TinyedgeError, match="answered ERROR: unknown frame type 0x44"):
             link.answer(frames.INFO, 10)
         image = np.load(ZOO / "data.npz")["x_test"][:1]
         model = (ZOO / "tiny_cnn_int8_none.tflite").read_bytes()
-        engine = tflm.interpreter(model)
+        engine = model_file.interpreter(model)
         result = link.infer(7, tflm.quantize_images(engine, image, UNIT).tobytes())
-        _, out = tflm.io_details(engine)
+        _, out = model_file.io_details(engine)
         expected = np.round(tflm.predict(engine, image, UNIT) / out["scale"] + out["zero_point"]).astype(np.int8)
         assert result.index == 7 and result.output == expected.tobytes()
         assert len(result.layer_cycles) == len(info["layers"]) and sum(result.layer_cycles) <= result.cycles

@@ -289,11 +289,11 @@ def test_operator_the_esp32_port_cannot_run_names_op_and_layer(built_project):
             code.builtinCode = code.deprecatedBuiltinCode = schema.BuiltinOperator.UNIQUE
     builder = flatbuffers.Builder(1024)
     builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
-    from tinyedge_tasks.tflite import runtime
+    from tinyedge_tasks.tflite import model_file
     with pytest.raises(TinyedgeError, match=r"esp-tflite-micro 1\.3\.8 cannot run: UNIQUE \(layer '.*pool1.*'\), "
                                             r"UNIQUE \(layer '.*pool2"):
-        resolver.resolver_ops(runtime.operators(bytes(builder.Output())))
-    ops = resolver.resolver_ops(runtime.operators(data))
+        resolver.resolver_ops(model_file.operators(bytes(builder.Output())))
+    ops = resolver.resolver_ops(model_file.operators(data))
     assert [op["op"] for op in ops] == sorted(calibration_of(built_project)["operators"])
 
 
@@ -376,5 +376,5 @@ def test_board_sdkconfig_takes_plain_values_and_reasons():
     plain = Board.model_validate(data)
     assert plain.esp_idf.sdkconfig["CONFIG_FREERTOS_HZ"] == 1000 and "CONFIG_FREERTOS_HZ" not in plain.esp_idf.reasons
     with pytest.raises(TinyedgeError, match=r"boards/x\.yaml: esp_idf\.sdkconfig: CONFIG_FREERTOS_HZ without a reason"):
-        esp_idf.skeleton(plain, "x", "p", {}, ">=5.1", [])
+        esp_idf.skeleton(plain.named("x"), "p", {}, ">=5.1", [])
     assert boards.load(REPO / "boards/esp32cam.yaml").esp_idf.sdkconfig == board.esp_idf.sdkconfig

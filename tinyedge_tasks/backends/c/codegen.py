@@ -13,12 +13,12 @@ from pathlib import Path
 
 import xxhash
 
-from ...artifacts import Budget, DatasetSummary
+from ...artifacts import DATA, INT8_TFLITE, Budget, DatasetSummary, MemoryPlan
 from ...config import boards
 from ...native.csource import environment
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, info_header, qemu, write_project
-from .. import board_section, camera_board, input_record, status_led
+from .. import board_section, budget_knobs, camera_board, input_record, status_led
 from . import BACKEND
 
 SAMPLES = 10   # test samples the firmware runs under `doit flash`
@@ -32,14 +32,14 @@ ADAPTER = "te_model_c.c"
 LAYER_HOOK = "target_compile_definitions(${COMPONENT_LIB} PRIVATE TINYEDGE_LAYER_HOOK)  # per-operator cycles"
 
 
-def _toolchain(board, board_name: str) -> str:
+def _toolchain(board) -> str:
     """The board's toolchain section, checked to be one this backend writes a project for."""
-    section = board_section(BACKEND, board, board_name)
+    section = board_section(BACKEND, board)
     if section == "esp_idf":
-        return camera_board(BACKEND, board, board_name)
+        return camera_board(BACKEND, board)
     if qemu.TARGETS.get(board.qemu.machine) != board.qemu.cpu:
         known = ", ".join(f"machine {m}, cpu {c}" for m, c in qemu.TARGETS.items())
-        raise TinyedgeError(f"boards/{board_name}.yaml: qemu: machine {board.qemu.machine}, cpu {board.qemu.cpu}; "
+        raise TinyedgeError(f"boards/{board.id}.yaml: qemu: machine {board.qemu.machine}, cpu {board.qemu.cpu}; "
                             f"the qemu toolchain's start-up code and linker script are for {known}: set one of those")
     return section
 
@@ -48,11 +48,10 @@ def _tensor(tensor, dtype: str = "int8") -> dict:
     return {"dtype": dtype, "shape": list(tensor.shape), "scale": tensor.scale, "zero_point": tensor.zero_point}
 
 
-def _esp_idf_files(ctx, board, board_name: str, budget: Budget, model, model_files: dict[str, str],
-                   tflite: bytes) -> dict[str, str]:
+def _esp_idf_files(ctx, board, budget: Budget, model, model_files: dict[str, str], tflite: bytes) -> dict[str, str]:
     """The shell (toolchains.esp_idf) around this backend's adapter: te_model_c.c over the generated model C."""
     if budget.arena["placement"] != "internal":
-        raise TinyedgeError(f"board {board_name}: the planned arena ({budget.arena['bytes']} B) does not fit in "
+        raise TinyedgeError(f"board {board.id}: the planned arena ({budget.arena['bytes']} B) does not fit in "
                             f"internal RAM ({budget.arena['internal_available_bytes']} B available); the C "
                             "backend's arena is a static array in internal RAM: shrink the model (input size, "
                             "train.width_multiplier) or use firmware.backend tflm, which can place it in PSRAM")
@@ -67,14 +66,14 @@ def _esp_idf_files(ctx, board, board_name: str, budget: Budget, model, model_fil
                                                                                      if n.endswith(".c"))),
         input=_tensor(model.input), output=_tensor(model.output), model=tflite, arena_bytes=budget.arena["bytes"],
         settings=SETTINGS, cmake=LAYER_HOOK)
-    return esp_idf.application(board, board_name, project, adapter, budget, labels,
-                               status_led(ctx.config, board, board_name, labels))
+    return esp_idf.application(board, project, adapter, budget, labels, status_led(ctx.config, board, labels))
 
 
 def memory_plan(model) -> dict:
     """The arena plan as the report and the tests read it: every tensor's bytes, lifetime (operator steps, -1 the
     model input) and offset, the tensors sharing another's bytes, what each buffer holds (an activation, or a
-    convolution's scratch), and each operator's offsets."""
+    convolution's scratch), and each operator's offsets. shares_from: where a tensor sharing another's bytes starts
+    relative to it (a depthwise output a little before its input)."""
     plan = model.plan
 
     def holds(tensor: int) -> str:
@@ -86,6 +85,7 @@ def memory_plan(model) -> dict:
         "method": plan.method, "arena_bytes": plan.arena_size, "macs": model.macs,
         "tensors": [{"tensor": b.tensor, "bytes": b.size, "first": b.first, "last": b.last,
                      "offset": plan.offsets[b.tensor], "shares": plan.aliases.get(b.tensor),
+                     "shares_from": plan.deltas.get(b.tensor, 0),
                      "holds": holds(b.tensor)}
                     for b in sorted(plan.buffers, key=lambda b: (b.first, b.tensor))],
         "operators": [{"op": op.op, "layer": op.layer, "kernel": op.kernel, "inputs": op.inputs,
@@ -93,7 +93,7 @@ def memory_plan(model) -> dict:
     }
 
 
-def info(model, model_bytes: bytes, board, board_name: str) -> dict:
+def info(model, model_bytes: bytes, board) -> dict:
     """The validation protocol's INFO for the emulated board's serial shell (toolchains/qemu/serve.c): every value
     known here. Cycles are instructions: SysTick under QEMU -icount shift=0 (one instruction per cycle at the
     board's clock is what turns them into milliseconds)."""
@@ -101,7 +101,7 @@ def info(model, model_bytes: bytes, board, board_name: str) -> dict:
         return {"shape": list(t.shape), "dtype": "int8", "scale": t.scale, "zero_point": t.zero_point,
                 "bytes": t.size}
     hz = board.cpu_mhz * 1_000_000
-    return {"protocol": 1, "model_xxh3": xxhash.xxh3_64_hexdigest(model_bytes), "backend": "c", "board": board_name,
+    return {"protocol": 1, "model_xxh3": xxhash.xxh3_64_hexdigest(model_bytes), "backend": "c", "board": board.id,
             "clock_hz": hz, "cycle_counter": "systick-icount", "cycles_per_second": hz,
             "input": tensor(model.input), "output": tensor(model.output), "arena_bytes": model.arena_size,
             "arena_used": model.arena_size, "layers": [op.op for op in model.ops]}
@@ -113,19 +113,17 @@ def run(ctx) -> None:
     from ...preprocess import c as preprocess_c
     from ...preprocess import quantize, transform_of
     from .generate import constant_bytes, generate, lower_model
-
-    board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
-    toolchain = _toolchain(board, board_name)
-    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
+    toolchain = _toolchain(board)
+    model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     model = lower_model(model_bytes)   # an unsupported operator stops here
     weights = constant_bytes(model)
-    from . import check
-    budget = Budget(**check.budget(board, board_name, model_bytes, model.arena_size, 0.0))   # the plan is exact
+    from . import preflight
+    budget = Budget(**preflight.budget(board, model, model.arena_size, 0.0, budget_knobs(ctx.config)))   # exact plan
     ctx.write(budget)
     plan = memory_plan(model)
-    (ctx.out / "memory_plan.json").write_text(json.dumps(plan, indent=1))
-    ctx.log(f"{board_name}: {len(model.ops)} operators, {model.macs} MACs, constants {weights} B, arena "
+    ctx.write(MemoryPlan(plan))
+    ctx.log(f"{board.id}: {len(model.ops)} operators, {model.macs} MACs, constants {weights} B, arena "
             f"{plan['arena_bytes']} B (planned: {len(plan['tensors'])} buffers)")
 
     quant = {"dtype": "int8", "scale": model.input.scale, "zero_point": model.input.zero_point}
@@ -137,16 +135,16 @@ def run(ctx) -> None:
     dataset = ctx.read(DatasetSummary)
     record = input_record(quant, dataset.input, transform)
     if toolchain == "esp_idf":
-        files.update(_esp_idf_files(ctx, board, board_name, budget, model, model_files, model_bytes))
-        ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed,
+        files.update(_esp_idf_files(ctx, board, budget, model, model_files, model_bytes))
+        ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board,
                                 xxhash.xxh3_64_hexdigest(model_bytes), record))
         return
     labels = dataset.classes
-    with np.load(ctx.inputs["dataset/data.npz"]) as data:
+    with np.load(ctx.inputs[DATA]) as data:
         images, truth = data["x_test"][:SAMPLES], data["y_test"][:SAMPLES]
     files[qemu.SAMPLES] = quantize(images, quant, transform).tobytes()
     files[qemu.LABELS] = "\n".join(f"{int(y)} ({labels[int(y)]})" for y in truth)
     files[qemu.TARGET_FILE] = json.dumps({"machine": board.qemu.machine, "cpu": board.qemu.cpu})
-    files[f"src/{qemu.INFO_HEADER}"] = info_header(info(model, model_bytes, board, board_name))
-    ctx.write(write_project(ctx.out, "firmware", files, toolchain, board_name, board.serial_speed,
-                            xxhash.xxh3_64_hexdigest(model_bytes), record))
+    files[f"src/{qemu.INFO_HEADER}"] = info_header(info(model, model_bytes, board))
+    ctx.write(write_project(ctx.out, "firmware", files, toolchain, board, xxhash.xxh3_64_hexdigest(model_bytes),
+                            record))

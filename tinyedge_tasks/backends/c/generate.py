@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ...lowering.lower import ConstArray, LoweredModel, LoweredOp, lower
+from ...lowering.plan import ALIGNMENT
 
 KERNELS = Path(__file__).parent / "kernels"
 COMMON = ("te_kernels.h", "te_fixed_point.h")
@@ -53,6 +54,8 @@ def c_params(op: LoweredOp) -> dict:
             shifts = params["shifts"]
             params["shifts"] = ConstArray(shifts.name, (-shifts.values - 1).astype(np.int32))
     if op.kernel == "conv2d":
+        # its output over its own input (overlap()) and wider: te_conv2d runs the pixels last to first
+        params["reverse"] = int(op.output == op.inputs[0] and params["out_c"] > params["in_c"])
         depth = _depth(op)
         weights = params["weights"]
         rows = weights.values.reshape(params["out_c"], -1)
@@ -67,9 +70,53 @@ def scratch_bytes(op: LoweredOp) -> int:
     return 6 * _depth(op) if op.kernel == "conv2d" else 0
 
 
+def _direct(op: LoweredOp) -> bool:
+    """A 1x1 stride-1 unpadded convolution whose input pixels are its columns (te_conv_pixels' direct case)."""
+    p = op.params
+    return (p["k_h"], p["k_w"], p["stride_h"], p["stride_w"], p["pad_h"], p["pad_w"]) == (1, 1, 1, 1, 0, 0) and \
+        p["in_c"] == _depth(op)
+
+
+def _window_start(p: dict, pixel: int) -> int:
+    """The first input byte output pixel `pixel` (row-major) reads: its window's top left corner inside the image."""
+    oy, ox = divmod(pixel, p["out_w"])
+    row, col = max(0, oy * p["stride_h"] - p["pad_h"]), max(0, ox * p["stride_w"] - p["pad_w"])
+    return (row * p["in_w"] + col) * p["in_c"]
+
+
+def _distance(p: dict, passes: list[list[int]]) -> int:
+    """Bytes an output must start before its input so that no pass (output pixels computed together, each pass
+    reading all it reads before writing) overwrites a byte it or a later pass still reads: the most a pass's last
+    output byte runs past the first input byte of the passes from it on, rounded up to the alignment."""
+    distance, first = 0, _window_start(p, passes[-1][0])
+    for pixels in reversed(passes):
+        first = min(first, *(_window_start(p, px) for px in pixels))
+        distance = max(distance, (pixels[-1] + 1) * p["out_c"] - first)
+    return -(-distance // ALIGNMENT) * ALIGNMENT
+
+
+def overlap(op: LoweredOp) -> int | None:
+    """Where this backend's kernel may write an op's output over its dying input: the output's offset minus the
+    input's. A direct 1x1 convolution widens a pair of pixels into its scratch before writing their outputs, so
+    the same offset is safe (pixels first to last when the output is no wider, else last to first). Any other
+    convolution gathers its two pixels' windows first (pairs of the row-major pixels), a depthwise layer reads
+    all channels of a pass's two pixels of a row before the next pass: their outputs start _distance before."""
+    p = op.params
+    if op.kernel == "conv2d" and _direct(op):
+        return 0
+    pixels = p["out_h"] * p["out_w"] if op.kernel in ("conv2d", "depthwise_conv2d") else 0
+    if op.kernel == "conv2d":
+        return -_distance(p, [list(range(px, min(px + 2, pixels))) for px in range(0, pixels, 2)])
+    if op.kernel == "depthwise_conv2d":
+        return -_distance(p, [[row + ox for ox in range(x, min(x + 2, p["out_w"]))]
+                              for row in range(0, pixels, p["out_w"]) for x in range(0, p["out_w"], 2)])
+    return None
+
+
 def lower_model(tflite: bytes) -> LoweredModel:
-    """The lowering with this backend's scratch buffers planned in the arena like the activations."""
-    return lower(tflite, scratch=scratch_bytes)
+    """The lowering with this backend's scratch buffers planned in the arena like the activations, and outputs
+    over their dying inputs where the kernels allow (overlap)."""
+    return lower(tflite, scratch=scratch_bytes, overlap=overlap)
 
 
 def generate(model: LoweredModel) -> dict[str, str]:

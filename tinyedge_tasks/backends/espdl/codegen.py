@@ -12,15 +12,14 @@ with ESP-DL's input quantization: scale 2**exponent, no zero point, as esp-ppq q
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ...artifacts import Budget, Calibration, DatasetSummary
+from ...artifacts import ESPDL_MODEL, Budget, Calibration, DatasetSummary, PpqRecord
 from ...config import boards
 from ...errors import TinyedgeError
 from ...toolchains import esp_idf, write_project
-from .. import camera_board, input_record, status_led
-from . import BACKEND, check
+from .. import budget_knobs, camera_board, input_record, status_led
+from . import BACKEND, preflight
 from .operators import ESPDL_VERSION   # the release whose modules operators.py lists
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -68,7 +67,7 @@ def memory(budget: Budget) -> dict:
             "why": "max_internal_size 0: the budget put the activations in PSRAM (internal RAM is too small)"}
 
 
-def project_files(board, board_name: str, project: str, labels: list[str], calibration: Calibration,
+def project_files(board, project: str, labels: list[str], calibration: Calibration,
                   shape, transform: tuple[float, float], budget: Budget, led: dict, model: bytes) -> dict:
     """Every file of the project, the .espdl bytes as MODEL_FILE."""
     from ...native.csource import environment
@@ -78,7 +77,7 @@ def project_files(board, board_name: str, project: str, labels: list[str], calib
     if quant["dtype"] not in ("int8", "int16"):
         raise TinyedgeError(f"the .espdl input is {quant['dtype']}; the firmware feeds int8 or int16: quantize the "
                             "first layer too (do not leave it float)")
-    values = {"project": project, "board_name": board_name, "input": quant, "memory": memory(budget),
+    values = {"project": project, "board_name": board.id, "input": quant, "memory": memory(budget),
               "espdl_version": ESPDL_VERSION}
     adapter_cpp = environment(TEMPLATES).get_template("src/te_model_espdl.cpp.j2").render(values)
     adapter = esp_idf.Adapter(backend=BACKEND.name, files={"src/te_model_espdl.cpp": adapter_cpp, MODEL_FILE: model},
@@ -86,7 +85,7 @@ def project_files(board, board_name: str, project: str, labels: list[str], calib
                               output=_tensor(calibration.output), model=model, arena_bytes=budget.arena["bytes"],
                               components=COMPONENTS, settings=SETTINGS, requires=("esp-dl",),
                               idf_version=IDF_VERSION, cmake=ALIGNED_MODEL)
-    files = esp_idf.application(board, board_name, project, adapter, budget, labels, led)
+    files = esp_idf.application(board, project, adapter, budget, labels, led)
     files.update(preprocess_c.sources(shape.width, shape.height, shape.channels,
                                       _quant(quant), transform))
     return files
@@ -99,28 +98,25 @@ def _quant(espdl_input: dict) -> dict:
 
 def run(ctx) -> None:
     from ...preprocess import transform_of
-
-    board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
-    camera_board(BACKEND, board, board_name)
+    camera_board(BACKEND, board)
     calibration = ctx.read(Calibration)
-    record = json.loads(ctx.inputs["quantize/ppq.json"].read_text())
+    record = ctx.read(PpqRecord).data
     if record["target"] != board.esp_idf.target:
-        raise TinyedgeError(f"build/quantize/model.espdl is for {record['target']}, boards/{board_name}.yaml targets "
+        raise TinyedgeError(f"build/{ESPDL_MODEL} is for {record['target']}, boards/{board.id}.yaml targets "
                             f"{board.esp_idf.target}; run doit again (quantize reads the board file)")
-    model = ctx.inputs["quantize/model.espdl"].read_bytes()
-    budget = Budget(**check.budget(board, board_name, len(model), calibration.arena_bytes,
-                                   ctx.config["firmware.arena_margin"]))
+    model = ctx.inputs[ESPDL_MODEL].read_bytes()
+    budget = Budget(**preflight.budget(board, len(model), calibration.arena_bytes, ctx.config["firmware.arena_margin"],
+                                   budget_knobs(ctx.config)))
     ctx.write(budget)
     placed = memory(budget)
-    ctx.log(f"{board_name}: model.espdl {len(model)} B (flash {budget.flash['needed_bytes']} of "
+    ctx.log(f"{board.id}: model.espdl {len(model)} B (flash {budget.flash['needed_bytes']} of "
             f"{budget.flash['available_bytes']} B with the runtime; parameters read from flash, param_copy false), "
             f"activations {placed['budget']} (dl::Model max_internal_size {placed['max_internal_size']})")
     dataset, transform = ctx.read(DatasetSummary), transform_of(ctx.config["dataset.input"])
     labels = dataset.classes
-    files = project_files(board, board_name, ctx.config["project.name"], labels, calibration,
+    files = project_files(board, ctx.config["project.name"], labels, calibration,
                           ctx.config.section("dataset.input"), transform, budget,
-                          status_led(ctx.config, board, board_name, labels), model)
-    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed,
-                            esp_idf.model_digest(model),
+                          status_led(ctx.config, board, labels), model)
+    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board, esp_idf.model_digest(model),
                             input_record(_quant(calibration.input), dataset.input, transform)))

@@ -58,7 +58,7 @@ def export(model, path: Path, where: str, opset: int = OPSET) -> tuple[dict, flo
             "input_shape": [None, *shape]}, seconds
 
 
-def check(model, onnx_path: Path, images: np.ndarray, transform: tuple[float, float]) -> dict:
+def compare_with_keras(model, onnx_path: Path, images: np.ndarray, transform: tuple[float, float]) -> dict:
     """The ONNX graph against Keras on uint8 images: {max_abs_diff, argmax_agreement, samples}."""
     import onnxruntime as ort
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ...artifacts import PpqErrors, PpqRecord
 from ...errors import TinyedgeError
 from ...preprocess import to_float
 from .child import error_path
@@ -121,14 +122,14 @@ def quantize(job: dict) -> None:
                          "accumulates from the input, layerwise quantizes one op at a time; above 0.1 is large",
               "ops": [{"op": op, "layer": keras_layer(op, job["layer_names"]), "graphwise": float(graphwise[op]),
                        "layerwise": float(layerwise[op]) if op in layerwise else None} for op in sorted(graphwise)]}
-    (out / "errors.json").write_text(json.dumps(errors, indent=1))
+    (out / PpqErrors.file_name()).write_text(PpqErrors(errors).to_json())
     (name_in, var_in), (name_out, var_out) = next(iter(graph.inputs.items())), next(iter(graph.outputs.items()))
     record = {"target": job["target"], "quant_type": job["quant_type"], "method": job["method"],
               "calibration_samples": len(images), "sixteen_bit_ops": sixteen_bit, "operators": operators,
               "input": {"name": name_in, **_io(var_in, var_in.dest_op_configs[0])},
               "output": {"name": name_out, **_io(var_out, var_out.source_op_config)},
               "espdl_bytes": (out / "model.espdl").stat().st_size, "activation_bytes": activation_bytes(graph)}
-    (out / "ppq.json").write_text(json.dumps(record, indent=1))
+    (out / PpqRecord.file_name()).write_text(PpqRecord(record).to_json())
 
 
 def _bytes_per_element(variable) -> int:

@@ -7,10 +7,10 @@ TensorFlow, ONNX and esp-ppq are imported inside run().
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
+from ...artifacts import DATA, FLOAT_MODEL, PpqRecord
 from ...config import boards
 from ...errors import TinyedgeError
 from .. import board_section
@@ -32,9 +32,8 @@ def require_extra() -> None:
 
 
 def target(ctx) -> str:
-    board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])
-    board_section(BACKEND, board, board_name)
+    board_section(BACKEND, board)
     return board.esp_idf.target
 
 
@@ -50,12 +49,12 @@ def esp_ppq(ctx, onnx_path, out, indices: list[int], chip: str, layer_names: lis
     knobs = settings(ctx.config)
     work = ctx.state / "espdl" / f"{ctx.stage.name}-work"
     job = {"task": "quantize", "onnx": str(onnx_path), "out": str(out), "work": str(work),
-           "data": str(ctx.inputs["dataset/data.npz"]), "indices": indices, "target": chip,
+           "data": str(ctx.inputs[DATA]), "indices": indices, "target": chip,
            "quant_type": QUANT_TYPES[knobs.bits], "method": knobs.method,
            "sixteen_bit_layers": knobs.sixteen_bit_layers, "layer_names": layer_names, "where": where,
            "transform": list(transform_of(ctx.config["dataset.input"]))}
     run_child(job, ctx.state / "espdl" / f"{ctx.stage.name}.json", what)
-    return json.loads((Path(out) / "ppq.json").read_text())
+    return PpqRecord.from_json((Path(out) / PpqRecord.file_name()).read_text()).data
 
 
 def run(ctx) -> None:
@@ -64,7 +63,7 @@ def run(ctx) -> None:
     from ...ml.keras_util import deterministic, load_data, load_model
     from ...ml.sampling import representative_indices
     from ...preprocess import transform_of
-    from .onnx_export import check, export
+    from .onnx_export import compare_with_keras, export
     from .operators import check_onnx
     from .ppq import QUANT_TYPES
 
@@ -73,8 +72,8 @@ def run(ctx) -> None:
     knobs = settings(ctx.config)
     seed = ctx.config["project.seed"]
     deterministic(seed)
-    data = load_data(ctx.inputs["dataset/data.npz"])
-    model = load_model(ctx.inputs["prune/model.h5"], "the float model", ctx.config["train.trust_model_code"])
+    data = load_data(ctx.inputs[DATA])
+    model = load_model(ctx.inputs[FLOAT_MODEL], "the float model", ctx.config["train.trust_model_code"])
     layer_names = [layer.name for layer in model.layers]
     where = f"quantize: the {ctx.config['train.model']} model"
 
@@ -82,7 +81,7 @@ def run(ctx) -> None:
     exported, seconds = export(model, onnx_path, where)
     check_onnx(onnx.load(str(onnx_path)), layer_names, where)
     transform = transform_of(ctx.config["dataset.input"])
-    checked = check(model, onnx_path, data["x_test"][:CHECK_SAMPLES], transform)
+    checked = compare_with_keras(model, onnx_path, data["x_test"][:CHECK_SAMPLES], transform)
     ctx.log(f"ONNX opset {exported['opset']} in {seconds:.1f} s: max |ONNX - Keras| "
             f"{checked['max_abs_diff']:.2e}, argmax agreement {checked['argmax_agreement']:.3f} on "
             f"{checked['samples']} test samples")
@@ -99,6 +98,6 @@ def run(ctx) -> None:
     record = esp_ppq(ctx, onnx_path, ctx.out, indices.tolist(), chip, layer_names, where,
                      "quantize: esp-ppq on build/quantize/model.onnx")
     record.update(layer_names=layer_names, onnx={**exported, **checked})
-    (ctx.out / "ppq.json").write_text(json.dumps(record, indent=1))
+    ctx.write(PpqRecord(record))
     ctx.log(f"model.espdl: {record['espdl_bytes']} bytes ({time.perf_counter() - started:.1f} s in the child); "
             f"input {record['input']['dtype']} 2^{record['input'].get('exponent')}")

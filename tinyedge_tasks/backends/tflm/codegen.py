@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ...artifacts import Budget, Calibration, DatasetSummary
+from ...artifacts import INT8_TFLITE, Budget, Calibration, DatasetSummary
 from ...config import boards
 from ...native.csource import environment, hex_rows
 from ...toolchains import esp_idf, write_project
-from .. import camera_board, input_record, status_led
+from .. import budget_knobs, camera_board, input_record, status_led
 from . import BACKEND
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -51,32 +51,30 @@ def app_files(values: dict) -> dict[str, str]:
 def run(ctx) -> None:
     from ...preprocess import c as preprocess_c
     from ...preprocess import transform_of
-    from ...tflite import runtime
+    from ...tflite import model_file
     from .resolver import resolver_ops
-
-    board_name = ctx.config["board"]
     board = boards.load(ctx.sources[0])  # the board file: the only source
-    camera_board(BACKEND, board, board_name)
+    camera_board(BACKEND, board)
     calibration = ctx.read(Calibration)
     dataset = ctx.read(DatasetSummary)
     labels = dataset.classes
-    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
-    graph_ops = runtime.operators(model_bytes)
+    model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
+    graph_ops = model_file.operators(model_bytes)
     operators = resolver_ops(graph_ops)
-    from . import check
-    budget = Budget(**check.budget(board, board_name, model_bytes, calibration.arena_bytes,
-                                   ctx.config["firmware.arena_margin"]))
+    from . import preflight
+    budget = Budget(**preflight.budget(board, model_bytes, calibration.arena_bytes, ctx.config["firmware.arena_margin"],
+                                       budget_knobs(ctx.config)))
     ctx.write(budget)
     arena = budget.arena
     place, caps = PLACES[arena["placement"]]
-    ctx.log(f"{board_name}: model {len(model_bytes)} B (flash {budget.flash['needed_bytes']} of "
+    ctx.log(f"{board.id}: model {len(model_bytes)} B (flash {budget.flash['needed_bytes']} of "
             f"{budget.flash['available_bytes']} B with the runtime), arena {arena['bytes']} B in {place}")
 
     known = arena["extra_why"] is not None  # the chip's ESP-NN scratch was computed
     margin_reason = (f"{arena['extra_bytes']} B {arena['extra_why']} + {arena['margin']:.0%}" if known
                      else f"{arena['margin']:.0%} firmware.arena_margin")
     values = {
-        "project": ctx.config["project.name"], "operators": operators, "source": "quantize/model.tflite",
+        "project": ctx.config["project.name"], "operators": operators, "source": INT8_TFLITE,
         "arena": {**arena, "margin_reason": margin_reason, "place": place, "caps": caps, "known": known},
         "layers": [op["op"] for op in graph_ops],
         "model_bytes": len(model_bytes), "rows": hex_rows(model_bytes, 12, "0x{:02x}"),
@@ -85,10 +83,9 @@ def run(ctx) -> None:
                               sources=("te_model_tflm.cc", "model_data.cc"), input=calibration.input,
                               output=calibration.output, model=model_bytes, arena_bytes=arena["bytes"],
                               components=COMPONENTS, settings=SETTINGS, idf_version=IDF_VERSION)
-    files = esp_idf.application(board, board_name, ctx.config["project.name"], adapter, budget, labels,
-                                status_led(ctx.config, board, board_name, labels))
+    files = esp_idf.application(board, ctx.config["project.name"], adapter, budget, labels,
+                                status_led(ctx.config, board, labels))
     shape, transform = ctx.config.section("dataset.input"), transform_of(ctx.config["dataset.input"])
     files.update(preprocess_c.sources(shape.width, shape.height, shape.channels, calibration.input, transform))
-    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board_name, board.serial_speed,
-                            esp_idf.model_digest(model_bytes),
+    ctx.write(write_project(ctx.out, "firmware", files, esp_idf.TOOLCHAIN, board, esp_idf.model_digest(model_bytes),
                             input_record(calibration.input, dataset.input, transform)))

@@ -26,7 +26,7 @@ def builtin_methods() -> dict[str, str]:
 
 
 def resolver_ops(operators: list[dict]) -> list[dict]:
-    """Distinct operators of a model ({op, layer} as tflite.runtime.operators gives them) -> sorted [{op, method, esp_nn}].
+    """Distinct operators of a model ({op, layer} as tflite.model_file.operators gives them) -> sorted [{op, method, esp_nn}].
 
     An operator the pinned TFLM cannot run stops here, naming it and the layer that uses it."""
     data = resolver_data()

@@ -57,7 +57,7 @@ TE_INLINE void te_widen(const int8_t *src, int16_t *col, int depth) {
 #ifdef __ARM_FEATURE_DSP
         const uint32_t x = te_load32(src + k);
         te_store32(col + k, (uint32_t)__sxtb16(x));
-        te_store32(col + k + 2, (uint32_t)__sxtb16(x >> 8));
+        te_store32(col + k + 2, (uint32_t)te_sxtb16_hi(x));
 #else
         col[k] = src[k];
         col[k + 1] = src[k + 2];
@@ -65,6 +65,24 @@ TE_INLINE void te_widen(const int8_t *src, int16_t *col, int depth) {
         col[k + 3] = src[k + 3];
 #endif
     }
+}
+
+/* 4 weights of one row widened for te_mac4: bytes 0, 2 (lo) and 1, 3 (hi) as int16 pairs on DSP cores; the plain
+   C te_mac4 reads the int8 weights themselves. */
+typedef struct {
+    uint32_t lo, hi;
+} te_weights4;
+
+TE_INLINE te_weights4 te_load_weights4(const int8_t *w) {
+    te_weights4 widened = {0, 0};
+#ifdef __ARM_FEATURE_DSP
+    const uint32_t x = te_load32(w);
+    widened.lo = (uint32_t)__sxtb16(x);
+    widened.hi = (uint32_t)te_sxtb16_hi(x);
+#else
+    (void)w;
+#endif
+    return widened;
 }
 
 /* 4 taps of one weight row against one widened column. */
@@ -87,25 +105,16 @@ TE_INLINE void te_conv_tile(const te_conv_params *p, const int16_t *c0, const in
     const int8_t *wa = p->weights + (long)oc * depth, *wb = wa + depth;
     int32_t a00 = p->bias[oc], a01 = a00, a10 = two_ch ? p->bias[oc + 1] : 0, a11 = a10;
     for (int k = 0; k < depth; k += 4) {
-        uint32_t lo = 0, hi = 0;
-#ifdef __ARM_FEATURE_DSP
-        uint32_t w = te_load32(wa + k);
-        lo = (uint32_t)__sxtb16(w);
-        hi = (uint32_t)__sxtb16(w >> 8);
-#endif
-        a00 = te_mac4(a00, lo, hi, c0 + k, wa + k);
+        te_weights4 w = te_load_weights4(wa + k);
+        a00 = te_mac4(a00, w.lo, w.hi, c0 + k, wa + k);
         if (two_px) {
-            a01 = te_mac4(a01, lo, hi, c1 + k, wa + k);
+            a01 = te_mac4(a01, w.lo, w.hi, c1 + k, wa + k);
         }
         if (two_ch) {
-#ifdef __ARM_FEATURE_DSP
-            w = te_load32(wb + k);
-            lo = (uint32_t)__sxtb16(w);
-            hi = (uint32_t)__sxtb16(w >> 8);
-#endif
-            a10 = te_mac4(a10, lo, hi, c0 + k, wb + k);
+            w = te_load_weights4(wb + k);
+            a10 = te_mac4(a10, w.lo, w.hi, c0 + k, wb + k);
             if (two_px) {
-                a11 = te_mac4(a11, lo, hi, c1 + k, wb + k);
+                a11 = te_mac4(a11, w.lo, w.hi, c1 + k, wb + k);
             }
         }
     }
@@ -150,9 +159,21 @@ TE_INLINE void te_conv_pixels(const te_conv_params *p, const int8_t *input, int8
     }
 }
 
-/* col: 3 * depth int16 of scratch (two widened columns, then two int8 windows). */
+/* col: 3 * depth int16 of scratch (two widened columns, then two int8 windows). A direct 1x1 convolution may
+   write over its own input (generate.py's overlap): each pass widens its two pixels into col before writing, and
+   with reverse (a wider output) the pixels go last to first, so no pass overwrites a pixel still to be read. */
 TE_INLINE void te_conv2d(const te_conv_params *p, const int8_t *input, int8_t *output, int16_t *col) {
     const int pixels = p->out_h * p->out_w;
+    if (p->reverse) {
+        int last = pixels;
+        if (pixels & 1) {
+            te_conv_pixels(p, input, output, col, --last, 0);
+        }
+        for (last -= 2; last >= 0; last -= 2) {
+            te_conv_pixels(p, input, output, col, last, 1);
+        }
+        return;
+    }
     int px = 0;
     for (; px + 1 < pixels; px += 2) {
         te_conv_pixels(p, input, output, col, px, 1);

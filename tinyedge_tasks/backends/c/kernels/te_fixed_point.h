@@ -7,7 +7,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#ifdef __ARM_FEATURE_SAT
+#if defined(__ARM_FEATURE_SAT) || defined(__ARM_FEATURE_DSP)
 #include <arm_acle.h>
 #endif
 
@@ -51,15 +51,21 @@ static inline int32_t te_clamp(int32_t value, int32_t low, int32_t high) {
 /* An accumulator requantized (te_mbqm), plus the output offset, clamped to the activation range (within int8).
    fast, which the generator proves per layer (every shift negative, |acc| < 2^30), takes shift as e - 1 (e = -the
    TFLite shift) and gives the same value in ~8 instructions: the rounded doubling high product is
-   round(2acc * multiplier / 2^32), the high word of one SMULL plus the low word's top bit; x / 2^e rounded half
+   round(2acc * multiplier / 2^32), the high word of one SMULL plus the low word's top bit (one SMMULR
+   on DSP cores); x / 2^e rounded half
    away from zero is ((x - (x < 0)) >> (e - 1) + 1) >> 1, and the offset joins before the last halving, doubled.
    On cores with saturation one SSAT narrows where the range is all of int8 (constants in an inlined kernel). */
 TE_INLINE int8_t te_output(int32_t acc, int32_t multiplier, int32_t shift, int fast, int32_t offset, int32_t low,
                            int32_t high) {
     int32_t value;
     if (fast) {
+        int32_t x;
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)   /* SMMULR: the same high word, rounded, one instruction */
+        __asm__("smmulr %0, %1, %2" : "=r"(x) : "r"(acc * 2), "r"(multiplier));
+#else
         const int64_t product = (int64_t)(acc * 2) * multiplier;
-        int32_t x = (int32_t)(product >> 32) + (int32_t)((uint32_t)product >> 31);
+        x = (int32_t)(product >> 32) + (int32_t)((uint32_t)product >> 31);
+#endif
         x = (x + (x >> 31)) >> shift;
         value = (x + 1 + 2 * offset) >> 1;
     } else {
@@ -84,5 +90,19 @@ TE_INLINE uint32_t te_load32(const void *p) {
 TE_INLINE void te_store32(void *p, uint32_t v) {
     memcpy(p, &v, 4);
 }
+
+#ifdef __ARM_FEATURE_DSP
+/* Bytes 1 and 3 of x sign-extended into two int16 halves: SXTB16 with its rotation, one instruction (gcc does not
+   fold a shift into __sxtb16). */
+TE_INLINE int16x2_t te_sxtb16_hi(uint32_t x) {
+#ifdef __GNUC__
+    int16x2_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+#else
+    return __sxtb16(x >> 8);
+#endif
+}
+#endif
 
 #endif

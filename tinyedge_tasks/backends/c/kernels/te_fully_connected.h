@@ -21,12 +21,12 @@ TE_INLINE void te_fc_rows(const te_fully_connected_params *p, const int8_t *in, 
 #ifdef __ARM_FEATURE_DSP
     for (; d + 4 <= depth; d += 4) {
         const uint32_t x = te_load32(in + d);
-        const int16x2_t x_lo = __sxtb16(x), x_hi = __sxtb16(x >> 8);
+        const int16x2_t x_lo = __sxtb16(x), x_hi = te_sxtb16_hi(x);
         const uint32_t w = te_load32(wa + d);
-        a = __smlad(__sxtb16(w), x_lo, __smlad(__sxtb16(w >> 8), x_hi, a));
+        a = __smlad(__sxtb16(w), x_lo, __smlad(te_sxtb16_hi(w), x_hi, a));
         if (two) {
             const uint32_t v = te_load32(wb + d);
-            b = __smlad(__sxtb16(v), x_lo, __smlad(__sxtb16(v >> 8), x_hi, b));
+            b = __smlad(__sxtb16(v), x_lo, __smlad(te_sxtb16_hi(v), x_hi, b));
         }
     }
 #endif

@@ -14,6 +14,7 @@ typedef struct {
     int32_t input_offset, output_offset, act_min, act_max;
     int per_channel;                              /* 0: multipliers[0], shifts[0] for every channel */
     int fast;                                     /* te_output's short path is exact (shifts then hold e - 1) */
+    int reverse;                                  /* conv: pixels last to first (its output over its input) */
     const int8_t *weights;                        /* conv: [out_c][depth] (zero padded from [k_h][k_w][in_c]);
                                                      depthwise: [k_h][k_w][out_c] */
     const int32_t *bias;                          /* bias + input_offset * sum of the channel's weights */

@@ -47,76 +47,78 @@ def _signed(arena, start, size):
     return array('b', arena[start:start + size])
 
 
+def _pixels(p):
+    # every output pixel of a convolution: (its offset in the output, y0, x0, the taps inside [ky0, ky1) and
+    # [kx0, kx1), whether the window is clipped by the padding)
+    in_h, in_w, _, out_h, out_w, out_c, k_h, k_w, s_h, s_w, d_h, d_w, pad_h, pad_w = p[:14]
+    for oy in range(out_h):
+        y0 = oy * s_h - pad_h
+        ky0, ky1 = _window(y0, d_h, k_h, in_h)
+        for ox in range(out_w):
+            x0 = ox * s_w - pad_w
+            kx0, kx1 = _window(x0, d_w, k_w, in_w)
+            clipped = ky0 > 0 or ky1 < k_h or kx0 > 0 or kx1 < k_w
+            yield (oy * out_w + ox) * out_c, y0, x0, ky0, ky1, kx0, kx1, clipped
+
+
 def conv2d(arena, inp, out, weights, p):
-    (in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, s_h, s_w, d_h, d_w, pad_h, pad_w, _, in_off, out_off,
-     lo, hi, per_channel, bias, mults, shifts) = p
+    in_h, in_w, in_c = p[0:3]
+    out_c, k_h, k_w = p[5:8]
+    d_h, d_w = p[10:12]
+    in_off, out_off, lo, hi, per_channel, bias, mults, shifts = p[15:23]
     x = _signed(arena, inp, in_h * in_w * in_c)
     w = array('b', weights)
     row = k_w * in_c
     taps = k_h * row
-    for oy in range(out_h):
-        y0 = oy * s_h - pad_h
-        ky0, ky1 = _window(y0, d_h, k_h, in_h)
-        for ox in range(out_w):
-            x0 = ox * s_w - pad_w
-            kx0, kx1 = _window(x0, d_w, k_w, in_w)
-            clipped = ky0 > 0 or ky1 < k_h or kx0 > 0 or kx1 < k_w
-            o = out + (oy * out_w + ox) * out_c
-            for oc in range(out_c):
-                f = oc * taps
-                acc = bias[oc]
-                for ky in range(ky0, ky1):
-                    y = y0 + d_h * ky
-                    for kx in range(kx0, kx1):
-                        xi = (y * in_w + x0 + d_w * kx) * in_c
-                        wi = f + ky * row + kx * in_c
-                        for i in range(in_c):
-                            acc += w[wi + i] * x[xi + i]
-                if clipped:
-                    outside = 0
-                    for ky in range(k_h):
-                        for kx in range(k_w):
-                            if not (ky0 <= ky < ky1 and kx0 <= kx < kx1):
-                                wi = f + ky * row + kx * in_c
-                                for i in range(in_c):
-                                    outside += w[wi + i]
-                    acc -= outside * in_off
-                q = oc if per_channel else 0
-                v = _mbqm(acc, mults[q], shifts[q]) + out_off
-                arena[o + oc] = min(max(v, lo), hi) & 0xFF
+    for o, y0, x0, ky0, ky1, kx0, kx1, clipped in _pixels(p):
+        for oc in range(out_c):
+            f = oc * taps
+            acc = bias[oc]
+            for ky in range(ky0, ky1):
+                y = y0 + d_h * ky
+                for kx in range(kx0, kx1):
+                    xi = (y * in_w + x0 + d_w * kx) * in_c
+                    wi = f + ky * row + kx * in_c
+                    for i in range(in_c):
+                        acc += w[wi + i] * x[xi + i]
+            if clipped:
+                outside = 0
+                for ky in range(k_h):
+                    for kx in range(k_w):
+                        if not (ky0 <= ky < ky1 and kx0 <= kx < kx1):
+                            wi = f + ky * row + kx * in_c
+                            for i in range(in_c):
+                                outside += w[wi + i]
+                acc -= outside * in_off
+            q = oc if per_channel else 0
+            arena[out + o + oc] = min(max(_mbqm(acc, mults[q], shifts[q]) + out_off, lo), hi) & 0xFF
 
 
 def depthwise_conv2d(arena, inp, out, weights, p):
-    (in_h, in_w, in_c, out_h, out_w, out_c, k_h, k_w, s_h, s_w, d_h, d_w, pad_h, pad_w, mult, in_off, out_off,
-     lo, hi, per_channel, bias, mults, shifts) = p
+    in_h, in_w, in_c = p[0:3]
+    out_c, k_h, k_w = p[5:8]
+    d_h, d_w = p[10:12]
+    mult, in_off, out_off, lo, hi, per_channel, bias, mults, shifts = p[14:23]
     x = _signed(arena, inp, in_h * in_w * in_c)
     w = array('b', weights)
-    for oy in range(out_h):
-        y0 = oy * s_h - pad_h
-        ky0, ky1 = _window(y0, d_h, k_h, in_h)
-        for ox in range(out_w):
-            x0 = ox * s_w - pad_w
-            kx0, kx1 = _window(x0, d_w, k_w, in_w)
-            clipped = ky0 > 0 or ky1 < k_h or kx0 > 0 or kx1 < k_w
-            o = out + (oy * out_w + ox) * out_c
-            for oc in range(out_c):
-                ic = oc // mult
-                acc = bias[oc]
-                for ky in range(ky0, ky1):
-                    xr = (y0 + d_h * ky) * in_w * in_c + ic
-                    wr = ky * k_w * out_c + oc
-                    for kx in range(kx0, kx1):
-                        acc += w[wr + kx * out_c] * x[xr + (x0 + d_w * kx) * in_c]
-                if clipped:
-                    outside = 0
-                    for ky in range(k_h):
-                        for kx in range(k_w):
-                            if not (ky0 <= ky < ky1 and kx0 <= kx < kx1):
-                                outside += w[(ky * k_w + kx) * out_c + oc]
-                    acc -= outside * in_off
-                q = oc if per_channel else 0
-                v = _mbqm(acc, mults[q], shifts[q]) + out_off
-                arena[o + oc] = min(max(v, lo), hi) & 0xFF
+    for o, y0, x0, ky0, ky1, kx0, kx1, clipped in _pixels(p):
+        for oc in range(out_c):
+            ic = oc // mult
+            acc = bias[oc]
+            for ky in range(ky0, ky1):
+                xr = (y0 + d_h * ky) * in_w * in_c + ic
+                wr = ky * k_w * out_c + oc
+                for kx in range(kx0, kx1):
+                    acc += w[wr + kx * out_c] * x[xr + (x0 + d_w * kx) * in_c]
+            if clipped:
+                outside = 0
+                for ky in range(k_h):
+                    for kx in range(k_w):
+                        if not (ky0 <= ky < ky1 and kx0 <= kx < kx1):
+                            outside += w[(ky * k_w + kx) * out_c + oc]
+                acc -= outside * in_off
+            q = oc if per_channel else 0
+            arena[out + o + oc] = min(max(_mbqm(acc, mults[q], shifts[q]) + out_off, lo), hi) & 0xFF
 
 
 def fully_connected(arena, inp, out, weights, p):
@@ -130,10 +132,17 @@ def fully_connected(arena, inp, out, weights, p):
             acc = 0
             for d in range(depth):
                 acc += w[wu + d] * x[xb + d]
-            acc += bias[u]
             q = u if per_channel else 0
-            v = _mbqm(acc, mults[q], shifts[q]) + out_off
-            arena[out + b * units + u] = min(max(v, lo), hi) & 0xFF
+            arena[out + b * units + u] = min(max(_mbqm(acc + bias[u], mults[q], shifts[q]) + out_off, lo), hi) & 0xFF
+
+
+def _rounded_mean(values):
+    # the mean rounded half away from zero, as TFLM's average pool (0 for an empty window)
+    count, total = len(values), sum(values)
+    if not count:
+        return 0
+    half = count // 2
+    return (total + half) // count if total > 0 else -((half - total) // count)
 
 
 def _pool(arena, inp, out, p, average):
@@ -148,19 +157,8 @@ def _pool(arena, inp, out, p, average):
             kx0 = -x0 if x0 < 0 else 0
             kx1 = min(in_w - x0, k_w)
             for c in range(ch):
-                acc = 0 if average else -128
-                count = 0
-                for ky in range(ky0, ky1):
-                    for kx in range(kx0, kx1):
-                        v = x[((y0 + ky) * in_w + x0 + kx) * ch + c]
-                        if average:
-                            acc += v
-                        elif v > acc:
-                            acc = v
-                        count += 1
-                if average and count > 0:
-                    half = count // 2
-                    acc = (acc + half) // count if acc > 0 else -((half - acc) // count)
+                window = [x[((y0 + ky) * in_w + x0 + kx) * ch + c] for ky in range(ky0, ky1) for kx in range(kx0, kx1)]
+                acc = _rounded_mean(window) if average else max(window + [-128])
                 arena[out + (oy * out_w + ox) * ch + c] = min(max(acc, lo), hi) & 0xFF
 
 

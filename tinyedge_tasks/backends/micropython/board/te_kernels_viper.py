@@ -10,30 +10,19 @@ from te_kernels import mean, pad, softmax  # noqa: F401  (re-exported: the model
 
 @micropython.viper
 def _srdhm(a: int, b: int) -> int:
-    # round(a * b / 2^31) exactly, from 16-bit halves of |a| and |b|
-    neg = 0
-    if a < 0:
-        n = -1 - a
-        ah = n >> 16
-        al = (n & 0xFFFF) + 1
-        if al == 0x10000:
-            al = 0
-            ah += 1
-        neg = 1
-    else:
-        ah = a >> 16
-        al = a & 0xFFFF
-    if b < 0:
-        n = -1 - b
-        bh = n >> 16
-        bl = (n & 0xFFFF) + 1
-        if bl == 0x10000:
-            bl = 0
-            bh += 1
-        neg ^= 1
-    else:
-        bh = b >> 16
-        bl = b & 0xFFFF
+    # round(a * b / 2^31) exactly, from 16-bit halves of |a| and |b|; branch-free and without forming |INT32_MIN|:
+    # s = x >> 31 is 0 or -1, x ^ s is |x| + s, and the low half takes the -s back (its carry goes to the high half)
+    sa = a >> 31
+    sb = b >> 31
+    na = a ^ sa
+    nb = b ^ sb
+    ta = (na & 0xFFFF) - sa
+    tb = (nb & 0xFFFF) - sb
+    ah = (na >> 16) + (ta >> 16)
+    bh = (nb >> 16) + (tb >> 16)
+    al = ta & 0xFFFF
+    bl = tb & 0xFFFF
+    neg = (sa ^ sb) & 1
     if ah == 0x8000 and bh == 0x8000:   # INT32_MIN * INT32_MIN saturates
         big = 0x3FFFFFFF   # a variable: the folded constant 2^31 - 1 would be an object on the ESP32
         return big + big + 1
@@ -103,11 +92,59 @@ def _window(start: int, dilation: int, size: int, taps: int) -> int:
 
 
 @micropython.viper
+def _clamp(v: int, lo: int, hi: int) -> int:
+    if v < lo:
+        return lo
+    if v > hi:
+        return hi
+    return v
+
+
+@micropython.viper
+def _requant(acc: int, p, channel: int, base: int) -> int:
+    # acc requantized to the output, offset and clamped; p[base:] holds out_off, lo, hi, per_channel, bias,
+    # mults, shifts (the same order in conv and fully_connected)
+    q = channel * int(p[base + 3])
+    v = int(_mbqm(acc, int(p[base + 5][q]), int(p[base + 6][q]))) + int(p[base])
+    lo = int(p[base + 1])
+    if v < lo:
+        return lo
+    hi = int(p[base + 2])
+    if v > hi:
+        return hi
+    return v
+
+
+@micropython.viper
+def _outside(weights, p, oc: int, window: int) -> int:
+    # the weights of output channel oc on the taps outside the window (depthwise << 28 | ky0 << 21 | ky1 << 14 |
+    # kx0 << 7 | kx1): what the padding, which is the input's zero point, multiplies (border pixels only)
+    in_c = int(p[2])
+    out_c = int(p[5])
+    k_h = int(p[6])
+    k_w = int(p[7])
+    ky0 = (window >> 21) & 0x7F
+    ky1 = (window >> 14) & 0x7F
+    kx0 = (window >> 7) & 0x7F
+    kx1 = window & 0x7F
+    w = ptr8(weights)
+    total = 0
+    for ky in range(k_h):
+        for kx in range(k_w):
+            if ky < ky0 or ky >= ky1 or kx < kx0 or kx >= kx1:
+                if (window >> 28) & 1:
+                    total += (w[(ky * k_w + kx) * out_c + oc] ^ 0x80) - 0x80
+                else:
+                    wi = (oc * k_h * k_w + ky * k_w + kx) * in_c
+                    for i in range(in_c):
+                        total += (w[wi + i] ^ 0x80) - 0x80
+    return total
+
+
+@micropython.viper
 def _conv(arena, inp: int, out: int, weights, p, depthwise: int):
-    in_h = int(p[0])
     in_w = int(p[1])
     in_c = int(p[2])
-    out_h = int(p[3])
     out_w = int(p[4])
     out_c = int(p[5])
     k_h = int(p[6])
@@ -118,22 +155,18 @@ def _conv(arena, inp: int, out: int, weights, p, depthwise: int):
     d_w = int(p[11])
     pad_h = int(p[12])
     pad_w = int(p[13])
-    mult = int(p[14])
-    in_off = int(p[15])
     out_off = int(p[16])
     lo = int(p[17])
     hi = int(p[18])
-    per_channel = int(p[19])
     bias = p[20]
     mults = p[21]
     shifts = p[22]
     a = ptr8(arena)
     w = ptr8(weights)
     row = k_w * in_c
-    taps = k_h * row
-    for oy in range(out_h):
+    for oy in range(int(p[3])):
         y0 = oy * s_h - pad_h
-        rows = int(_window(y0, d_h, in_h, k_h))
+        rows = int(_window(y0, d_h, int(p[0]), k_h))
         ky0 = rows >> 16
         ky1 = rows & 0xFFFF
         for ox in range(out_w):
@@ -141,27 +174,19 @@ def _conv(arena, inp: int, out: int, weights, p, depthwise: int):
             cols = int(_window(x0, d_w, in_w, k_w))
             kx0 = cols >> 16
             kx1 = cols & 0xFFFF
-            clipped = 0
-            if ky0 > 0 or ky1 < k_h or kx0 > 0 or kx1 < k_w:
-                clipped = 1
+            clipped = ky0 | kx0 | (k_h - ky1) | (k_w - kx1)   # not 0 when the padding clips the window
             o = out + (oy * out_w + ox) * out_c
             for oc in range(out_c):
                 acc = int(bias[oc])
-                outside = 0
                 if depthwise:
-                    ic = oc // mult
+                    ic = oc // int(p[14])
                     for ky in range(ky0, ky1):
                         xr = inp + (y0 + d_h * ky) * in_w * in_c + ic
                         wr = ky * k_w * out_c + oc
                         for kx in range(kx0, kx1):
                             acc += ((w[wr + kx * out_c] ^ 0x80) - 0x80) * ((a[xr + (x0 + d_w * kx) * in_c] ^ 0x80) - 0x80)
-                    if clipped:
-                        for ky in range(k_h):
-                            for kx in range(k_w):
-                                if ky < ky0 or ky >= ky1 or kx < kx0 or kx >= kx1:
-                                    outside += (w[(ky * k_w + kx) * out_c + oc] ^ 0x80) - 0x80
                 else:
-                    f = oc * taps
+                    f = oc * k_h * row
                     for ky in range(ky0, ky1):
                         y = y0 + d_h * ky
                         for kx in range(kx0, kx1):
@@ -169,23 +194,13 @@ def _conv(arena, inp: int, out: int, weights, p, depthwise: int):
                             wi = f + ky * row + kx * in_c
                             for i in range(in_c):
                                 acc += ((w[wi + i] ^ 0x80) - 0x80) * ((a[xi + i] ^ 0x80) - 0x80)
-                    if clipped:
-                        for ky in range(k_h):
-                            for kx in range(k_w):
-                                if ky < ky0 or ky >= ky1 or kx < kx0 or kx >= kx1:
-                                    wi = f + ky * row + kx * in_c
-                                    for i in range(in_c):
-                                        outside += (w[wi + i] ^ 0x80) - 0x80
-                acc -= outside * in_off
-                q = 0
-                if per_channel:
-                    q = oc
+                if clipped:
+                    window = (depthwise << 28) | (ky0 << 21) | (ky1 << 14) | (kx0 << 7) | kx1
+                    acc -= int(_outside(weights, p, oc, window)) * int(p[15])
+                q = oc * int(p[19])
                 v = int(_mbqm(acc, int(mults[q]), int(shifts[q]))) + out_off
-                if v < lo:
-                    v = lo
-                if v > hi:
-                    v = hi
-                a[o + oc] = v & 0xFF
+                v = lo if v < lo else v
+                a[o + oc] = (hi if v > hi else v) & 0xFF
 
 
 def conv2d(arena, inp, out, weights, p):
@@ -198,18 +213,12 @@ def depthwise_conv2d(arena, inp, out, weights, p):
 
 @micropython.viper
 def fully_connected(arena, inp: int, out: int, weights, p):
+    a = ptr8(arena)
+    w = ptr8(weights)
     batches = int(p[0])
     depth = int(p[1])
     units = int(p[2])
-    out_off = int(p[3])
-    lo = int(p[4])
-    hi = int(p[5])
-    per_channel = int(p[6])
     bias = p[7]
-    mults = p[8]
-    shifts = p[9]
-    a = ptr8(arena)
-    w = ptr8(weights)
     for b in range(batches):
         xb = inp + b * depth
         for u in range(units):
@@ -218,15 +227,7 @@ def fully_connected(arena, inp: int, out: int, weights, p):
             for d in range(depth):
                 acc += ((w[wu + d] ^ 0x80) - 0x80) * ((a[xb + d] ^ 0x80) - 0x80)
             acc += int(bias[u])
-            q = 0
-            if per_channel:
-                q = u
-            v = int(_mbqm(acc, int(mults[q]), int(shifts[q]))) + out_off
-            if v < lo:
-                v = lo
-            if v > hi:
-                v = hi
-            a[out + b * units + u] = v & 0xFF
+            a[out + b * units + u] = int(_requant(acc, p, u, 3)) & 0xFF
 
 
 @micropython.viper
@@ -274,11 +275,7 @@ def _pool(arena, inp: int, out: int, p, average: int):
                         acc = (acc + half) // count
                     else:
                         acc = 0 - (half - acc) // count
-                if acc < lo:
-                    acc = lo
-                if acc > hi:
-                    acc = hi
-                a[out + (oy * out_w + ox) * ch + c] = acc & 0xFF
+                a[out + (oy * out_w + ox) * ch + c] = int(_clamp(acc, lo, hi)) & 0xFF
 
 
 def max_pool(arena, inp, out, weights, p):
@@ -291,6 +288,7 @@ def average_pool(arena, inp, out, weights, p):
 
 @micropython.viper
 def _add(arena, in1: int, in2: int, out: int, p):
+    a = ptr8(arena)
     size = int(p[0])
     off1 = int(p[1])
     off2 = int(p[2])
@@ -304,16 +302,11 @@ def _add(arena, in1: int, in2: int, out: int, p):
     left = int(p[10])
     lo = int(p[11])
     hi = int(p[12])
-    a = ptr8(arena)
     for i in range(size):
         x1 = int(_rdbp(int(_srdhm((off1 + (a[in1 + i] ^ 0x80) - 0x80) << left, m1)), 0 - s1))
         x2 = int(_rdbp(int(_srdhm((off2 + (a[in2 + i] ^ 0x80) - 0x80) << left, m2)), 0 - s2))
         v = int(_rdbp(int(_srdhm(x1 + x2, mo)), 0 - so)) + out_off
-        if v < lo:
-            v = lo
-        if v > hi:
-            v = hi
-        a[out + i] = v & 0xFF
+        a[out + i] = int(_clamp(v, lo, hi)) & 0xFF
 
 
 def add(arena, inputs, out, weights, p):

@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from ..errors import TinyedgeError
+from ...errors import TinyedgeError
 
 
 def flow(value: Any) -> str:

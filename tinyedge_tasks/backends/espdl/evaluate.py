@@ -10,7 +10,8 @@ import json
 
 import numpy as np
 
-from ...artifacts import Calibration, Metrics
+from ...artifacts import (DATA, ESPDL_MODEL, ESPDL_NATIVE, Calibration, EspdlMemory, Metrics, PpqErrors,
+                         PpqRecord)
 from ...preprocess import transform_of
 from .child import run_child
 
@@ -50,23 +51,22 @@ def warning(record: dict, errors: dict, result: Calibration, classes: int) -> st
 
 
 def run(ctx) -> None:
-    quantized = ctx.inputs["quantize/model.espdl"].parent
-    record = json.loads(ctx.inputs["quantize/ppq.json"].read_text())
-    job = {"task": "simulate", "native": str(ctx.inputs["quantize/model.native"]),
-           "data": str(ctx.inputs["dataset/data.npz"]), "out": str(ctx.out),
+    record = ctx.read(PpqRecord).data
+    job = {"task": "simulate", "native": str(ctx.inputs[ESPDL_NATIVE]),
+           "data": str(ctx.inputs[DATA]), "out": str(ctx.out),
            "transform": list(transform_of(ctx.config["dataset.input"]))}
     run_child(job, ctx.state / "espdl" / "simulate.json", "calibrate: esp-ppq simulating build/quantize/model.native")
     scores = np.load(ctx.out / "scores.npy")
     (ctx.out / "scores.npy").unlink()
     memory = json.loads((ctx.out / "memory.json").read_text())
     (ctx.out / "memory.json").unlink()
-    with np.load(ctx.inputs["dataset/data.npz"]) as data:
+    with np.load(ctx.inputs[DATA]) as data:
         labels = data["y_test"]
     float_accuracy = ctx.read(Metrics).test_accuracy
     io = {side: {k: v for k, v in record[side].items() if k not in ("name", "rounding")}
           for side in ("input", "output")}
     result = Calibration.measured(np.argmax(scores, axis=1), labels, scores.shape[1], float_accuracy,
-                                  model_bytes=(quantized / "model.espdl").stat().st_size,
+                                  model_bytes=ctx.inputs[ESPDL_MODEL].stat().st_size,
                                   arena_bytes=memory["activation_bytes"], input=io["input"], output=io["output"],
                                   operators=record["operators"], runtime=f"esp-ppq TorchExecutor ({record['target']})")
     ctx.write(result)
@@ -74,9 +74,9 @@ def run(ctx) -> None:
             f"{result.quantized_test_accuracy:.4f} (float {float_accuracy:.4f}, drop {result.accuracy_drop_points:.2f} "
             f"points), model.espdl {result.model_bytes} B, activations about {result.arena_bytes} B")
     warnings = []
-    said = warning(record, json.loads(ctx.inputs["quantize/errors.json"].read_text()), result, scores.shape[1])
+    said = warning(record, ctx.read(PpqErrors).data, result, scores.shape[1])
     if said:
         warnings.append(said)
         ctx.log(f"WARNING: {said}")
-    (ctx.out / "espdl.json").write_text(json.dumps({"target": record["target"], "quant_type": record["quant_type"],
-                                                    "method": record["method"], "warnings": warnings}, indent=1))
+    ctx.write(EspdlMemory({"target": record["target"], "quant_type": record["quant_type"], "method": record["method"],
+                           "warnings": warnings}))

@@ -22,7 +22,7 @@ import yaml
 from conftest import doit, make_project, ran
 from tinyedge_tasks.commands.sweep import command_line_assignments
 from tinyedge_tasks.engine import hashing
-from tinyedge_tasks.experiment import manifest_edit, variants
+from tinyedge_tasks.commands.trials import manifest_edit, variants
 
 SWIFT = {"train": {"epochs": 1}, "compression": {"calibrate": {"samples": 20}}}
 
@@ -182,7 +182,7 @@ def test_ctrl_c_stops_tune_with_one_line_and_the_trial_is_not_a_rejection(tmp_pa
 
 WORKER = """
 import sys, time
-from tinyedge_tasks.experiment import study as s
+from tinyedge_tasks.commands.trials import study as s
 s.HEARTBEAT_SECONDS = 1  # the product's 30 s, shortened so the test waits seconds, not minutes
 optuna = s.load_optuna("test")
 study = optuna.create_study(study_name="x", storage=s.storage(optuna, sys.argv[1]), load_if_exists=True,

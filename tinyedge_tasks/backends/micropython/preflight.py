@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from ...config import boards
 from ...errors import TinyedgeError
-from ...lowering.lower import lower
 from ...lowering.preflight import measure  # noqa: F401  the preflight protocol's first step, shared with C
 from .. import board_section
 from . import BACKEND
@@ -16,13 +15,11 @@ CODE_SOURCE = ("source bytes of the kernel and protocol modules (their .mpy is s
                "bytes)")
 
 
-def budget(board, board_name: str, model_bytes: bytes, arena: int, margin: float, knobs: dict | None = None,
-           on_table=None) -> dict:
+def budget(board, lowered, arena: int, margin: float, knobs: dict | None = None, on_table=None) -> dict:
     """Weights and kernels against the filesystem; arena + weights against the heap (a MicroPython `bytes` held
     in RAM once imported). The plan is exact: no margin. The camera driver's frames are outside the heap."""
-    board_section(BACKEND, board, board_name)
+    board_section(BACKEND, board)
     section = board.micropython
-    lowered = lower(model_bytes)
     weights = weight_bytes(lowered)
     code = sum((BOARD / name).stat().st_size for name in BOARD_FILES)
     files, ram = weights + code, lowered.arena_size + weights
@@ -34,17 +31,17 @@ def budget(board, board_name: str, model_bytes: bytes, arena: int, margin: float
                   ("arena + weights, MicroPython heap", ram, section.heap_bytes,
                    "fits" if ram <= section.heap_bytes else "too big")])
     if files > section.filesystem_bytes:
-        raise TinyedgeError(f"board {board_name}: the MicroPython package does not fit: weights {weights} B + "
+        raise TinyedgeError(f"board {board.id}: the MicroPython package does not fit: weights {weights} B + "
                             f"kernels {code} B = {files} B, micropython.filesystem_bytes {section.filesystem_bytes} "
                             f"B: {files - section.filesystem_bytes} B too many; "
                             f"{boards.flash_advice(weights, section.filesystem_bytes - code, knobs or {})}")
     if ram > section.heap_bytes:
-        raise TinyedgeError(f"board {board_name}: the model does not fit the MicroPython heap: arena "
+        raise TinyedgeError(f"board {board.id}: the model does not fit the MicroPython heap: arena "
                             f"{lowered.arena_size} B + weights {weights} B = {ram} B, micropython.heap_bytes "
                             f"{section.heap_bytes} B: {ram - section.heap_bytes} B too many; "
                             f"{boards.flash_advice(weights, section.heap_bytes - lowered.arena_size, knobs or {})}")
     return {
-        "board": board_name, "chip": board.chip, "cpu_mhz": board.cpu_mhz, "model_bytes": weights,
+        "board": board.id, "chip": board.chip, "cpu_mhz": board.cpu_mhz, "model_bytes": weights,
         "flash": {"needed_bytes": files, "available_bytes": section.filesystem_bytes, "runtime_bytes": code,
                   "runtime_source": CODE_SOURCE, "partitions": "MicroPython filesystem"},
         "arena": {"measured_min_bytes": lowered.arena_size, "margin": 0.0, "extra_bytes": weights,

@@ -1,7 +1,7 @@
 """One mechanism for `doit sweep` and `doit tune`: an Optuna study whose trials are variants.
 
 A trial takes manifest values from the study's sampler (the grid sampler for a sweep; TPE, NSGA-II, random or
-grid for tune), builds them as a variant (experiment.variants) from the shared cache, the preflight first, and
+grid for tune), builds them as a variant (trials.variants) from the shared cache, the preflight first, and
 gives back the objectives, with the board's budget as a constraint. Trials run in parallel threads, each driving
 its own `doit` process; two trials that need the same stage at once compute it once (the store's lock: one
 computes, the other waits and restores).
@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ..errors import TinyedgeError
-from ..report import charts
+from ...errors import TinyedgeError
+from ...report import charts
 from . import variants as v
 
 HEARTBEAT_SECONDS = 30

@@ -7,15 +7,15 @@ one. On an ESP32 board the chip's build needs PlatformIO: the host build (the sa
 is what is measured, and said so."""
 from __future__ import annotations
 
-import json
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from ...artifacts import Calibration, Metrics, ProjectIndex
+from ...artifacts import DATA, INT8_TFLITE, Calibration, CRuntime, MemoryPlan, Metrics, ProjectIndex
 from ...errors import TinyedgeError
 from ...preprocess import quantize, transform_of
+from ...tflite import model_file
 from ...tflite import runtime as tflm
 from ...tflite import worker
 from ...toolchains import esp_idf, host, qemu
@@ -31,6 +31,23 @@ def _scores(raw: np.ndarray, output: dict) -> np.ndarray:
 
 def _differing(scores: np.ndarray, reference: np.ndarray) -> int:
     return int(np.any(scores != reference, axis=1).sum())
+
+
+def _figures(plan: dict, emulated, tflm_arena: int, host_seconds: float, host_differing: int,
+             qemu_differing: int | None) -> dict:
+    """calibrate/c_runtime.json: the planned arena against TFLM's, instructions in all and per operator."""
+    instructions = emulated.instructions_per_inference if emulated else None
+    return {"macs": plan["macs"],
+            "instructions_per_mac": round(instructions / plan["macs"], 3) if instructions else None,
+            "arena_bytes": plan["arena_bytes"], "tflm_arena_bytes": tflm_arena,
+            "arena_vs_tflm": round(plan["arena_bytes"] / tflm_arena, 3),
+            "host_seconds_per_inference": host_seconds, "host_differing_samples": host_differing,
+            "qemu_differing_samples": qemu_differing,
+            "layers": [{"op": op["op"], "layer": op["layer"], "kernel": op["kernel"], "macs": op["macs"],
+                        "instructions": round(count), "instructions_per_mac":
+                        round(count / op["macs"], 3) if op["macs"] else None}
+                       for op, count in zip(plan["operators"], emulated.layer_instructions, strict=True)]
+            if emulated else []}
 
 
 def _builds(ctx, src: Path, on_qemu: bool, inputs: np.ndarray):
@@ -50,19 +67,19 @@ def _builds(ctx, src: Path, on_qemu: bool, inputs: np.ndarray):
 
 
 def run(ctx) -> None:
-    with np.load(ctx.inputs["dataset/data.npz"]) as data:
+    with np.load(ctx.inputs[DATA]) as data:
         x_test, y_test = data["x_test"], data["y_test"]
-    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
+    model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     float_accuracy = ctx.read(Metrics).test_accuracy
-    plan = json.loads(ctx.inputs["codegen/memory_plan.json"].read_text())
+    plan = ctx.read(MemoryPlan).data
     index = ctx.read(ProjectIndex)
     src = ctx.inputs[ProjectIndex.ARTIFACT].parent / index.folder / "src"
-    engine = tflm.interpreter(model_bytes)
-    input_details, output_details = tflm.io_details(engine)
+    engine = model_file.interpreter(model_bytes)
+    input_details, output_details = model_file.io_details(engine)
     transform = transform_of(ctx.config["dataset.input"])
     inputs = quantize(x_test, {**input_details, "dtype": "int8"}, transform)
 
-    what = "calibrate: build/quantize/model.tflite"
+    what = f"calibrate: build/{INT8_TFLITE}"
     reference = tflm.predict(engine, x_test, transform, progress=ctx.log,
                              what=f"{what} (TFLM reference on the test split)")
     host_raw, host_seconds, emulated = _builds(ctx, src, index.toolchain == "qemu", inputs)
@@ -77,23 +94,13 @@ def run(ctx) -> None:
                             "a bug in the C backend")
     tflm_arena, _ = worker.smallest_arena(model_bytes, inputs[:1], f"{what} (TFLM arena search)")
     instructions = emulated.instructions_per_inference if emulated else None
-    figures = {"macs": plan["macs"],
-               "instructions_per_mac": round(instructions / plan["macs"], 3) if instructions else None,
-               "arena_bytes": plan["arena_bytes"], "tflm_arena_bytes": tflm_arena,
-               "arena_vs_tflm": round(plan["arena_bytes"] / tflm_arena, 3),
-               "host_seconds_per_inference": host_seconds, "host_differing_samples": host_differing,
-               "qemu_differing_samples": qemu_differing,
-               "layers": [{"op": op["op"], "layer": op["layer"], "kernel": op["kernel"], "macs": op["macs"],
-                           "instructions": round(count), "instructions_per_mac":
-                           round(count / op["macs"], 3) if op["macs"] else None}
-                          for op, count in zip(plan["operators"], emulated.layer_instructions, strict=True)]
-               if emulated else []}
-    (ctx.out / "c_runtime.json").write_text(json.dumps(figures, indent=1))
+    figures = _figures(plan, emulated, tflm_arena, host_seconds, host_differing, qemu_differing)
+    ctx.write(CRuntime(figures))
     runtime = f"c (qemu {machine} {cpu})" if emulated else "c (host gcc build; the ESP32 build needs PlatformIO)"
     result = Calibration.measured(np.argmax(scores, axis=1), y_test, scores.shape[1], float_accuracy,
                                   model_bytes=len(model_bytes), arena_bytes=plan["arena_bytes"], input=input_details,
                                   output=output_details,
-                                  operators=sorted({op["op"] for op in tflm.operators(model_bytes)}),
+                                  operators=sorted({op["op"] for op in model_file.operators(model_bytes)}),
                                   runtime=runtime, differing_samples=max(host_differing, qemu_differing or 0),
                                   instructions_per_inference=round(instructions) if instructions else None)
     ctx.write(result)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...artifacts import Calibration, Metrics, ProjectIndex
+from ...artifacts import DATA, INT8_TFLITE, Calibration, Metrics, ProjectIndex
 from ...errors import TinyedgeError
 from ...lowering.lower import lower
 from ...preprocess import transform_of
+from ...tflite import model_file
 from ...tflite import runtime as tflm
 from . import unix
 
@@ -17,15 +18,15 @@ TIMEOUT = 900   # seconds per flavour: the plain kernels of the zoo MobileNet ta
 
 
 def run(ctx) -> None:
-    with np.load(ctx.inputs["dataset/data.npz"]) as data:
+    with np.load(ctx.inputs[DATA]) as data:
         x_test, y_test = data["x_test"], data["y_test"]
-    model_bytes = ctx.inputs["quantize/model.tflite"].read_bytes()
+    model_bytes = ctx.inputs[INT8_TFLITE].read_bytes()
     index = ctx.read(ProjectIndex)
     folder = ctx.inputs[ProjectIndex.ARTIFACT].parent / index.folder
     files = {name: (folder / name).read_text() for name in index.files if name.endswith(".py")}
 
-    engine = tflm.interpreter(model_bytes)
-    input_details, output_details = tflm.io_details(engine)
+    engine = model_file.interpreter(model_bytes)
+    input_details, output_details = model_file.io_details(engine)
     transform = transform_of(ctx.config["dataset.input"])
     scores = tflm.predict(engine, x_test, transform, progress=ctx.log, what="calibrate: TFLM reference outputs")
     given = x_test if x_test.dtype == np.uint8 else tflm.quantize_images(engine, x_test, transform)   # features
@@ -48,7 +49,7 @@ def run(ctx) -> None:
     result = Calibration.measured(np.argmax(outputs["viper"], axis=1), y_test, reference.shape[1],
                                   ctx.read(Metrics).test_accuracy, model_bytes=len(model_bytes), arena_bytes=arena,
                                   input=input_details, output=output_details,
-                                  operators=sorted({op["op"] for op in tflm.operators(model_bytes)}),
+                                  operators=sorted({op["op"] for op in model_file.operators(model_bytes)}),
                                   runtime="micropython unix (viper)", differing_samples=int(differing.sum()))
     ctx.write(result)
     ctx.log(f"MicroPython accuracy {result.quantized_test_accuracy:.4f}, {result.differing_samples} samples differ "

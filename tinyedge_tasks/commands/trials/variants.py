@@ -24,8 +24,9 @@ from typing import Any, Callable
 
 import yaml
 
-from ..engine.hashing import digest_file, digest_json
-from ..errors import TinyedgeError
+from ...artifacts import Budget, Calibration
+from ...engine.hashing import digest_file, digest_json
+from ...errors import TinyedgeError
 
 MANIFEST = "tinyedge.yaml"
 EXPERIMENT_SECTIONS = ("sweep", "tune")  # a variant is one point: it does not sweep again
@@ -95,7 +96,7 @@ def variant_text(root: Path, values: dict) -> str:
 
 def validate_values(root: Path, values: dict) -> None:
     """A bad key or value fails before anything runs, with the manifest's own message."""
-    from ..config.manifest import validate
+    from ...config.manifest import validate
     try:
         validate(variant_text(root, values), root / MANIFEST)
     except TinyedgeError as exc:
@@ -138,8 +139,8 @@ class Outcome:
     failed_stage: str = ""
     stages: dict = field(default_factory=dict)  # stage -> computed, restored, up to date, failed
     seconds: float = 0.0
-    metrics: dict | None = None         # calibrate/calibration.json
-    budget: dict | None = None          # codegen/budget.json
+    metrics: dict | None = None         # artifacts.Calibration's fields
+    budget: dict | None = None          # artifacts.Budget's fields
     fits: bool | None = None
     crashed: bool = False               # a traceback (doit TaskError), not a TinyedgeError message
     interrupted: bool = False           # Ctrl-C: no verdict on the variant
@@ -208,9 +209,9 @@ def finish(outcome: Outcome, build_dir: str) -> None:
     """Read the metrics and budget a successful run left in the variant's build folder."""
     build = outcome.folder / build_dir
     if outcome.stages.get("calibrate") in ("computed", "restored", "up to date"):
-        outcome.metrics = json.loads((build / "calibrate" / "calibration.json").read_text())
+        outcome.metrics = Calibration.from_json((build / Calibration.ARTIFACT).read_text()).plain()
     if outcome.stages.get("codegen") in ("computed", "restored", "up to date"):
-        outcome.budget = json.loads((build / "codegen" / "budget.json").read_text())
+        outcome.budget = Budget.from_json((build / Budget.ARTIFACT).read_text()).plain()
         outcome.fits = True
     if outcome.status == "pending":
         outcome.status = "ok"
@@ -218,7 +219,7 @@ def finish(outcome: Outcome, build_dir: str) -> None:
 
 def record(store: Path, kind: str, name: str, outcome: Outcome, build_dir: str, extra: dict | None = None) -> None:
     """Note in the store which manifest values gave which configuration: `doit experiments` names them."""
-    calibration = outcome.folder / build_dir / "calibrate" / "calibration.json"
+    calibration = outcome.folder / build_dir / Calibration.ARTIFACT
     entry = {"kind": kind, "name": name, "values": outcome.values, "status": outcome.status,
              "error": outcome.error, "failed_stage": outcome.failed_stage, "fits": outcome.fits,
              "calibration": digest_file(calibration) if outcome.metrics is not None else None, **(extra or {})}

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 from ...config import boards
 from ...errors import TinyedgeError
-from ...tflite import runtime, worker
+from ...tflite import model_file, runtime, worker
 from .resolver import builtin_methods, resolver_data
 
 
 def check_operators(model_bytes: bytes, where: str) -> None:
     """Refuse an operator the ESP32 firmware's MicroMutableOpResolver cannot register, naming its Keras layer."""
     methods = builtin_methods()
-    unknown = sorted({f"{op['op']} (layer '{_layer(op['layer'])}')" for op in runtime.operators(model_bytes)
+    unknown = sorted({f"{op['op']} (layer '{_layer(op['layer'])}')" for op in model_file.operators(model_bytes)
                       if op["op"] not in methods})
     if unknown:
         data = resolver_data()
@@ -45,8 +45,8 @@ def arena_extra(board, model_bytes: bytes) -> dict | None:
     return {"bytes": scratch.arena_extra_bytes(model_bytes, board.chip), "why": f"ESP-NN scratch on the {board.chip}"}
 
 
-def budget(board, board_name: str, model_bytes: bytes, arena: int, margin: float, knobs: dict | None = None,
+def budget(board, model_bytes: bytes, arena: int, margin: float, knobs: dict | None = None,
            on_table=None) -> dict:
     """The budget as codegen checks it (and so the preflight): ESP-NN's scratch on top of the measured arena."""
-    return boards.budget(board, board_name, "tflm", len(model_bytes), arena, margin, knobs,
+    return boards.budget(board, "tflm", len(model_bytes), arena, margin, knobs,
                          arena_extra(board, model_bytes), on_table)

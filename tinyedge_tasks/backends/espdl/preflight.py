@@ -22,9 +22,8 @@ def measure(ctx, model, tflite: bytes, data, where: str) -> tuple[int, int]:
     from .quantize import esp_ppq, require_extra
 
     require_extra()
-    board_name = ctx.config["board"]
-    board = boards.load(ctx.root / boards.BOARDS_DIR / f"{board_name}.yaml")
-    board_section(BACKEND, board, board_name)
+    board = boards.load(ctx.root / boards.BOARDS_DIR / f"{ctx.config['board']}.yaml")
+    board_section(BACKEND, board)
     layer_names = [layer.name for layer in model.layers]
     work = ctx.state / "espdl" / "check"
     export(model, work / "model.onnx", where)
@@ -34,7 +33,7 @@ def measure(ctx, model, tflite: bytes, data, where: str) -> tuple[int, int]:
     return record["espdl_bytes"], record["activation_bytes"]
 
 
-def budget(board, board_name: str, model_bytes: int, arena: int, margin: float, knobs: dict | None = None,
+def budget(board, model_bytes: int, arena: int, margin: float, knobs: dict | None = None,
            on_table=None) -> dict:
     """The budget as codegen checks it: the .espdl and ESP-DL's runtime in flash, the activations in RAM."""
-    return boards.budget(board, board_name, "espdl", model_bytes, arena, margin, knobs, None, on_table)
+    return boards.budget(board, "espdl", model_bytes, arena, margin, knobs, None, on_table)
