@@ -30,7 +30,7 @@ def _reference(project, samples: int):
     if not outputs.is_file():
         raise TinyedgeError(f"{project.relative(outputs)} is missing: firmware.backend "
                             f"{project.manifest.get('firmware.backend')}'s calibrate does not keep its outputs, so "
-                            "there is nothing to compare the board's with; validate a c or micropython backend "
+                            "there is nothing to compare the board's with; validate a tflm, c or micropython backend "
                             "project, after a `doit` (its calibrate writes them)")
     with np.load(project.artifact(DATA)) as data:
         x_test, y_test = data["x_test"], data["y_test"]

@@ -32,6 +32,12 @@ def smallest_arena(model_bytes: bytes, sample: np.ndarray, what: str = "TFLM are
     return worker.smallest_arena(model_bytes, sample, what)[0]
 
 
+def raw_outputs(scores: np.ndarray, output: dict) -> np.ndarray:
+    """The output tensor's int8/int16 values TFLM produced, from predict's dequantized scores: (raw - zero_point) x
+    scale in float32 is inverted exactly by rounding (|raw - zero_point| <= 65535 keeps the error far below 0.5)."""
+    return np.round(scores / np.float32(output["scale"]) + output["zero_point"]).astype(output["dtype"])
+
+
 def predict(engine: Engine, images: np.ndarray, transform: tuple[float, float], progress=None,
             what: str = "TFLM inference") -> np.ndarray:
     """Class scores (dequantized) for uint8 images, one TFLM invoke per image, in a child process."""

@@ -20,7 +20,7 @@ import pytest
 import xxhash
 import yaml
 
-from conftest import REPO, doit, ran, write_manifest
+from conftest import REPO, doit, ran, tflm_outputs, write_manifest
 from frames import FIRMWARE, calibration_of, camera_frames, from_rgb565, rgb565
 from tinyedge_tasks import preprocess
 from tinyedge_tasks.errors import TinyedgeError
@@ -105,6 +105,18 @@ def test_model_array_is_the_calibrated_tflite(built_project):
     expected = (built_project / "build/quantize/model.tflite").read_bytes()
     assert decoded == expected
     assert f"g_model_data_len = {len(expected)};" in source
+
+
+def test_calibrate_keeps_the_raw_tflm_outputs_that_validate_compares(built_project):
+    """calibrate/outputs.npy: the TFLM runtime's own int8 output bytes for every test sample, quantized as
+    `doit validate` sends them (what the ESP-IDF shell's TFLM adapter must answer)."""
+    import numpy as np
+    model = (built_project / "build/quantize/model.tflite").read_bytes()
+    with np.load(built_project / "build/dataset/data.npz") as data:
+        inputs = preprocess.quantize(data["x_test"], calibration_of(built_project)["input"], preprocess.UNIT)
+    kept = np.load(built_project / "build/calibrate/outputs.npy")
+    assert kept.dtype == np.int8 and len(kept) == len(inputs) == 254
+    assert np.array_equal(kept, tflm_outputs(model, inputs))
 
 
 def test_project_index_says_what_the_firmware_is_given(built_project):

@@ -13,7 +13,7 @@ BACKEND = in_folder(__name__, ("esp_idf",), DOC, (
     Stage("calibrate", "Evaluate the int8 model on the test split in the TFLM runtime; find the smallest arena.",
           module=f"{__name__}.evaluate", reads=("dataset.input",),
           needs=(INT8_TFLITE, DATA, Metrics.ARTIFACT),
-          makes=("calibration.json",), tools=("tflite-micro", "numpy")),
+          makes=("calibration.json", "outputs.npy"), tools=("tflite-micro", "numpy")),
     Stage("codegen", "Check the memory budget on the board; write the ESP-IDF project (firmware/).",
           module=f"{__name__}.codegen",
           templates=("backends/tflm/templates", *ESP_IDF_SHELL, "preprocess/templates"),

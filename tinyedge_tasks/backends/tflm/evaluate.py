@@ -1,5 +1,7 @@
 """calibrate: run the quantized model in the real TFLM runtime on the test split; measure what the board needs.
 The backend's first stage after the shared quantize: it first refuses an operator the firmware cannot register.
+outputs.npy keeps TFLM's raw outputs, which `doit validate` compares the board's with (the ESP-IDF shell's TFLM
+adapter runs the same esp-tflite-micro kernels).
 
 TFLM runs in child processes (tflite/worker.py): a crash is a message naming the stage, the model and the signal."""
 from __future__ import annotations
@@ -37,5 +39,6 @@ def run(ctx) -> None:
                                   output=output_details,
                                   operators=sorted({op["op"] for op in model_file.operators(model_bytes)}))
     ctx.write(result)
+    np.save(ctx.out / "outputs.npy", tflm.raw_outputs(scores, output_details))   # what `doit validate` expects
     ctx.log(f"TFLM accuracy {result.quantized_test_accuracy:.4f} (float {float_accuracy:.4f}, "
             f"drop {result.accuracy_drop_points:.2f} points), model {len(model_bytes)} B, arena {arena} B")
