@@ -156,15 +156,17 @@ TE_INLINE void te_dw_pixels4(const te_conv_params *p, const int8_t *input, int8_
 /* Output pixel (oy, ox), and (oy, ox + 1) when two: groups of 4 channels where the core has SIMD, then the rest. */
 TE_INLINE void te_dw_all(const te_conv_params *p, const int8_t *input, int8_t *output, int oy, int ox, int two,
                          int check) {
-    int c = 0;
 #ifdef __ARM_FEATURE_DSP
-    if (p->depth_multiplier == 1) {
-        for (; c + 4 <= p->out_c; c += 4) {
-            te_dw_pixels4(p, input, output, oy, ox, two, check, c);
-        }
+    /* the groups' end as one expression of the constant shapes: gcc then knows where the rest begins (counted
+       from a loop's exit it warned that a late iteration of the rest would read past the bias) */
+    const int groups_end = p->depth_multiplier == 1 ? p->out_c & ~3 : 0;
+    for (int c = 0; c < groups_end; c += 4) {
+        te_dw_pixels4(p, input, output, oy, ox, two, check, c);
     }
+#else
+    const int groups_end = 0;
 #endif
-    te_dw_pixels(p, input, output, oy, ox, two, check, c);
+    te_dw_pixels(p, input, output, oy, ox, two, check, groups_end);
 }
 
 /* Output row oy, two pixels per pass. A row whose window leaves the image (check_y) tests rows and columns at
