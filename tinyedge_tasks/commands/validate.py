@@ -12,11 +12,12 @@ a fault (no device, no answer, a dropped link, a corrupt frame, Ctrl-C) is one l
 from __future__ import annotations
 
 import contextlib
-import os
 import time
 from datetime import datetime, timezone
 
 from ..artifacts import CALIBRATED_OUTPUTS, DATA, Calibration, Validation
+from ..device import frames
+from ..engine.cache import write_atomic
 from ..errors import TinyedgeError
 from .flash import project_index, serial_port
 
@@ -104,7 +105,7 @@ def _record(info, index, port, results, seconds, reference, labels, calibration)
     first = int(np.argmin(same)) if not same.all() else None
     cycles = np.array([r.cycles for r in results], dtype=np.float64)
     layers = np.array([r.layer_cycles for r in results], dtype=np.float64)
-    framing = 12   # sync 2, version 1, type 1, length 4, CRC 4
+    framing = frames.HEADER.size + 4   # sync, version, type, length; CRC-32
     sent = framing + 4 + int(info["input"]["bytes"])                       # INFER: index, input
     got = framing + 16 + 8 * layers.shape[1] + reference.shape[1]          # RESULT: index, cycles, L, layers, output
     return {
@@ -130,11 +131,7 @@ def _record(info, index, port, results, seconds, reference, labels, calibration)
 
 def _write(project, record: dict) -> None:
     """build/validate/validate.json, placed whole (a temporary file renamed)."""
-    path = project.artifact(Validation.ARTIFACT)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(Validation(record).to_json())
-    os.replace(partial, path)
+    write_atomic(project.artifact(Validation.ARTIFACT), Validation(record).to_json().encode())
 
 
 def run(project, options, args) -> None:

@@ -29,7 +29,7 @@ from .hashing import digest_file
 GC_GRACE_SECONDS = 3600  # objects this young may belong to a save still under way in another process
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
     with os.fdopen(fd, "wb") as handle:
@@ -104,7 +104,7 @@ class Store:
                 os.replace(tmp, target)
             outputs[path.relative_to(staging).as_posix()] = {"digest": digest, "size": path.stat().st_size}
         record = {**record, "outputs": outputs, "saved": time.time()}
-        _write_atomic(self._action(key), json.dumps(record, indent=1, sort_keys=True).encode())
+        write_atomic(self._action(key), json.dumps(record, indent=1, sort_keys=True).encode())
         return record
 
     def read(self, digest: str) -> bytes | None:
