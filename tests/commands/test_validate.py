@@ -12,14 +12,13 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from conftest import digests, doit, one_line_error, private_copy, ran, switched, write_manifest
-from frames import assert_refusals
+from frames import FakeBoard, assert_refusals, fake_board, fake_info
 from tinyedge_tasks.device import frames
 from tinyedge_tasks.device.link import Link
 from tinyedge_tasks.errors import TinyedgeError
@@ -83,51 +82,6 @@ def test_the_qemu_firmware_refuses_what_it_cannot_do(qemu_project, tmp_path):
         assert link.infer(7, bytes(1024)).index == 7
 
 
-class FakeBoard:
-    """No board here: a fake device on a loopback TCP socket, speaking the protocol (the host's encoder) with a
-    behaviour chosen by the test. `on(frame, connection)` answers one frame; returning False hangs up."""
-
-    def __init__(self, on):
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.url = f"socket://127.0.0.1:{self.server.getsockname()[1]}"
-        self.on = on
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        try:
-            connection, _ = self.server.accept()
-        except OSError:
-            return
-        scanner = frames.Scanner()
-        with connection:
-            while data := connection.recv(4096):
-                for frame in scanner.feed(data)[1]:
-                    if self.on(frame, connection) is False:
-                        return
-
-    def close(self):
-        self.server.close()
-
-
-def _info(project: Path, digest: str | None = None) -> bytes:
-    index = json.loads((project / "build/codegen/project.json").read_text())
-    tensor = {"shape": [1, 32, 32, 1], "dtype": "int8", "scale": 1 / 255, "zero_point": -128, "bytes": 1024}
-    return json.dumps({"protocol": 1, "model_xxh3": digest or index["model_xxh3"], "backend": "c", "board": "fake",
-                       "clock_hz": 1000, "cycle_counter": "fake", "cycles_per_second": 1000, "input": tensor,
-                       "output": {**tensor, "shape": [1, 10], "bytes": 10}, "arena_bytes": 1, "arena_used": None,
-                       "layers": []}).encode()
-
-
-def _result(project: Path, frame: frames.Frame, change=None) -> bytes:
-    """The RESULT a correct board sends for an INFER: calibrate's outputs for that sample, 100 cycles."""
-    index = struct.unpack_from("<I", frame.payload)[0]
-    output = np.load(project / "build/calibrate/outputs.npy")[index].copy()
-    if change:
-        change(index, output)
-    return frames.encode(frames.RESULT, struct.pack("<IQI", index, 100, 0) + output.tobytes())
-
-
 @pytest.fixture
 def fake(copy):
     """Start a FakeBoard for the test's behaviour; closed at the end."""
@@ -167,35 +121,15 @@ def test_fault_a_device_that_does_not_answer(copy, fake):
     assert digests(copy) == before
 
 
-def test_fault_another_model_on_the_board(copy, fake):
+def test_fault_another_model_on_thefake_board(copy, fake):
     before = digests(copy)
     ours = json.loads((copy / "build/codegen/project.json").read_text())["model_xxh3"]
 
     def other(frame, connection):
-        connection.sendall(frames.encode(frames.INFO, _info(copy, "0123456789abcdef")))
+        connection.sendall(frames.encode(frames.INFO, fake_info(copy, "0123456789abcdef")))
     line = one_line_error(doit(copy, "validate", "--port", fake(other), check=False))
     assert "carries another model (model_xxh3 0123456789abcdef)" in line and f"(model_xxh3 {ours}," in line
     assert digests(copy) == before
-
-
-def _board(project: Path, after_results: int | None = None, corrupt_at: int | None = None, change=None):
-    """A fake that answers INFO and RESULTs; it hangs up after `after_results` RESULTs, or damages the RESULT of
-    sample `corrupt_at` (one payload bit)."""
-    sent = []
-
-    def on(frame, connection):
-        if frame.kind == frames.HELLO:
-            connection.sendall(b"boot\r\n" + frames.encode(frames.INFO, _info(project)))
-            return True
-        if after_results is not None and len(sent) == after_results:
-            return False
-        data = bytearray(_result(project, frame, change))
-        if len(sent) == corrupt_at:
-            data[20] ^= 0x01
-        sent.append(frame)
-        connection.sendall(b"log line\n" + bytes(data))
-        return True
-    return on
 
 
 def test_a_short_result_is_refused_in_one_line():
@@ -214,7 +148,7 @@ def test_a_short_result_is_refused_in_one_line():
 
 def test_fault_a_link_that_drops_mid_run(copy, fake):
     before = digests(copy)
-    line = one_line_error(doit(copy, "validate", "--port", fake(_board(copy, after_results=3)), "--samples", "10",
+    line = one_line_error(doit(copy, "validate", "--port", fake(fake_board(copy, after_results=3)), "--samples", "10",
                                 check=False))
     assert line.startswith("the link to socket://127.0.0.1:") and "dropped" in line
     assert "at sample 3 of 10 (3 validated)" in line
@@ -223,7 +157,7 @@ def test_fault_a_link_that_drops_mid_run(copy, fake):
 
 def test_fault_a_corrupt_frame(copy, fake):
     before = digests(copy)
-    line = one_line_error(doit(copy, "validate", "--port", fake(_board(copy, corrupt_at=2)), "--samples", "5",
+    line = one_line_error(doit(copy, "validate", "--port", fake(fake_board(copy, corrupt_at=2)), "--samples", "5",
                                 check=False))
     assert line.startswith("corrupt RESULT frame at byte ") and "CRC 0x" in line
     assert digests(copy) == before
@@ -235,7 +169,7 @@ def test_a_mismatch_names_the_first_differing_sample_and_output(copy, fake):
         if index == 4:
             output[6] += 1 if output[6] < 127 else -1
     before = digests(copy)
-    result = doit(copy, "validate", "--port", fake(_board(copy, change=off)), "--samples", "8", check=False)
+    result = doit(copy, "validate", "--port", fake(fake_board(copy, change=off)), "--samples", "8", check=False)
     line = one_line_error(result)
     assert line.startswith("the board's outputs differ from calibrate's: first at sample 4, output 6")
     assert "(1 samples differ, largest difference 1)" in line
@@ -249,7 +183,7 @@ def test_ctrl_c_during_validate_is_one_line_and_exit_130(copy, fake):
     """The fake answers INFO, then never a RESULT: Ctrl-C while validate waits."""
     def mute(frame, connection):
         if frame.kind == frames.HELLO:
-            connection.sendall(frames.encode(frames.INFO, _info(copy)))
+            connection.sendall(frames.encode(frames.INFO, fake_info(copy)))
     before = digests(copy)
     process = subprocess.Popen([sys.executable, "-m", "doit", "validate", "--port", fake(mute), "--timeout", "60"],
                                cwd=copy, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

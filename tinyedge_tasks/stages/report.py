@@ -243,7 +243,8 @@ def _measured(page: Page, ctx, measured: dict, macs: int) -> None:
     page.section("Latency (measured on the board)")
     page.text(f"Measured by `doit validate` on {measured['board']} ({firmware['board']}, {firmware['backend']} "
               f"firmware, model_xxh3 {firmware['model_xxh3']}) on {measured['date']}: {measured['samples']} test "
-              f"samples, {measured['identical_outputs']} outputs identical to calibrate's, accuracy on the board "
+              f"samples, {measured['agreeing_outputs']} outputs agree with calibrate's ({measured['comparison']}), "
+              f"accuracy on the board "
               f"{measured['accuracy']:.4f}. Cycles from {firmware['cycle_counter']}, "
               f"{firmware['cycles_per_second']:,} per second; {macs:,} MACs.")
     page.table(["", "min", "median", "p95", "max"],

@@ -3,13 +3,15 @@ and the refusals on small graphs."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import numpy as np
 import pytest
 import yaml
 
-from conftest import doit, ran
+from conftest import doit, one_line_error, private_copy, ran
+from frames import FakeBoard, fake_board
 from tinyedge_tasks.errors import TinyedgeError
 
 import esp_ppq  # noqa: E402,F401  the espdl extra (tests/setup.sh installs it): missing, the file fails, never skips
@@ -87,6 +89,90 @@ def test_two_clean_runs_give_identical_espdl(espdl_project, tmp_path):
     assert json.loads((tmp_path / "ppq.json").read_text()) == {k: v for k, v in made.items()
                                                                if k not in ("layer_names", "onnx")}
     assert (tmp_path / "errors.json").read_bytes() == (project / "build/quantize/errors.json").read_bytes()
+
+
+def test_one_process_exports_the_same_onnx_twice(tmp_path):
+    """tf2onnx names the nodes it inserts from a process-wide counter: `doit`, whose check stage exports first, and
+    `doit quantize` alone gave .espdl files 32 bytes apart until export restarted it."""
+    import tf_keras as keras
+
+    from tinyedge_tasks.backends.espdl import onnx_export
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(4, 3, name="conv"),
+                              keras.layers.Flatten(), keras.layers.Dense(3, name="head")])
+    for name in ("first", "second"):
+        onnx_export.export(model, tmp_path / f"{name}.onnx", "quantize")
+    assert (tmp_path / "first.onnx").read_bytes() == (tmp_path / "second.onnx").read_bytes()
+
+
+def test_calibrate_keeps_what_the_board_must_output(espdl_project):
+    """The example ends in a float Softmax: outputs.npy is ESP-DL's own Softmax over esp-ppq's int8 logits, float32,
+    each row a distribution whose log-ratios are whole steps of the logits' 2^exponent; calibrate's accuracy is
+    these outputs' argmax."""
+    from tinyedge_tasks.artifacts import Calibration
+    project, _ = espdl_project
+    outputs = np.load(project / "build/calibrate/outputs.npy")
+    record = Calibration.from_json((project / "build/calibrate/calibration.json").read_text())
+    with np.load(project / "build/dataset/data.npz") as data:
+        labels = data["y_test"]
+    assert outputs.dtype == np.float32 and outputs.shape == (len(labels), 10) and np.isfinite(outputs).all()
+    assert np.allclose(outputs.sum(axis=1), 1, atol=1e-5)
+    assert np.mean(np.argmax(outputs, axis=1) == labels) == record.quantized_test_accuracy
+    said = json.loads((project / "build/calibrate/espdl.json").read_text())["board_outputs"]
+    exponent = re.fullmatch(r"\S+ \(int8, 2\^(-\d+)\), through ESP-DL's Softmax", said)
+    assert exponent, said
+    steps = np.log(outputs[:, 1:] / outputs[:, :1]) / 2.0 ** int(exponent[1])
+    assert np.abs(steps - np.round(steps)).max() < 1e-3 and len(np.unique(np.round(steps))) > 10
+
+
+def test_board_outputs_follow_espdl_softmax_arithmetic():
+    """ESP-DL 3.3.9's Softmax (dl_module_softmax.hpp): int8 through a table of expf(2^e * q), no maximum subtracted,
+    so logits at 2^0 overflow (exp(127) > 3.4e38) to NaN on the board, which calibrate warns of; int16 subtracts the
+    maximum first; an integer output is the output."""
+    from tinyedge_tasks.backends.espdl.evaluate import board_outputs, overflow_warning
+    logits = np.array([[10, -3, 0], [127, 0, -128]], np.int8)
+
+    def tensor(exponent: int, dtype: str = "int8", softmax=True) -> dict:
+        return {"name": "logits", "dtype": dtype, "exponent": exponent, "softmax": {"axis": -1} if softmax else None}
+    scaled = np.exp(logits * 0.25)
+    out = board_outputs(logits, tensor(-2))
+    assert out.dtype == np.float32 and np.allclose(out, scaled / scaled.sum(1, keepdims=True), rtol=1e-6, atol=0)
+    assert overflow_warning(out, tensor(-2)) is None
+    over = board_outputs(logits, tensor(0))
+    assert np.isfinite(over[0]).all() and np.isnan(over[1]).any()
+    said = overflow_warning(over, tensor(0))
+    assert "overflows on 1 of 2 test samples" in said and "2^0" in said and "sixteen_bit_layers" in said
+    wide = board_outputs(np.array([[30000, 0, -30000]], np.int16), tensor(-8, "int16"))
+    assert np.isfinite(wide).all() and wide[0, 0] == np.float32(1 / (1 + np.exp(-30000 / 256) + np.exp(-60000 / 256)))
+    assert board_outputs(logits, tensor(-2, softmax=False)) is logits
+
+
+def test_validate_takes_float_outputs_to_the_ulp_and_names_a_step_off(espdl_project, tmp_path):
+    """No ESP-DL runtime on this host and no board: a fake board (tests/frames.py) on a loopback socket sends
+    calibrate's outputs with every value one float32 step up (as the board's expf may give): they agree. A board
+    whose sample 3 has class 2 one percent off (far less than one logit step) is named."""
+    project = private_copy(espdl_project[0], tmp_path)
+
+    def ulp(index, output):
+        output[:] = np.nextafter(output, np.float32(2))
+    board = FakeBoard(fake_board(project, change=ulp))
+    try:
+        result = doit(project, "validate", "--port", board.url, "--samples", "12")
+    finally:
+        board.close()
+    record = json.loads((project / "build/validate/validate.json").read_text())
+    assert record["comparison"] == "float32 within 16 ulps" and record["agreeing_outputs"] == 12
+    assert record["identical_outputs"] == 0 and 0 < record["largest_difference"] < 1e-6, result.stdout
+    assert record["link"]["bytes_from_device_per_sample"] == 12 + 16 + 40
+
+    def off(index, output):
+        if index == 3:
+            output[2] *= np.float32(1.01)
+    board = FakeBoard(fake_board(project, change=off))
+    try:
+        line = one_line_error(doit(project, "validate", "--port", board.url, "--samples", "6", check=False))
+    finally:
+        board.close()
+    assert line.startswith("the board's outputs differ from calibrate's: first at sample 3, output 2 (1 samples")
 
 
 def test_generated_project_reads_back(espdl_project):

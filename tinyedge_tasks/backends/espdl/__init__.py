@@ -33,7 +33,7 @@ BACKEND = in_folder(__name__, ("esp_idf",), DOC, (
           module=f"{__name__}.evaluate", reads=("dataset.input",),
           needs=(ESPDL_MODEL, ESPDL_NATIVE, PpqRecord.ARTIFACT, PpqErrors.ARTIFACT,
                  DATA, Metrics.ARTIFACT),
-          makes=("calibration.json", "espdl.json"), tools=ESPPPQ),
+          makes=("calibration.json", "espdl.json", "outputs.npy"), tools=ESPPPQ),
     Stage("codegen", "Check the memory budget on the board; write the ESP-IDF project (firmware/).",
           module=f"{__name__}.codegen",
           templates=("backends/espdl/templates", *ESP_IDF_SHELL, "preprocess/templates"),

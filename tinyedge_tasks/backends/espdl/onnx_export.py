@@ -46,6 +46,11 @@ def export(model, path: Path, where: str, opset: int = OPSET) -> tuple[dict, flo
                             "width and channels: give the Input layer a full shape")
     signature = [tf.TensorSpec((None, *shape), tf.float32, name=INPUT_NAME)]
     start = time.perf_counter()
+    # tf2onnx numbers the nodes it inserts from a process-wide counter (tf2onnx.utils.make_name), which one of its
+    # modules also draws from when the first conversion imports it: imported, then restarted, the names, hence the
+    # .espdl bytes, do not depend on what the process exported before (check's preflight does)
+    import tf2onnx.rewriter.loop_rewriter_base  # noqa: F401
+    tf2onnx.utils.INTERNAL_NAME = 1
     try:
         onnx_model, _ = tf2onnx.convert.from_keras(model, input_signature=signature, opset=opset)
     except Exception as exc:  # tf2onnx raises bare Exception/ValueError/KeyError from deep inside TensorFlow

@@ -2,7 +2,8 @@
 
 quantize: ONNX -> model.espdl (what the chip loads), model.native (the quantized graph for the simulator),
 errors.json (esp-ppq's graph-wise and layer-wise error tables), ppq.json (target, scheme, input/output exponents).
-simulate: the quantized graph on the test split in esp-ppq's TorchExecutor -> scores.npy, and ESP-DL's memory need.
+simulate: the quantized graph on the test split in esp-ppq's TorchExecutor -> scores.npy, the last integer tensor
+(integers.npy), and ESP-DL's memory need.
 `espdl_quantize_onnx` overwrites its input with the simplified graph, so it gets a copy in a work folder.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 
 from ...artifacts import PpqErrors, PpqRecord
 from ...errors import TinyedgeError
+from ... import preprocess
 from ...preprocess import to_float
 from .child import error_path
 from .operators import check_graph, check_onnx, keras_layer
@@ -162,23 +164,50 @@ def activation_bytes(graph) -> int:
     return max(live)
 
 
+def last_integer_tensor(graph) -> dict | None:
+    """The last tensor ESP-DL holds as integers, which the board's outputs are computed from: the graph output when
+    it is quantized, else the input of a float Softmax that ends the graph (ESP-DL's int8 and int16 Softmax take
+    integers and write float32, dl_module_softmax.hpp); None when neither."""
+    name, variable = next(iter(graph.outputs.items()))
+    tensor = _io(variable, variable.source_op_config)
+    if tensor["dtype"] != "float32":
+        return {"name": name, "softmax": None, **tensor}
+    op = variable.source_op
+    if op.type != "Softmax":
+        return None
+    tensor = _io(op.inputs[0], op.config.input_quantization_config[0])
+    if tensor["dtype"] == "float32":
+        return None
+    return {"name": op.inputs[0].name, "softmax": {"axis": int(op.attributes.get("axis", -1))}, **tensor}
+
+
 def simulate(job: dict) -> None:
+    """The test split as the firmware gets it (the common input table's integers, times 2^exponent, which esp-ppq's
+    quantizer maps back to the same integers) -> scores.npy (the simulator's outputs) and integers.npy (the last
+    integer tensor, see last_integer_tensor), simulate.json (that tensor, ESP-DL's memory need)."""
     import torch
 
     out = Path(job["out"])
     with np.load(job["data"]) as data:
-        x = to_float(data["x_test"], tuple(job["transform"]))
+        integers = preprocess.quantize(data["x_test"], job["input"], tuple(job["transform"]))
+    x = integers.astype(np.float32) * np.float32(job["input"]["scale"])
     with contextlib.redirect_stdout(io.StringIO()):   # esp-ppq's import banner
         from esp_ppq.api.interface import load_native_graph
         from esp_ppq.executor import TorchExecutor
 
         graph = load_native_graph(job["native"])
         executor = TorchExecutor(graph, device="cpu")
+        compared = last_integer_tensor(graph)
+        names = [next(iter(graph.outputs))] + ([compared["name"]] if compared else [])
         with torch.no_grad():
-            scores = np.concatenate([executor.forward(torch.from_numpy(x[i:i + BATCH]))[0].numpy()
-                                     for i in range(0, len(x), BATCH)])
-    np.save(out / "scores.npy", scores)
-    (out / "memory.json").write_text(json.dumps({"activation_bytes": activation_bytes(graph)}))
+            batches = [executor.forward(torch.from_numpy(x[i:i + BATCH]), output_names=names)
+                       for i in range(0, len(x), BATCH)]
+    np.save(out / "scores.npy", np.concatenate([batch[0].numpy() for batch in batches]))
+    if compared:
+        values = np.concatenate([batch[-1].numpy() for batch in batches]).reshape(len(x), -1)
+        np.save(out / "integers.npy", np.round(values / compared["scale"]).astype(compared["dtype"]))
+    (out / "simulate.json").write_text(json.dumps({"activation_bytes": activation_bytes(graph),
+                                                   "integer_tensor": compared}))
 
 
 def main(job_path: Path) -> None:
