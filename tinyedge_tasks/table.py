@@ -58,8 +58,8 @@ REPORT = Stage(
 # Rows shared by the backends that run a TFLite flatbuffer (TFLM, and the code generators that start from it).
 QUANTIZE_TFLITE = Stage(
     "quantize", "Convert to a full-integer TFLite model, calibrated on a representative training sample.",
-    reads=("project.seed", "dataset.input", "train.batch_size", "train.learning_rate", "train.trust_model_code",
-           "compression.quantize", "compression.calibrate"),
+    reads=("project.seed", "dataset.input", "train.batch_size", "train.learning_rate", "train.fine_tune",
+           "train.trust_model_code", "compression.quantize", "compression.calibrate"),
     needs=(FLOAT_MODEL, DATA), makes=("model.tflite", "quantize.json", "layer_error.json"),
     tools=TFLITE)
 

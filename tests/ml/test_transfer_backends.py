@@ -47,11 +47,20 @@ def quantized(transfer_project, tmp_path_factory) -> Path:
 
 
 def test_quantization_aware_training_on_the_transfer_model(quantized, tmp_path):
-    """tfmot wraps the backbone's own layers (a flat model, no nested one); the QAT model converts and runs in
-    TFLM (quantize checks it runs and measures it), beside post-training quantization of the same float model."""
+    """tfmot wraps the backbone's own layers (a flat model, no nested one) and what train froze stays frozen (tfmot's
+    wrapper counts a frozen kernel as trainable: the backbone was trained at 0.01 and collapsed); QAT goes on at the
+    fine-tuning rate. The QAT model converts and runs in TFLM (quantize checks it runs and measures it), beside
+    post-training quantization of the same float model."""
+    from tinyedge_tasks.ml.keras_util import load_model
+    from tinyedge_tasks.stages.quantize import aware_model
+    float_model = load_model(quantized / "build/train/model.h5", "the float model", False)
+    trainable = sum(int(np.prod(w.shape)) for w in float_model.trainable_weights)
+    assert 0 < trainable < float_model.count_params() / 2
+    assert sum(int(np.prod(w.shape)) for w in aware_model(float_model).trainable_weights) == trainable
     project = edited(quantized, tmp_path / "qat", "compression",
                      {"quantize": {"scheme": "int8", "aware": True, "aware_epochs": 1}})
-    assert ran(doit(project, "quantize")) == {"quantize"}
+    result = doit(project, "quantize")
+    assert ran(result) == {"quantize"} and "1 epochs at learning rate 0.0001" in result.stdout
     summary = json.loads((project / "build/quantize/quantize.json").read_text())
     assert summary["aware"] is True and summary["bytes"] == (project / "build/quantize/model.tflite").stat().st_size
     assert 0 <= summary["ptq_test_accuracy"] <= 1 and 0 <= summary["qat_test_accuracy"] <= 1

@@ -14,15 +14,31 @@ from ..tflite import model_file, runtime
 from ..tflite.convert import check_runs, convert, layer_error
 
 
-def _aware(model, data: dict, transform, ctx):
-    """Quantization-aware fine-tuning: fake-quantized weights and activations in training."""
+def aware_model(model):
+    """tfmot's quantization-aware copy of `model`, with what was frozen still frozen. tfmot's QuantizeWrapperV2
+    tracks the wrapped layer's kernel among its own trainable weights whatever the layer's trainable flag, so a
+    frozen backbone would be trained (and a MobileNetV2 from a weights file collapsed to uniform outputs, val_loss
+    ln 3 on 3 classes): those weights move to the non-trainable ones."""
     import tensorflow_model_optimization as tfmot
 
-    from ..ml.keras_util import as_float, compile_model
     aware = tfmot.quantization.keras.quantize_model(model)
-    compile_model(aware, ctx.config["train.learning_rate"])
+    for layer in aware.layers:
+        if not layer.trainable and layer._trainable_weights:
+            layer._non_trainable_weights.extend(layer._trainable_weights)
+            layer._trainable_weights.clear()
+    return aware
+
+
+def _aware(model, data: dict, transform, ctx):
+    """Quantization-aware fine-tuning: fake-quantized weights and activations in training, at the learning rate of
+    the last training phase (train.fine_tune's when there was one): it goes on from where training ended."""
+    from ..ml.keras_util import as_float, compile_model
+    aware = aware_model(model)
+    fine_tune = ctx.config["train.fine_tune"]
+    learning_rate = fine_tune["learning_rate"] if fine_tune else ctx.config["train.learning_rate"]
+    compile_model(aware, learning_rate)
     epochs = ctx.config["compression.quantize.aware_epochs"]
-    ctx.log(f"quantization-aware fine-tuning, {epochs} epochs")
+    ctx.log(f"quantization-aware fine-tuning, {epochs} epochs at learning rate {learning_rate:g}")
     aware.fit(as_float(data["x_train"], transform), data["y_train"], epochs=epochs,
               batch_size=ctx.config["train.batch_size"], shuffle=True, verbose=2,
               validation_data=(as_float(data["x_val"], transform), data["y_val"]))
