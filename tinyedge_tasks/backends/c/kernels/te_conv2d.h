@@ -6,6 +6,7 @@
    within every 4 taps being (0, 2, 1, 3): the order SXTB16 unpacks 4 int8 weights into two int16 pairs, so one
    SMLAD does two multiply-accumulates. Each pass computes 2 output channels x 2 pixels; each output is
    requantized once. A 1x1 stride-1 convolution skips the gathering: its input pixel is the column.
+   A max pool taken in (generate.py's fuse) keeps the largest sum over its window and requantizes that alone.
    The plain C build (host, ESP32) does the same integer sums one product at a time. */
 #ifndef TE_CONV2D_H
 #define TE_CONV2D_H
@@ -98,72 +99,147 @@ TE_INLINE int32_t te_mac4(int32_t acc, uint32_t w_lo, uint32_t w_hi, const int16
 #endif
 }
 
-/* 1 or 2 output channels (oc, oc + 1) x 1 or 2 pixels (columns c0, c1) -> out, out + out_c. */
-TE_INLINE void te_conv_tile(const te_conv_params *p, const int16_t *c0, const int16_t *c1, int oc, int8_t *out,
-                            int two_px, int two_ch) {
+/* The sums of output channels oc (a) and oc + 1 (b, when two_ch) for the pixels of columns c0 (0) and c1 (1, when
+   two_px). */
+typedef struct {
+    int32_t a0, a1, b0, b1;
+} te_sums;
+
+TE_INLINE te_sums te_conv_sums(const te_conv_params *p, const int16_t *c0, const int16_t *c1, int oc, int two_px,
+                               int two_ch) {
     const int depth = p->depth;
     const int8_t *wa = p->weights + (long)oc * depth, *wb = wa + depth;
-    int32_t a00 = p->bias[oc], a01 = a00, a10 = two_ch ? p->bias[oc + 1] : 0, a11 = a10;
+    te_sums s = {p->bias[oc], p->bias[oc], two_ch ? p->bias[oc + 1] : 0, two_ch ? p->bias[oc + 1] : 0};
     for (int k = 0; k < depth; k += 4) {
         te_weights4 w = te_load_weights4(wa + k);
-        a00 = te_mac4(a00, w.lo, w.hi, c0 + k, wa + k);
+        s.a0 = te_mac4(s.a0, w.lo, w.hi, c0 + k, wa + k);
         if (two_px) {
-            a01 = te_mac4(a01, w.lo, w.hi, c1 + k, wa + k);
+            s.a1 = te_mac4(s.a1, w.lo, w.hi, c1 + k, wa + k);
         }
         if (two_ch) {
             w = te_load_weights4(wb + k);
-            a10 = te_mac4(a10, w.lo, w.hi, c0 + k, wb + k);
+            s.b0 = te_mac4(s.b0, w.lo, w.hi, c0 + k, wb + k);
             if (two_px) {
-                a11 = te_mac4(a11, w.lo, w.hi, c1 + k, wb + k);
+                s.b1 = te_mac4(s.b1, w.lo, w.hi, c1 + k, wb + k);
             }
         }
     }
-    const int qa = p->per_channel ? oc : 0, qb = p->per_channel ? oc + 1 : 0;
-    const int32_t off = p->output_offset, lo = p->act_min, hi = p->act_max;
-    const int32_t ma = p->multipliers[qa], sa = p->shifts[qa];
-    out[oc] = te_output(a00, ma, sa, p->fast, off, lo, hi);
-    if (two_px) {
-        out[p->out_c + oc] = te_output(a01, ma, sa, p->fast, off, lo, hi);
+    return s;
+}
+
+/* Channel oc's sum requantized. */
+TE_INLINE int8_t te_conv_out(const te_conv_params *p, int32_t acc, int oc) {
+    const int q = p->per_channel ? oc : 0;
+    return te_output(acc, p->multipliers[q], p->shifts[q], p->fast, p->output_offset, p->act_min, p->act_max);
+}
+
+/* A 1x1 stride-1 convolution whose input pixel is its column. */
+TE_INLINE int te_direct(const te_conv_params *p) {
+    return p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 && p->pad_w == 0 &&
+           p->in_c == p->depth;
+}
+
+/* Pixels gathered per pass: two, or a taken-in pool's window (generate.py's _gathered). */
+TE_INLINE int te_gathered(const te_conv_params *p) {
+    return p->pool_h * p->pool_w > 2 ? p->pool_h * p->pool_w : 2;
+}
+
+/* Output pixel `pixel`'s window widened into column: gathered into stage first (int8), unless direct. */
+TE_INLINE void te_gather(const te_conv_params *p, const int8_t *input, int pixel, int8_t *stage, int16_t *column) {
+    const int8_t *src = input + (long)pixel * p->depth;
+    if (!te_direct(p)) {
+        te_im2col(p, input, pixel, stage);
+        src = stage;
     }
-    if (two_ch) {
-        const int32_t mb = p->multipliers[qb], sb = p->shifts[qb];
-        out[oc + 1] = te_output(a10, mb, sb, p->fast, off, lo, hi);
-        if (two_px) {
-            out[p->out_c + oc + 1] = te_output(a11, mb, sb, p->fast, off, lo, hi);
-        }
-    }
+    te_widen(src, column, p->depth);
 }
 
 /* Output pixels px (and px + 1 when two_px): gather, widen, then every channel pair. */
 TE_INLINE void te_conv_pixels(const te_conv_params *p, const int8_t *input, int8_t *output, int16_t *col,
                               int px, int two_px) {
-    const int depth = p->depth;
-    const int direct = p->k_h == 1 && p->k_w == 1 && p->stride_h == 1 && p->stride_w == 1 && p->pad_h == 0 &&
-                       p->pad_w == 0 && p->in_c == depth;
-    int8_t *stage = (int8_t *)(col + 2 * depth);
+    const int depth = p->depth, out_c = p->out_c;
+    int8_t *stage = (int8_t *)(col + te_gathered(p) * depth);
     for (int j = 0; j <= two_px; ++j) {
-        const int8_t *src = input + (long)(px + j) * depth;
-        if (!direct) {
-            te_im2col(p, input, px + j, stage + j * depth);
-            src = stage + j * depth;
-        }
-        te_widen(src, col + j * depth, depth);
+        te_gather(p, input, px + j, stage, col + j * depth);
     }
-    int8_t *out = output + (long)px * p->out_c;
+    int8_t *out = output + (long)px * out_c;
     int oc = 0;
-    for (; oc + 1 < p->out_c; oc += 2) {
-        te_conv_tile(p, col, col + depth, oc, out, two_px, 1);
+    for (; oc + 1 < out_c; oc += 2) {
+        const te_sums s = te_conv_sums(p, col, col + depth, oc, two_px, 1);
+        out[oc] = te_conv_out(p, s.a0, oc);
+        out[oc + 1] = te_conv_out(p, s.b0, oc + 1);
+        if (two_px) {
+            out[out_c + oc] = te_conv_out(p, s.a1, oc);
+            out[out_c + oc + 1] = te_conv_out(p, s.b1, oc + 1);
+        }
     }
-    if (p->out_c & 1) {
-        te_conv_tile(p, col, col + depth, oc, out, two_px, 0);
+    if (out_c & 1) {
+        const te_sums s = te_conv_sums(p, col, col + depth, oc, two_px, 0);
+        out[oc] = te_conv_out(p, s.a0, oc);
+        if (two_px) {
+            out[out_c + oc] = te_conv_out(p, s.a1, oc);
+        }
     }
 }
 
-/* col: 3 * depth int16 of scratch (two widened columns, then two int8 windows). A direct 1x1 convolution may
-   write over its own input (generate.py's overlap): each pass widens its two pixels into col before writing, and
-   with reverse (a wider output) the pixels go last to first, so no pass overwrites a pixel still to be read. */
+TE_INLINE int32_t te_max(int32_t a, int32_t b) {
+    return a > b ? a : b;
+}
+
+/* Channels oc (and oc + 1 when two_ch) of pooled pixel out: the largest sum over the window's columns (col, in
+   pairs), requantized once and clamped to the pool's range. */
+TE_INLINE void te_conv_pooled_channels(const te_conv_params *p, const int16_t *col, int8_t *out, int oc,
+                                       int two_ch) {
+    const int depth = p->depth, window = p->pool_h * p->pool_w;
+    te_sums m = te_conv_sums(p, col, col + depth, oc, window > 1, two_ch);
+    if (window > 1) {
+        m.a0 = te_max(m.a0, m.a1);
+        m.b0 = te_max(m.b0, m.b1);
+    }
+    TE_UNROLL
+    for (int j = 2; j < window; j += 2) {
+        const int two = j + 1 < window;
+        const te_sums s = te_conv_sums(p, col + j * depth, col + (j + 1) * depth, oc, two, two_ch);
+        m.a0 = te_max(m.a0, two ? te_max(s.a0, s.a1) : s.a0);
+        m.b0 = te_max(m.b0, two ? te_max(s.b0, s.b1) : s.b0);
+    }
+    out[oc] = (int8_t)te_clamp(te_conv_out(p, m.a0, oc), p->pool_min, p->pool_max);
+    if (two_ch) {
+        out[oc + 1] = (int8_t)te_clamp(te_conv_out(p, m.b0, oc + 1), p->pool_min, p->pool_max);
+    }
+}
+
+/* Pooled output pixel q: its window's output pixels gathered, then every channel pair. */
+TE_INLINE void te_conv_pooled(const te_conv_params *p, const int8_t *input, int8_t *output, int16_t *col, int q) {
+    const int depth = p->depth, window = p->pool_h * p->pool_w;
+    const int y = q / p->pool_out_w * p->pool_h, x = q % p->pool_out_w * p->pool_w;
+    int8_t *stage = (int8_t *)(col + te_gathered(p) * depth);
+    TE_UNROLL
+    for (int j = 0; j < window; ++j) {
+        te_gather(p, input, (y + j / p->pool_w) * p->out_w + x + j % p->pool_w, stage, col + j * depth);
+    }
+    int8_t *out = output + (long)q * p->out_c;
+    int oc = 0;
+    for (; oc + 1 < p->out_c; oc += 2) {
+        te_conv_pooled_channels(p, col, out, oc, 1);
+    }
+    if (p->out_c & 1) {
+        te_conv_pooled_channels(p, col, out, oc, 0);
+    }
+}
+
+/* col: scratch of te_gathered() widened columns (depth int16 each), then one int8 window (depth bytes). With a pool
+   taken in (generate.py's fuse), each pass makes one pooled pixel. A direct 1x1 convolution may write over its own
+   input (generate.py's overlap): each pass widens its two pixels into col before writing, and with reverse (a
+   wider output) the pixels go last to first, so no pass overwrites a pixel still to be read. */
 TE_INLINE void te_conv2d(const te_conv_params *p, const int8_t *input, int8_t *output, int16_t *col) {
     const int pixels = p->out_h * p->out_w;
+    if (p->pool_h) {
+        for (int q = 0; q < p->pool_out_h * p->pool_out_w; ++q) {
+            te_conv_pooled(p, input, output, col, q);
+        }
+        return;
+    }
     if (p->reverse) {
         int last = pixels;
         if (pixels & 1) {
