@@ -192,7 +192,8 @@ int main(void) {
         const int32_t acc = ((int32_t)(s & 0x7fffffff) - (1 << 30)) >> (int)((s >> 33) % 24);
         const int32_t m = (int32_t)((1u << 30) + ((s >> 20) & 0x3fffffff)), shift = -1 - (int32_t)((s >> 52) % 31);
         const int32_t off = (int32_t)((s >> 40) & 255) - 128;
-        differ += te_output(acc, m, -shift - 1, 1, off, -128, 127) != te_output(acc, m, shift, 0, off, -128, 127);
+        const int32_t low = (s & 1) ? off : -128;   /* a ReLU's range, or all of int8 */
+        differ += te_output(acc, m, -shift - 1, 1, off, low, 127) != te_output(acc, m, shift, 0, off, low, 127);
     }
     printf("%ld\n", differ);
     return 0;
@@ -202,7 +203,8 @@ int main(void) {
 
 def test_short_requantization_equals_tflite_rounding(tmp_path):
     """te_output's short path (the generator's `fast` layers) against te_mbqm, TFLite's double rounding, on 2
-    million accumulators of every magnitude below 2^30, multipliers and right shifts (plain C, host gcc)."""
+    million accumulators of every magnitude below 2^30, multipliers, right shifts, offsets, with and without a
+    ReLU's range (its own shorter rounding) (plain C, host gcc)."""
     (tmp_path / "check.c").write_text(REQUANTIZE_CHECK)
     kernels = REPO / "tinyedge_tasks" / "backends" / "c" / "kernels"
     subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(kernels),
