@@ -68,14 +68,14 @@ TE_INLINE void te_widen(const int8_t *src, int16_t *col, int depth) {
     }
 }
 
-/* 4 weights of one row widened for te_mac4: bytes 0, 2 (lo) and 1, 3 (hi) as int16 pairs on DSP cores; the plain
-   C te_mac4 reads the int8 weights themselves. */
+/* Two words: 4 weights of one row widened for te_mac4 (bytes 0, 2 in lo and 1, 3 in hi, as int16 pairs), or
+   4 int16 of a widened column, on DSP cores; the plain C te_mac4 reads the int8 weights and the column itself. */
 typedef struct {
     uint32_t lo, hi;
-} te_weights4;
+} te_words;
 
-TE_INLINE te_weights4 te_load_weights4(const int8_t *w) {
-    te_weights4 widened = {0, 0};
+TE_INLINE te_words te_load_weights4(const int8_t *w) {
+    te_words widened = {0, 0};
 #ifdef __ARM_FEATURE_DSP
     const uint32_t x = te_load32(w);
     widened.lo = (uint32_t)__sxtb16(x);
@@ -86,16 +86,32 @@ TE_INLINE te_weights4 te_load_weights4(const int8_t *w) {
     return widened;
 }
 
-/* 4 taps of one weight row against one widened column. */
-TE_INLINE int32_t te_mac4(int32_t acc, uint32_t w_lo, uint32_t w_hi, const int16_t *col, const int8_t *w) {
-#ifdef __ARM_FEATURE_DSP
-    (void)w;
-    acc = __smlad((int16x2_t)w_lo, (int16x2_t)te_load32(col), acc);
-    return __smlad((int16x2_t)w_hi, (int16x2_t)te_load32(col + 2), acc);
+/* 4 int16 of a column (word aligned: the arena's offsets and depth are multiples of 4), one LDRD on DSP cores (gcc
+   makes two LDRs of two word loads). */
+TE_INLINE te_words te_load_column4(const int16_t *col) {
+    te_words x = {0, 0};
+#if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
+    __asm__("ldrd %0, %1, [%2]" : "=r"(x.lo), "=r"(x.hi) : "r"(col), "m"(*(const struct { int16_t v[4]; } *)col));
+#elif defined(__ARM_FEATURE_DSP)
+    x.lo = te_load32(col);
+    x.hi = te_load32(col + 2);
 #else
-    (void)w_lo;
-    (void)w_hi;
-    return acc + w[0] * col[0] + w[2] * col[1] + w[1] * col[2] + w[3] * col[3];
+    (void)col;
+#endif
+    return x;
+}
+
+/* 4 taps of one weight row (w, widened) against one widened column (x, at col). */
+TE_INLINE int32_t te_mac4(int32_t acc, te_words w, te_words x, const int16_t *col, const int8_t *row) {
+#ifdef __ARM_FEATURE_DSP
+    (void)col;
+    (void)row;
+    acc = __smlad((int16x2_t)w.lo, (int16x2_t)x.lo, acc);
+    return __smlad((int16x2_t)w.hi, (int16x2_t)x.hi, acc);
+#else
+    (void)w;
+    (void)x;
+    return acc + row[0] * col[0] + row[2] * col[1] + row[1] * col[2] + row[3] * col[3];
 #endif
 }
 
@@ -111,16 +127,17 @@ TE_INLINE te_sums te_conv_sums(const te_conv_params *p, const int16_t *c0, const
     const int8_t *wa = p->weights + (long)oc * depth, *wb = wa + depth;
     te_sums s = {p->bias[oc], p->bias[oc], two_ch ? p->bias[oc + 1] : 0, two_ch ? p->bias[oc + 1] : 0};
     for (int k = 0; k < depth; k += 4) {
-        te_weights4 w = te_load_weights4(wa + k);
-        s.a0 = te_mac4(s.a0, w.lo, w.hi, c0 + k, wa + k);
+        const te_words x0 = te_load_column4(c0 + k), x1 = two_px ? te_load_column4(c1 + k) : x0;
+        te_words w = te_load_weights4(wa + k);
+        s.a0 = te_mac4(s.a0, w, x0, c0 + k, wa + k);
         if (two_px) {
-            s.a1 = te_mac4(s.a1, w.lo, w.hi, c1 + k, wa + k);
+            s.a1 = te_mac4(s.a1, w, x1, c1 + k, wa + k);
         }
         if (two_ch) {
             w = te_load_weights4(wb + k);
-            s.b0 = te_mac4(s.b0, w.lo, w.hi, c0 + k, wb + k);
+            s.b0 = te_mac4(s.b0, w, x0, c0 + k, wb + k);
             if (two_px) {
-                s.b1 = te_mac4(s.b1, w.lo, w.hi, c1 + k, wb + k);
+                s.b1 = te_mac4(s.b1, w, x1, c1 + k, wb + k);
             }
         }
     }
