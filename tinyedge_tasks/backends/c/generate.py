@@ -90,9 +90,8 @@ def _gathered(op: LoweredOp) -> int:
 
 
 def scratch_bytes(op: LoweredOp) -> int:
-    """A convolution's im2col scratch: depth int16 (a widened column) per pixel gathered in a pass, then one int8
-    window (depth bytes, widened as soon as gathered)."""
-    return (2 * _gathered(op) + 1) * _depth(op) if op.kernel == "conv2d" else 0
+    """A convolution's im2col scratch: depth int16 (a widened column) per pixel gathered in a pass."""
+    return 2 * _gathered(op) * _depth(op) if op.kernel == "conv2d" else 0
 
 
 def _direct(op: LoweredOp) -> bool:

@@ -1,8 +1,9 @@
 /* CONV_2D int8 (TFLM reference_integer_ops::ConvPerChannel; per-tensor models share one multiplier), inlined
    into each layer with its shapes as constants.
    The bias already holds input_offset * (sum of the channel's weights), so a tap outside the image must add
-   w * zero_point (x + input_offset = 0 there, as TFLite skips it): im2col writes the input zero point for the
-   padding, which is never stored in the arena. Two output pixels are gathered (im2col) into int16, the order
+   w * zero_point (x + input_offset = 0 there, as TFLite skips it): the gathering writes the input zero point for
+   the padding, which is never stored in the arena. Two output pixels' windows are gathered straight into int16
+   (im2col without an int8 copy), the order
    within every 4 taps being (0, 2, 1, 3): the order SXTB16 unpacks 4 int8 weights into two int16 pairs, so one
    SMLAD does two multiply-accumulates. Each pass computes 2 output channels x 2 pixels; each output is
    requantized once. A 1x1 stride-1 convolution skips the gathering: its input pixel is the column.
@@ -18,53 +19,77 @@
 #include <arm_acle.h>
 #endif
 
-/* One pixel's window (k_h * k_w * in_c int8 values, row by row) into stage: the zero point where it leaves the
-   image, then zeros up to depth (their weights are 0). */
-TE_INLINE void te_im2col(const te_conv_params *p, const int8_t *input, int pixel, int8_t *stage) {
-    const int oy = pixel / p->out_w, ox = pixel % p->out_w, in_c = p->in_c;
-    const int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
-    const int8_t zero = (int8_t)-p->input_offset;
-    int8_t *d = stage;
-    TE_UNROLL
-    for (int ky = 0; ky < p->k_h; ++ky) {
-        const int y = y0 + ky * p->dil_h;
-        if (y < 0 || y >= p->in_h) {
-            memset(d, zero, (size_t)(p->k_w * in_c));
-            d += p->k_w * in_c;
-            continue;
-        }
-        const int8_t *row = input + (long)y * p->in_w * in_c;
-        if (p->dil_w == 1 && x0 >= 0 && x0 + p->k_w <= p->in_w) {
-            memcpy(d, row + (long)x0 * in_c, (size_t)(p->k_w * in_c));
-            d += p->k_w * in_c;
-            continue;
-        }
-        TE_UNROLL
-        for (int kx = 0; kx < p->k_w; ++kx, d += in_c) {
-            const int x = x0 + kx * p->dil_w;
-            if (x < 0 || x >= p->in_w) {
-                memset(d, zero, (size_t)in_c);
-            } else {
-                memcpy(d, row + (long)x * in_c, (size_t)in_c);
-            }
-        }
-    }
-    memset(d, 0, (size_t)(p->depth - p->k_h * p->k_w * in_c));
+/* Slot of tap t in a widened column: (0, 2, 1, 3) within every 4, the order SXTB16 unpacks a word in. */
+TE_INLINE int te_slot(int t) {
+    const int r = t & 3;
+    return t - r + (r == 1 ? 2 : (r == 2 ? 1 : r));
+}
+
+/* 4 int8 (at src, or the zero point 4 times when src is NULL) widened into col, (0, 2, 1, 3). */
+TE_INLINE void te_widen4(const int8_t *src, int8_t zero, int16_t *col) {
+#ifdef __ARM_FEATURE_DSP
+    const uint32_t x = src ? te_load32(src) : (uint8_t)zero * 0x01010101u;
+    te_store32(col, (uint32_t)__sxtb16(x));
+    te_store32(col + 2, (uint32_t)te_sxtb16_hi(x));
+#else
+    col[0] = src ? src[0] : zero;
+    col[1] = src ? src[2] : zero;
+    col[2] = src ? src[1] : zero;
+    col[3] = src ? src[3] : zero;
+#endif
 }
 
 /* depth int8 values -> int16, (0, 2, 1, 3) within every 4. */
 TE_INLINE void te_widen(const int8_t *src, int16_t *col, int depth) {
     for (int k = 0; k < depth; k += 4) {
-#ifdef __ARM_FEATURE_DSP
-        const uint32_t x = te_load32(src + k);
-        te_store32(col + k, (uint32_t)__sxtb16(x));
-        te_store32(col + k + 2, (uint32_t)te_sxtb16_hi(x));
-#else
-        col[k] = src[k];
-        col[k + 1] = src[k + 2];
-        col[k + 2] = src[k + 1];
-        col[k + 3] = src[k + 3];
-#endif
+        te_widen4(src + k, 0, col + k);
+    }
+}
+
+/* Kernel row ky of the window at (y0, x0) widened into column (its k_w * in_c taps, from tap ky * k_w * in_c): the
+   zero point outside the image (x + input_offset = 0 there, as TFLite skips the tap). Whole words over the row
+   where its taps are contiguous in 4s (dil_w 1, k_w * in_c a multiple of 4) and inside or outside the image
+   together, else pixel by pixel: words when in_c is a multiple of 4, else tap by tap. inside: the whole window is
+   inside the image, nothing is tested. */
+TE_INLINE void te_gather_row(const te_conv_params *p, const int8_t *input, int y0, int x0, int ky, int inside,
+                             int16_t *column) {
+    const int in_c = p->in_c, n = p->k_w * in_c, t0 = ky * n, y = y0 + ky * p->dil_h;
+    const int8_t zero = (int8_t)-p->input_offset;
+    const int row_in = inside || (y >= 0 && y < p->in_h);
+    const int cols_in = inside || (x0 >= 0 && x0 + (p->k_w - 1) * p->dil_w < p->in_w);
+    const int8_t *row = input + (row_in ? (long)y * p->in_w * in_c : 0);
+    if (p->dil_w == 1 && n % 4 == 0 && (cols_in || !row_in)) {
+        for (int k = 0; k < n; k += 4) {
+            te_widen4(row_in ? row + (long)x0 * in_c + k : NULL, zero, column + t0 + k);
+        }
+        return;
+    }
+    TE_UNROLL
+    for (int kx = 0; kx < p->k_w; ++kx) {
+        const int x = x0 + kx * p->dil_w, t = t0 + kx * in_c;
+        const int in = row_in && (inside || (x >= 0 && x < p->in_w));
+        if (in_c % 4 == 0) {
+            for (int k = 0; k < in_c; k += 4) {
+                te_widen4(in ? row + (long)x * in_c + k : NULL, zero, column + t + k);
+            }
+            continue;
+        }
+        TE_UNROLL
+        for (int ci = 0; ci < in_c; ++ci) {
+            column[te_slot(t + ci)] = in ? row[(long)x * in_c + ci] : zero;
+        }
+    }
+}
+
+/* Output pixel `pixel`'s window widened into column, then zeros up to depth (their weights are 0). */
+TE_INLINE void te_gather_window(const te_conv_params *p, const int8_t *input, int y0, int x0, int inside,
+                                int16_t *column) {
+    TE_UNROLL
+    for (int ky = 0; ky < p->k_h; ++ky) {
+        te_gather_row(p, input, y0, x0, ky, inside, column);
+    }
+    for (int t = p->k_h * p->k_w * p->in_c; t < p->depth; ++t) {
+        column[te_slot(t)] = 0;
     }
 }
 
@@ -126,7 +151,19 @@ TE_INLINE te_sums te_conv_sums(const te_conv_params *p, const int16_t *c0, const
     const int depth = p->depth;
     const int8_t *wa = p->weights + (long)oc * depth, *wb = wa + depth;
     te_sums s = {p->bias[oc], p->bias[oc], two_ch ? p->bias[oc + 1] : 0, two_ch ? p->bias[oc + 1] : 0};
-    for (int k = 0; k < depth; k += 4) {
+#ifdef __ARM_FEATURE_DSP   /* one tap in the last 4 (a 3x3 window of one channel): SMLABB of its slot's bottom half */
+    const int single = p->k_h * p->k_w * p->in_c % 4 == 1, words = single ? depth - 4 : depth;
+    if (single) {
+        const int16x2_t x0 = (int16x2_t)te_load32(c0 + words), x1 = two_px ? (int16x2_t)te_load32(c1 + words) : x0;
+        s.a0 = __smlabb(wa[words], x0, s.a0);
+        s.a1 = two_px ? __smlabb(wa[words], x1, s.a1) : s.a1;
+        s.b0 = two_ch ? __smlabb(wb[words], x0, s.b0) : s.b0;
+        s.b1 = two_ch && two_px ? __smlabb(wb[words], x1, s.b1) : s.b1;
+    }
+#else
+    const int words = depth;
+#endif
+    for (int k = 0; k < words; k += 4) {
         const te_words x0 = te_load_column4(c0 + k), x1 = two_px ? te_load_column4(c1 + k) : x0;
         te_words w = te_load_weights4(wa + k);
         s.a0 = te_mac4(s.a0, w, x0, c0 + k, wa + k);
@@ -156,28 +193,27 @@ TE_INLINE int te_direct(const te_conv_params *p) {
            p->in_c == p->depth;
 }
 
-/* Pixels gathered per pass: two, or a taken-in pool's window (generate.py's _gathered). */
-TE_INLINE int te_gathered(const te_conv_params *p) {
-    return p->pool_h * p->pool_w > 2 ? p->pool_h * p->pool_w : 2;
-}
-
-/* Output pixel `pixel`'s window widened into column: gathered into stage first (int8), unless direct. */
-TE_INLINE void te_gather(const te_conv_params *p, const int8_t *input, int pixel, int8_t *stage, int16_t *column) {
-    const int8_t *src = input + (long)pixel * p->depth;
-    if (!te_direct(p)) {
-        te_im2col(p, input, pixel, stage);
-        src = stage;
+/* Output pixel `pixel`'s window widened into column: the input pixel itself when direct; a window inside the
+   image without any test (its own copy of the code). */
+TE_INLINE void te_gather(const te_conv_params *p, const int8_t *input, int pixel, int16_t *column) {
+    if (te_direct(p)) {
+        te_widen(input + (long)pixel * p->depth, column, p->depth);
+        return;
     }
-    te_widen(src, column, p->depth);
+    const int y0 = pixel / p->out_w * p->stride_h - p->pad_h, x0 = pixel % p->out_w * p->stride_w - p->pad_w;
+    if (y0 >= 0 && x0 >= 0 && y0 + (p->k_h - 1) * p->dil_h < p->in_h && x0 + (p->k_w - 1) * p->dil_w < p->in_w) {
+        te_gather_window(p, input, y0, x0, 1, column);
+    } else {
+        te_gather_window(p, input, y0, x0, 0, column);
+    }
 }
 
 /* Output pixels px (and px + 1 when two_px): gather, widen, then every channel pair. */
 TE_INLINE void te_conv_pixels(const te_conv_params *p, const int8_t *input, int8_t *output, int16_t *col,
                               int px, int two_px) {
     const int depth = p->depth, out_c = p->out_c;
-    int8_t *stage = (int8_t *)(col + te_gathered(p) * depth);
     for (int j = 0; j <= two_px; ++j) {
-        te_gather(p, input, px + j, stage, col + j * depth);
+        te_gather(p, input, px + j, col + j * depth);
     }
     int8_t *out = output + (long)px * out_c;
     int oc = 0;
@@ -230,10 +266,9 @@ TE_INLINE void te_conv_pooled_channels(const te_conv_params *p, const int16_t *c
 TE_INLINE void te_conv_pooled(const te_conv_params *p, const int8_t *input, int8_t *output, int16_t *col, int q) {
     const int depth = p->depth, window = p->pool_h * p->pool_w;
     const int y = q / p->pool_out_w * p->pool_h, x = q % p->pool_out_w * p->pool_w;
-    int8_t *stage = (int8_t *)(col + te_gathered(p) * depth);
     TE_UNROLL
     for (int j = 0; j < window; ++j) {
-        te_gather(p, input, (y + j / p->pool_w) * p->out_w + x + j % p->pool_w, stage, col + j * depth);
+        te_gather(p, input, (y + j / p->pool_w) * p->out_w + x + j % p->pool_w, col + j * depth);
     }
     int8_t *out = output + (long)q * p->out_c;
     int oc = 0;
@@ -245,7 +280,8 @@ TE_INLINE void te_conv_pooled(const te_conv_params *p, const int8_t *input, int8
     }
 }
 
-/* col: scratch of te_gathered() widened columns (depth int16 each), then one int8 window (depth bytes). With a pool
+/* col: scratch of widened columns (depth int16 each), one per pixel gathered in a pass (generate.py's _gathered:
+   two, or a pool window's). With a pool
    taken in (generate.py's fuse), each pass makes one pooled pixel. A direct 1x1 convolution may write over its own
    input (generate.py's overlap): each pass widens its two pixels into col before writing, and with reverse (a
    wider output) the pixels go last to first, so no pass overwrites a pixel still to be read. */
