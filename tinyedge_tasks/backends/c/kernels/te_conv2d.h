@@ -111,17 +111,24 @@ TE_INLINE te_words te_load_weights4(const int8_t *w) {
     return widened;
 }
 
-/* 4 int16 of a column (word aligned: the arena's offsets and depth are multiples of 4), one LDRD on DSP cores (gcc
-   makes two LDRs of two word loads). */
-TE_INLINE te_words te_load_column4(const int16_t *col) {
+/* 4 int16 of a column at col + offset (word aligned: the arena's offsets and depth are multiples of 4), one LDRD on
+   DSP cores (gcc makes two LDRs of two word loads); a constant offset within LDRD's reach is its immediate. */
+TE_INLINE te_words te_load_column4(const int16_t *col, long offset) {
     te_words x = {0, 0};
 #if defined(__ARM_FEATURE_DSP) && defined(__GNUC__)
-    __asm__("ldrd %0, %1, [%2]" : "=r"(x.lo), "=r"(x.hi) : "r"(col), "m"(*(const struct { int16_t v[4]; } *)col));
+    if (__builtin_constant_p(offset) && offset >= 0 && offset <= 510) {   /* bytes 0..1020 */
+        __asm__("ldrd %0, %1, [%2, %3]" : "=r"(x.lo), "=r"(x.hi)
+                : "r"(col), "i"(2 * offset), "m"(*(const struct { int16_t v[4]; } *)(col + offset)));
+    } else {
+        __asm__("ldrd %0, %1, [%2]" : "=r"(x.lo), "=r"(x.hi)
+                : "r"(col + offset), "m"(*(const struct { int16_t v[4]; } *)(col + offset)));
+    }
 #elif defined(__ARM_FEATURE_DSP)
-    x.lo = te_load32(col);
-    x.hi = te_load32(col + 2);
+    x.lo = te_load32(col + offset);
+    x.hi = te_load32(col + offset + 2);
 #else
     (void)col;
+    (void)offset;
 #endif
     return x;
 }
@@ -140,16 +147,17 @@ TE_INLINE int32_t te_mac4(int32_t acc, te_words w, te_words x, const int16_t *co
 #endif
 }
 
-/* The sums of output channels oc (a) and oc + 1 (b, when two_ch) for the pixels of columns c0 (0) and c1 (1, when
-   two_px). */
+/* The sums of output channels oc (a) and oc + 1 (b, when two_ch) for the pixels of columns c0 (0) and c1, the next
+   one (1, when two_px). */
 typedef struct {
     int32_t a0, a1, b0, b1;
 } te_sums;
 
-TE_INLINE te_sums te_conv_sums(const te_conv_params *p, const int16_t *c0, const int16_t *c1, int oc, int two_px,
+TE_INLINE te_sums te_conv_sums(const te_conv_params *p, const int16_t *c0, int oc, int two_px,
                                int two_ch) {
     const int depth = p->depth;
     const int8_t *wa = p->weights + (long)oc * depth, *wb = wa + depth;
+    const int16_t *c1 = c0 + depth;
     te_sums s = {p->bias[oc], p->bias[oc], two_ch ? p->bias[oc + 1] : 0, two_ch ? p->bias[oc + 1] : 0};
 #ifdef __ARM_FEATURE_DSP   /* one tap in the last 4 (a 3x3 window of one channel): SMLABB of its slot's bottom half */
     const int single = p->k_h * p->k_w * p->in_c % 4 == 1, words = single ? depth - 4 : depth;
@@ -164,7 +172,7 @@ TE_INLINE te_sums te_conv_sums(const te_conv_params *p, const int16_t *c0, const
     const int words = depth;
 #endif
     for (int k = 0; k < words; k += 4) {
-        const te_words x0 = te_load_column4(c0 + k), x1 = two_px ? te_load_column4(c1 + k) : x0;
+        const te_words x0 = te_load_column4(c0 + k, 0), x1 = two_px ? te_load_column4(c0 + k, depth) : x0;
         te_words w = te_load_weights4(wa + k);
         s.a0 = te_mac4(s.a0, w, x0, c0 + k, wa + k);
         if (two_px) {
@@ -218,7 +226,7 @@ TE_INLINE void te_conv_pixels(const te_conv_params *p, const int8_t *input, int8
     int8_t *out = output + (long)px * out_c;
     int oc = 0;
     for (; oc + 1 < out_c; oc += 2) {
-        const te_sums s = te_conv_sums(p, col, col + depth, oc, two_px, 1);
+        const te_sums s = te_conv_sums(p, col, oc, two_px, 1);
         out[oc] = te_conv_out(p, s.a0, oc);
         out[oc + 1] = te_conv_out(p, s.b0, oc + 1);
         if (two_px) {
@@ -227,7 +235,7 @@ TE_INLINE void te_conv_pixels(const te_conv_params *p, const int8_t *input, int8
         }
     }
     if (out_c & 1) {
-        const te_sums s = te_conv_sums(p, col, col + depth, oc, two_px, 0);
+        const te_sums s = te_conv_sums(p, col, oc, two_px, 0);
         out[oc] = te_conv_out(p, s.a0, oc);
         if (two_px) {
             out[out_c + oc] = te_conv_out(p, s.a1, oc);
@@ -244,7 +252,7 @@ TE_INLINE int32_t te_max(int32_t a, int32_t b) {
 TE_INLINE void te_conv_pooled_channels(const te_conv_params *p, const int16_t *col, int8_t *out, int oc,
                                        int two_ch) {
     const int depth = p->depth, window = p->pool_h * p->pool_w;
-    te_sums m = te_conv_sums(p, col, col + depth, oc, window > 1, two_ch);
+    te_sums m = te_conv_sums(p, col, oc, window > 1, two_ch);
     if (window > 1) {
         m.a0 = te_max(m.a0, m.a1);
         m.b0 = te_max(m.b0, m.b1);
@@ -252,7 +260,7 @@ TE_INLINE void te_conv_pooled_channels(const te_conv_params *p, const int16_t *c
     TE_UNROLL
     for (int j = 2; j < window; j += 2) {
         const int two = j + 1 < window;
-        const te_sums s = te_conv_sums(p, col + j * depth, col + (j + 1) * depth, oc, two, two_ch);
+        const te_sums s = te_conv_sums(p, col + j * depth, oc, two, two_ch);
         m.a0 = te_max(m.a0, two ? te_max(s.a0, s.a1) : s.a0);
         m.b0 = te_max(m.b0, two ? te_max(s.b0, s.b1) : s.b0);
     }
