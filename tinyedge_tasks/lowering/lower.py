@@ -327,13 +327,35 @@ def _plan(arena: dict[int, int], steps: list, graph: Graph, ops: list[LoweredOp]
     return plan
 
 
+def _fuse(ops: list[LoweredOp], outputs: list[int], fuse: Callable[[LoweredOp, LoweredOp], bool]) -> list[LoweredOp]:
+    """ops with each op that is the only reader of the op before it (whose output is no model output) taken into
+    that op where the renderer's kernel computes both in one pass (fuse(op, next)): the next op's parameters
+    become params["then"], the pair writes the next op's output, and the tensor between them never exists."""
+    readers: dict[int, int] = {}
+    for op in ops:
+        for tensor in op.inputs:
+            readers[tensor] = readers.get(tensor, 0) + 1
+    fused: list[LoweredOp] = []
+    for op in ops:
+        last = fused[-1] if fused else None
+        if last is not None and "then" not in last.params and op.inputs == [last.output] and \
+                readers[last.output] == 1 and last.output not in outputs and fuse(last, op):
+            fused[-1] = LoweredOp(last.kernel, f"{last.op}+{op.op}", f"{last.layer}+{op.layer}", last.inputs,
+                                  op.output, last.params | {"then": op.params}, last.macs + op.macs)
+        else:
+            fused.append(op)
+    return fused
+
+
 def lower(tflite: bytes, scratch: Callable[[LoweredOp], int] | None = None,
-          overlap: Callable[[LoweredOp], int | None] | None = None) -> LoweredModel:
+          overlap: Callable[[LoweredOp], int | None] | None = None,
+          fuse: Callable[[LoweredOp, LoweredOp], bool] | None = None) -> LoweredModel:
     """Read, check, compute every parameter and plan the arena for a model of int8 operators. scratch: bytes of
     working memory the renderer's kernel needs for an op (0: none), planned as a buffer alive during that op.
     overlap: where the renderer's kernel for an op may write its output over its dying input, the output's offset
     minus the input's (a multiple of plan.ALIGNMENT), else None; each op's inputs and outputs are still tensor
-    indices when it is asked."""
+    indices when it is asked. fuse: whether the renderer's kernel for an op also computes the next op, its
+    output's only reader (_fuse), asked before scratch and overlap, which then see the fused op."""
     graph = read_graph(tflite)
     if len(graph.inputs) != 1 or len(graph.outputs) != 1:
         raise TinyedgeError(f"model: the C backend takes one input and one output, found {len(graph.inputs)} and "
@@ -351,8 +373,10 @@ def lower(tflite: bytes, scratch: Callable[[LoweredOp], int] | None = None,
         lowered.macs = count
         ops.append(lowered)
         macs += count
+    if fuse is not None:
+        ops = _fuse(ops, graph.outputs, fuse)
     arena = {i: t.size for i, t in enumerate(graph.tensors) if t.data is None and any(
-        i in o.inputs or i in o.outputs for o in graph.operators)}
+        i in o.inputs or i == o.output for o in ops)}
     aliases, dying = _aliases(ops, graph.outputs)
     steps = [(op.inputs, [op.output]) for op in ops]
     scratches = {}   # op index -> the scratch's buffer id, numbered after the tensors

@@ -17,7 +17,7 @@ import yaml
 from conftest import FIXTURES, REPO, doit, ran, tflm_outputs, write_manifest
 
 from tinyedge_tasks.backends.c.codegen import memory_plan
-from tinyedge_tasks.backends.c.generate import generate, lower_model
+from tinyedge_tasks.backends.c.generate import generate, lower_model, overlap, scratch_bytes
 from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.lowering.lower import lower
 from tinyedge_tasks.preprocess import UNIT, input_table
@@ -92,6 +92,7 @@ def test_the_plan_puts_an_overlapping_output_at_its_distance():
     """plan_memory with a delta: an output sharing its dying input's bytes starts exactly delta bytes from it,
     and a scratch alive with both stays clear of the pair; without the overlap the three take their sum. The zoo
     MobileNet's plan uses such overlaps (a depthwise output before its input) and stays overlap-free otherwise;
+    the zoo CNN's max pools run inside their convolutions, whose full-size outputs are then never planned;
     the report names the shared tensor and the distance."""
     from tinyedge_tasks.lowering.plan import plan_memory
     sizes = {0: 100, 1: 100, 2: 40}
@@ -100,13 +101,17 @@ def test_the_plan_puts_an_overlapping_output_at_its_distance():
     assert plan.offsets[1] == plan.offsets[0] - 40 and plan.deltas == {1: -40}
     assert plan.offsets[2] >= plan.offsets[0] + 100 or plan.offsets[2] + 40 <= plan.offsets[1]
     assert plan.arena_size == 180 and plan_memory(sizes, steps, [0], [1], {}).arena_size == 240
+    tiny_cnn = (ZOO_DIR / "tiny_cnn_int8_none.tflite").read_bytes()   # max pools inside their convolutions
+    fused, apart = lower_model(tiny_cnn), lower(tiny_cnn, scratch_bytes, overlap)
+    assert [op.op for op in fused.ops][:2] == ["CONV_2D+MAX_POOL_2D"] * 2 and len(fused.plan.buffers) == \
+        len(apart.plan.buffers) - 2 and fused.arena_size < apart.arena_size / 2
     mobilenet = memory_plan(lower_model((ZOO_DIR / "mobilenet_int8_none.tflite").read_bytes()))
     assert any(t["shares_from"] < 0 for t in mobilenet["tensors"]) and _no_overlap(mobilenet) > 0
     from tinyedge_tasks.stages.report import _shares   # the report's memory plan column, tensor 0 included
     assert _shares({"shares": 0, "shares_from": -40}) == "0 (from -40 B)" and _shares({"shares": None}) == ""
 
 
-ODD_DEPTHWISE = """import sys
+ODD_SHAPES = """import sys
 import numpy as np
 from tinyedge_tasks.ml.keras_util import keras
 from tinyedge_tasks.tflite.convert import convert
@@ -121,21 +126,34 @@ for name, (shape, options) in shapes.items():
     model = keras.Model(inputs, layers.Dense(5)(layers.Flatten()(layers.Conv2D(20, 1)(x))))
     samples = np.random.default_rng(0).uniform(-1, 1, (32, *shape)).astype(np.float32)
     open(f"{sys.argv[1]}/{name}.tflite", "wb").write(convert(model, samples, "int8"))
+pools = {"pool3": ((7, 7, 3), dict(filters=5, kernel_size=3, padding="same", activation="relu"), 3),
+         "pool2_valid": ((7, 5, 3), dict(filters=6, kernel_size=3, padding="valid"), 2)}
+for name, (shape, options, window) in pools.items():
+    inputs = keras.Input(shape)
+    x = layers.MaxPooling2D(window)(layers.Conv2D(**options)(inputs))
+    model = keras.Model(inputs, layers.Dense(5)(layers.Flatten()(x)))
+    samples = np.random.default_rng(0).uniform(-1, 1, (32, *shape)).astype(np.float32)
+    open(f"{sys.argv[1]}/{name}.tflite", "wb").write(convert(model, samples, "int8"))
 """
 
 
 @pytest.mark.qemu
-def test_depthwise_shapes_beyond_the_zoo_match_tflm(tmp_path):
+def test_depthwise_and_pooled_shapes_beyond_the_zoo_match_tflm(tmp_path):
     """The zoo's depthwise layers are 3x3 over multiples of 8 channels; these are not (6 channels: a group of 4 and
     2 left over; depth multiplier 2: the plain path; 5x5 stride 2 unpadded with ReLU6), each output over its dying
-    input. Converted in a child Python (TensorFlow beside the TFLM runtime aborts); the host build and the QEMU
-    Cortex-M4 build give TFLM's outputs."""
-    subprocess.run([sys.executable, "-c", ODD_DEPTHWISE, str(tmp_path)], check=True, capture_output=True,
+    input. The zoo's max pools are 2x2 over even sizes and channels; these, taken into their convolutions, are not
+    (a 3x3 window, odd channel counts, an unpadded pool leaving a row and a column of the convolution unread).
+    Converted in a child Python (TensorFlow beside the TFLM runtime aborts); the host build and the QEMU Cortex-M4
+    build give TFLM's outputs."""
+    subprocess.run([sys.executable, "-c", ODD_SHAPES, str(tmp_path)], check=True, capture_output=True,
                    timeout=300)
-    for name in ("c6", "dm2_s2", "k5_s2_valid"):
+    for name in ("c6", "dm2_s2", "k5_s2_valid", "pool3", "pool2_valid"):
         tflite = (tmp_path / f"{name}.tflite").read_bytes()
         model = lower_model(tflite)
-        assert any(op.kernel == "depthwise_conv2d" for op in model.ops) and model.plan.deltas, name
+        if name.startswith("pool"):
+            assert [op.op for op in model.ops][0] == "CONV_2D+MAX_POOL_2D", name
+        else:
+            assert any(op.kernel == "depthwise_conv2d" for op in model.ops) and model.plan.deltas, name
         inputs = np.random.default_rng(1).integers(-128, 128, (6, *model.input.shape[1:]), dtype=np.int8)
         expected = tflm_outputs(tflite, inputs)
         src = _write(generate(model), tmp_path / name)
@@ -174,7 +192,8 @@ int main(void) {
         const int32_t acc = ((int32_t)(s & 0x7fffffff) - (1 << 30)) >> (int)((s >> 33) % 24);
         const int32_t m = (int32_t)((1u << 30) + ((s >> 20) & 0x3fffffff)), shift = -1 - (int32_t)((s >> 52) % 31);
         const int32_t off = (int32_t)((s >> 40) & 255) - 128;
-        differ += te_output(acc, m, -shift - 1, 1, off, -128, 127) != te_output(acc, m, shift, 0, off, -128, 127);
+        const int32_t low = (s & 1) ? off : -128;   /* a ReLU's range, or all of int8 */
+        differ += te_output(acc, m, -shift - 1, 1, off, low, 127) != te_output(acc, m, shift, 0, off, low, 127);
     }
     printf("%ld\n", differ);
     return 0;
@@ -184,7 +203,8 @@ int main(void) {
 
 def test_short_requantization_equals_tflite_rounding(tmp_path):
     """te_output's short path (the generator's `fast` layers) against te_mbqm, TFLite's double rounding, on 2
-    million accumulators of every magnitude below 2^30, multipliers and right shifts (plain C, host gcc)."""
+    million accumulators of every magnitude below 2^30, multipliers, right shifts, offsets, with and without a
+    ReLU's range (its own shorter rounding) (plain C, host gcc)."""
     (tmp_path / "check.c").write_text(REQUANTIZE_CHECK)
     kernels = REPO / "tinyedge_tasks" / "backends" / "c" / "kernels"
     subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-I", str(kernels),
@@ -257,7 +277,7 @@ def test_doit_on_the_qemu_board_and_switching_backends(project_copy):
     assert abs(calibration["instructions_per_inference"] / figures["macs"] - figures["instructions_per_mac"]) < 0.01
     assert figures["arena_bytes"] <= 0.75 * figures["tflm_arena_bytes"]
     per_op = figures["layers"]   # per-operator QEMU counts, shown in the report
-    assert [r["kernel"] for r in per_op][:2] == ["conv2d", "max_pool"] and per_op[0]["instructions_per_mac"] < 8
+    assert [r["op"] for r in per_op][:2] == ["CONV_2D+MAX_POOL_2D"] * 2 and per_op[0]["instructions_per_mac"] < 8
     assert abs(sum(r["instructions"] for r in per_op) - calibration["instructions_per_inference"]) < 40 * len(per_op)
     assert "| instructions per MAC |" in (project_copy / "build/report/report.md").read_text()
     assert _no_overlap(json.loads((project_copy / "build/codegen/memory_plan.json").read_text())) > 0

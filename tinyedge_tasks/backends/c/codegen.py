@@ -78,7 +78,7 @@ def memory_plan(model) -> dict:
 
     def holds(tensor: int) -> str:
         if tensor in model.scratch:
-            return f"the im2col scratch of operator {model.scratch[tensor]} (two int8 windows, two int16 columns)"
+            return f"the im2col scratch of operator {model.scratch[tensor]} (widened int16 columns)"
         return "an activation tensor"
 
     return {

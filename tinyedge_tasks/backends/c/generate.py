@@ -45,9 +45,27 @@ def _depth(op: LoweredOp) -> int:
     return -(-p["k_h"] * p["k_w"] * p["in_c"] // 4) * 4
 
 
+def fuse(op: LoweredOp, then: LoweredOp) -> bool:
+    """A max pool taken into the convolution before it (te_conv2d's pooled pass): non-overlapping whole windows
+    (stride = window, no padding, every window inside the convolution's output), and te_output's short path exact
+    for the convolution. That path is non-decreasing in the accumulator (a positive multiplier, a right shift and a
+    clamp), so the max of the requantized outputs is the requantized max accumulator: one requantization a pooled
+    output, and the convolution's full-size output never exists."""
+    if op.kernel != "conv2d" or then.kernel != "max_pool":
+        return False
+    c, p = op.params, then.params
+    return (p["stride_h"], p["stride_w"], p["pad_h"], p["pad_w"]) == (p["k_h"], p["k_w"], 0, 0) and \
+        p["out_h"] * p["k_h"] <= c["out_h"] and p["out_w"] * p["k_w"] <= c["out_w"] and \
+        bool((c["multipliers"].values >= 0).all()) and _fast(c) == 1
+
+
 def c_params(op: LoweredOp) -> dict:
-    """The op's parameters in the C kernels' layout."""
+    """The op's parameters in the C kernels' layout (a max pool taken in: its window, output size and range)."""
     params = dict(op.params)
+    pool = params.pop("then", None)
+    if pool is not None:
+        params |= {"pool_h": pool["k_h"], "pool_w": pool["k_w"], "pool_out_h": pool["out_h"],
+                   "pool_out_w": pool["out_w"], "pool_min": pool["act_min"], "pool_max": pool["act_max"]}
     if op.kernel in INLINE:
         params["fast"] = _fast(params)
         if params["fast"]:   # te_output's short path takes e - 1 = -shift - 1
@@ -65,9 +83,15 @@ def c_params(op: LoweredOp) -> dict:
     return params
 
 
+def _gathered(op: LoweredOp) -> int:
+    """Pixels a convolution gathers per pass: two, or its pool window's."""
+    pool = op.params.get("then")
+    return max(2, pool["k_h"] * pool["k_w"]) if pool else 2
+
+
 def scratch_bytes(op: LoweredOp) -> int:
-    """A convolution's im2col scratch: 3 * depth int16 (two widened columns, two int8 windows)."""
-    return 6 * _depth(op) if op.kernel == "conv2d" else 0
+    """A convolution's im2col scratch: depth int16 (a widened column) per pixel gathered in a pass."""
+    return 2 * _gathered(op) * _depth(op) if op.kernel == "conv2d" else 0
 
 
 def _direct(op: LoweredOp) -> bool:
@@ -102,6 +126,8 @@ def overlap(op: LoweredOp) -> int | None:
     convolution gathers its two pixels' windows first (pairs of the row-major pixels), a depthwise layer reads
     all channels of a pass's two pixels of a row before the next pass: their outputs start _distance before."""
     p = op.params
+    if "then" in p:   # a pooled pass reads a window's pixels, writes one: not offered
+        return None
     if op.kernel == "conv2d" and _direct(op):
         return 0
     pixels = p["out_h"] * p["out_w"] if op.kernel in ("conv2d", "depthwise_conv2d") else 0
@@ -114,9 +140,9 @@ def overlap(op: LoweredOp) -> int | None:
 
 
 def lower_model(tflite: bytes) -> LoweredModel:
-    """The lowering with this backend's scratch buffers planned in the arena like the activations, and outputs
-    over their dying inputs where the kernels allow (overlap)."""
-    return lower(tflite, scratch=scratch_bytes, overlap=overlap)
+    """The lowering with this backend's scratch buffers planned in the arena like the activations, outputs over
+    their dying inputs where the kernels allow (overlap), and max pools inside their convolutions (fuse)."""
+    return lower(tflite, scratch=scratch_bytes, overlap=overlap, fuse=fuse)
 
 
 def generate(model: LoweredModel) -> dict[str, str]:

@@ -81,16 +81,23 @@ TE_INLINE uint32_t te_dw_load(const int8_t *base, long offset) {
 }
 
 /* The 4 int8 inputs of tap (y0 + dy, x0 + dx), channels c..c + 3 (depth multiplier 1), or the zero point 4 times
-   outside the image: the row tested when check & 1, the column when check & 2, by a load from the nearest pixel
-   inside and a select (no branch, no address outside the input). */
+   outside the image. check & 1 (a row whose window leaves the image): row and column tested, by a load from the
+   nearest pixel inside and a select (no branch, no address outside the input). check 2 (a pass at either end of
+   a row inside): x0 is a constant, so the column test is settled at compile time and the tap is a constant
+   offset from the row's start (gcc would else keep a pointer per tap, spilled). */
 TE_INLINE uint32_t te_dw_word(const te_conv_params *p, const int8_t *input, int y0, int x0, int dy, int dx, int c,
                               int check) {
-    if (check) {
-        const int y = y0 + dy, x = x0 + dx;
-        const int row = (check & 1) ? (y < 0 ? 0 : (y >= p->in_h ? p->in_h - 1 : y)) : y;
-        const int col = (check & 2) ? (x < 0 ? 0 : (x >= p->in_w ? p->in_w - 1 : x)) : x;
+    const uint32_t zero = (uint8_t)-p->input_offset * 0x01010101u;
+    const int y = y0 + dy, x = x0 + dx;
+    if (check & 1) {
+        const int row = y < 0 ? 0 : (y >= p->in_h ? p->in_h - 1 : y);
+        const int col = x < 0 ? 0 : (x >= p->in_w ? p->in_w - 1 : x);
         const uint32_t v = te_load32(input + ((long)row * p->in_w + col) * p->in_c + c);
-        return row == y && col == x ? v : (uint8_t)-p->input_offset * 0x01010101u;
+        return row == y && col == x ? v : zero;
+    }
+    if (check) {
+        return x < 0 || x >= p->in_w ? zero : te_dw_load(input + (long)y0 * p->in_w * p->in_c + c,
+                                                         ((long)dy * p->in_w + x) * p->in_c);
     }
     return te_dw_load(input + ((long)y0 * p->in_w + x0) * p->in_c + c, ((long)dy * p->in_w + dx) * p->in_c);
 }
@@ -100,38 +107,47 @@ typedef struct {
     int32_t c0, c1, c2, c3;
 } te_acc4;
 
-/* acc += the 4 channels of weights (w02, w13: bytes 0, 2 and 1, 3 widened) times input word x (int8 x 4). */
-TE_INLINE te_acc4 te_dw_mac4(te_acc4 acc, int16x2_t w02, int16x2_t w13, uint32_t x) {
-    const int16x2_t x02 = __sxtb16(x), x13 = te_sxtb16_hi(x);
-    acc.c0 = __smlabb(w02, x02, acc.c0);
-    acc.c2 = __smlatt(w02, x02, acc.c2);
-    acc.c1 = __smlabb(w13, x13, acc.c1);
-    acc.c3 = __smlatt(w13, x13, acc.c3);
+/* An input word (int8 x 4) widened: bytes 0, 2 and 1, 3 as int16 pairs. */
+typedef struct {
+    int16x2_t x02, x13;
+} te_wide4;
+
+TE_INLINE te_wide4 te_dw_widen(uint32_t x) {
+    const te_wide4 wide = {__sxtb16(x), te_sxtb16_hi(x)};
+    return wide;
+}
+
+/* acc += the 4 channels of weights (w: widened) times inputs x (widened). */
+TE_INLINE te_acc4 te_dw_mac4(te_acc4 acc, te_wide4 w, te_wide4 x) {
+    acc.c0 = __smlabb(w.x02, x.x02, acc.c0);
+    acc.c2 = __smlatt(w.x02, x.x02, acc.c2);
+    acc.c1 = __smlabb(w.x13, x.x13, acc.c1);
+    acc.c3 = __smlatt(w.x13, x.x13, acc.c3);
     return acc;
 }
 
-/* Tap (ky, kx) of channels c..c + 3 for output pixel (oy, ox) into a, and (oy, ox + 1) into b when two. */
-TE_INLINE void te_dw_tap4(const te_conv_params *p, const int8_t *input, int y0, int x0, int ky, int kx, int c,
-                          int two, int check, te_acc4 *a, te_acc4 *b) {
-    const int dy = ky * p->dil_h, dx = kx * p->dil_w;
-    const uint32_t w = te_dw_load(p->weights + c, (long)(ky * p->k_w + kx) * p->out_c);
-    const int16x2_t w02 = __sxtb16(w), w13 = te_sxtb16_hi(w);
-    *a = te_dw_mac4(*a, w02, w13, te_dw_word(p, input, y0, x0, dy, dx, c, check));
-    if (two) {
-        *b = te_dw_mac4(*b, w02, w13, te_dw_word(p, input, y0, x0, dy, dx + p->stride_w, c, check));
-    }
-}
-
-/* Channels c..c + 3 of output pixel (oy, ox), and (oy, ox + 1) when two (sharing the weight words). */
+/* Channels c..c + 3 of output pixel (oy, ox), and (oy, ox + 1) when two (sharing the weight words). Where the
+   second pixel's tap kx is the first's kx + 1 (stride_w = dil_w), its widened input is carried over to the first
+   pixel's next tap: k_w + 1 loads a row, not 2 * k_w. */
 TE_INLINE void te_dw_pixels4(const te_conv_params *p, const int8_t *input, int8_t *output, int oy, int ox,
                              int two, int check, int c) {
     const int y0 = oy * p->stride_h - p->pad_h, x0 = ox * p->stride_w - p->pad_w;
+    const int carry = two && p->stride_w == p->dil_w;
     te_acc4 a = {p->bias[c], p->bias[c + 1], p->bias[c + 2], p->bias[c + 3]}, b = a;
     TE_UNROLL
     for (int ky = 0; ky < p->k_h; ++ky) {
+        const int dy = ky * p->dil_h;
+        te_wide4 next = {0, 0};
         TE_UNROLL
         for (int kx = 0; kx < p->k_w; ++kx) {
-            te_dw_tap4(p, input, y0, x0, ky, kx, c, two, check, &a, &b);
+            const int dx = kx * p->dil_w;
+            const te_wide4 w = te_dw_widen(te_dw_load(p->weights + c, (long)(ky * p->k_w + kx) * p->out_c));
+            a = te_dw_mac4(a, w, carry && kx > 0 ? next : te_dw_widen(te_dw_word(p, input, y0, x0, dy, dx, c,
+                                                                                  check)));
+            if (two) {
+                next = te_dw_widen(te_dw_word(p, input, y0, x0, dy, dx + p->stride_w, c, check));
+                b = te_dw_mac4(b, w, next);
+            }
 #ifdef __GNUC__   /* at the border, the sums advance tap by tap: gcc would else finish one channel first, spilling */
             if (check) {
                 __asm__("" : "+r"(a.c0), "+r"(a.c1), "+r"(a.c2), "+r"(a.c3));

@@ -54,6 +54,8 @@ static inline int32_t te_clamp(int32_t value, int32_t low, int32_t high) {
    round(2acc * multiplier / 2^32), the high word of one SMULL plus the low word's top bit (one SMMULR
    on DSP cores); x / 2^e rounded half
    away from zero is ((x - (x < 0)) >> (e - 1) + 1) >> 1, and the offset joins before the last halving, doubled.
+   Where the range starts at or above the offset (a ReLU), the - (x < 0) goes: every x < 0 gives at most the
+   offset either way, and the clamp makes that low.
    On cores with saturation one SSAT narrows where the range is all of int8 (constants in an inlined kernel). */
 TE_INLINE int8_t te_output(int32_t acc, int32_t multiplier, int32_t shift, int fast, int32_t offset, int32_t low,
                            int32_t high) {
@@ -66,7 +68,10 @@ TE_INLINE int8_t te_output(int32_t acc, int32_t multiplier, int32_t shift, int f
         const int64_t product = (int64_t)(acc * 2) * multiplier;
         x = (int32_t)(product >> 32) + (int32_t)((uint32_t)product >> 31);
 #endif
-        x = (x + (x >> 31)) >> shift;
+        if (low < offset) {   /* at or above the zero point (ReLU) a negative x clamps to low with either rounding */
+            x += x >> 31;
+        }
+        x >>= shift;
         value = (x + 1 + 2 * offset) >> 1;
     } else {
         value = te_mbqm(acc, multiplier, shift) + offset;

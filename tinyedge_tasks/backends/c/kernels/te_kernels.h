@@ -15,6 +15,8 @@ typedef struct {
     int per_channel;                              /* 0: multipliers[0], shifts[0] for every channel */
     int fast;                                     /* te_output's short path is exact (shifts then hold e - 1) */
     int reverse;                                  /* conv: pixels last to first (its output over its input) */
+    int pool_h, pool_w, pool_out_h, pool_out_w;   /* conv: a max pool taken in (window = stride), 0: none */
+    int32_t pool_min, pool_max;                   /* its activation range */
     const int8_t *weights;                        /* conv: [out_c][depth] (zero padded from [k_h][k_w][in_c]);
                                                      depthwise: [k_h][k_w][out_c] */
     const int32_t *bias;                          /* bias + input_offset * sum of the channel's weights */
