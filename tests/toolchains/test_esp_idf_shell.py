@@ -48,7 +48,7 @@ def shell_project(built_project, tmp_path_factory) -> Path:
 def _gcc(src: Path, *args: str) -> subprocess.CompletedProcess:
     """Every C file of the firmware's src/ and the host layer, C99, every warning an error."""
     sources = sorted(str(p) for p in src.glob("*.c"))
-    return subprocess.run(["gcc", "-std=c99", "-O2", "-Wall", "-Wextra", "-Werror", "-DTINYEDGE_LAYER_HOOK",
+    return subprocess.run(["gcc", "-std=c99", "-O2", "-pthread", "-Wall", "-Wextra", "-Werror", "-DTINYEDGE_LAYER_HOOK",
                            "-I", str(HOST), "-I", str(src), *sources, str(HOST / "esp_idf_host.c"), *args],
                           capture_output=True, text=True, timeout=180, check=False)
 
@@ -122,10 +122,13 @@ def test_shell_answers_hello_and_infers_every_test_sample_like_calibrate(shell_p
 
 def test_doit_validate_over_the_pty(shell_project, shell_binary):
     """`doit validate --port /dev/pts/N`, the command a user runs against a board, against the shell on a pty:
-    every test sample identical to calibrate's outputs, per-operator cycles recorded."""
-    with running(shell_binary) as (link, _):
+    every test sample identical to calibrate's outputs, per-operator cycles recorded, while another task logs a
+    line every 100 us (TE_HOST_LOG_TASK): the shell holds the console for each whole frame, so no line lands in
+    one (without that lock this run fails on corrupt frames)."""
+    with running(shell_binary, {"TE_HOST_LOG_TASK": "1"}) as (link, _):
         link.serial.close()   # doit opens the port itself
-        result = doit(shell_project, "validate", "--port", link.port)
+        result = doit(shell_project, "validate", "--port", link.port, "--verbose")
+    assert result.stdout.count("another task's log line") > 100
     record = json.loads((shell_project / "build/validate/validate.json").read_text())
     assert record["samples"] == record["identical_outputs"] > 200, result.stdout
     assert record["largest_difference"] == 0 and record["argmax_agreement"] == 1.0
@@ -135,9 +138,9 @@ def test_doit_validate_over_the_pty(shell_project, shell_binary):
 
 def test_shell_captures_the_frame_as_the_camera_gives_it_and_refuses_bad_frames(shell_project, shell_binary):
     """CAPTURE -> FRAME: the camera's RGB565 frame byte for byte, after a camera set up with two PSRAM buffers and
-    CAMERA_GRAB_LATEST (the budget's); an INFER of the wrong length and a corrupt frame each get an ERROR naming
-    the problem, and the link keeps working."""
-    with running(shell_binary) as (link, process):
+    CAMERA_GRAB_LATEST (the budget's), whole while another task logs; an INFER of the wrong length and a corrupt
+    frame each get an ERROR naming the problem, and the link keeps working."""
+    with running(shell_binary, {"TE_HOST_LOG_TASK": "1"}) as (link, process):
         link.hello()
         link.send(frames.CAPTURE)
         frame = link.answer(frames.FRAME, 20)

@@ -1,9 +1,11 @@
 /* Host stand-in (see README.md): the ESP-IDF and esp32-camera calls of tinyedge's shell, implemented on a PC, and
    main(), which calls the shell's app_main as ESP-IDF's start-up does. The console UART is stdin/stdout; what the
-   camera driver was configured with goes to stderr, for the test to read. */
+   camera driver was configured with goes to stderr, for the test to read. With TE_HOST_LOG_TASK set, another
+   thread logs a line every 100 us, as a camera driver's task may, through whatever esp_log_set_vprintf installed. */
 #define _DEFAULT_SOURCE   /* usleep, clock_gettime, poll under -std=c99 */
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include "esp_camera.h"
 #include "esp_cpu.h"
 #include "esp_log.h"
+#include "freertos/semphr.h"
 #include "freertos/task.h"
 
 void app_main(void);
@@ -37,13 +40,59 @@ esp_cpu_cycle_count_t esp_cpu_get_cycle_count(void) {
     return (esp_cpu_cycle_count_t)now_ns();   /* nanoseconds stand for cycles */
 }
 
-void esp_log_write(esp_log_level_t level, const char *tag, const char *format, ...) {
+static vprintf_like_t log_vprintf = vprintf;
+
+vprintf_like_t esp_log_set_vprintf(vprintf_like_t func) {
+    const vprintf_like_t previous = log_vprintf;
+    log_vprintf = func;
+    return previous;
+}
+
+static int log_line(const char *format, ...) {
     va_list args;
     va_start(args, format);
-    printf("%c (%s) ", "NEWI"[level], tag);
-    vprintf(format, args);
-    printf("\n");
+    const int written = log_vprintf(format, args);
     va_end(args);
+    return written;
+}
+
+/* One vprintf call per line, prefix and newline included, as ESP-IDF's log macros make it. */
+void esp_log_write(esp_log_level_t level, const char *tag, const char *format, ...) {
+    char message[256];
+    va_list args;
+    va_start(args, format);
+    vsnprintf(message, sizeof message, format, args);
+    va_end(args);
+    log_line("%c (%s) %s\n", "NEWI"[level], tag, message);
+}
+
+SemaphoreHandle_t xSemaphoreCreateRecursiveMutex(void) {
+    static pthread_mutex_t mutex;
+    pthread_mutexattr_t recursive;
+    pthread_mutexattr_init(&recursive);
+    pthread_mutexattr_settype(&recursive, PTHREAD_MUTEX_RECURSIVE);
+    pthread_mutex_init(&mutex, &recursive);
+    return &mutex;
+}
+
+BaseType_t xSemaphoreTakeRecursive(SemaphoreHandle_t xMutex, TickType_t xTicksToWait) {
+    (void)xTicksToWait;
+    pthread_mutex_lock(xMutex);
+    return pdTRUE;
+}
+
+BaseType_t xSemaphoreGiveRecursive(SemaphoreHandle_t xMutex) {
+    pthread_mutex_unlock(xMutex);
+    return pdTRUE;
+}
+
+static void *log_task(void *unused) {
+    (void)unused;
+    for (unsigned line = 0;; ++line) {
+        ESP_LOGI("cam_hal", "DMA frame %u done, another task's log line", line);
+        usleep(100);
+    }
+    return NULL;
 }
 
 esp_err_t uart_driver_install(uart_port_t uart_num, int rx_buffer_size, int tx_buffer_size, int queue_size,
@@ -133,6 +182,8 @@ TickType_t xTaskGetTickCount(void) {
 
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 4096);   /* as newlib on the chip: line-buffered console text */
+    pthread_t logger;
+    if (getenv("TE_HOST_LOG_TASK") != NULL) pthread_create(&logger, NULL, log_task, NULL);
     app_main();
     return 0;
 }

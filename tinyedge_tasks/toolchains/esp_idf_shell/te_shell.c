@@ -9,6 +9,7 @@
    Frames are written with the UART (or USB-Serial-JTAG) driver, never through stdio, whose line-ending
    translation would change the bytes. te_app.h holds what codegen wrote for this board and model. */
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +20,7 @@
 #include "esp_cpu.h"
 #include "esp_log.h"
 #include "freertos/FreeRTOS.h"
+#include "freertos/semphr.h"
 #include "freertos/task.h"
 #if CONFIG_ESP_CONSOLE_USB_SERIAL_JTAG
 #include "driver/usb_serial_jtag.h"
@@ -88,10 +90,42 @@ static void link_write(void *context, const void *data, size_t length) {
 }
 #endif
 
-/* Every frame goes out after the console text printed before it, never inside a line. */
-static void send(uint8_t type, const void *payload, uint32_t length) {
+/* One writer at a time on the console: a frame goes out whole, and a log line of another task (the camera
+   driver's, Wi-Fi's: every ESP_LOG, through esp_log_set_vprintf) waits for it instead of landing inside it, which
+   the host would see as a corrupt frame. Recursive: the shell's own logs may come while it holds the console. */
+static SemaphoreHandle_t console;
+
+static int console_vprintf(const char *format, va_list args) {
+    xSemaphoreTakeRecursive(console, portMAX_DELAY);
+    const int written = vprintf(format, args);
     fflush(stdout);
-    te_send(link_write, NULL, type, payload, length);
+    xSemaphoreGiveRecursive(console);
+    return written;
+}
+
+static void console_share(void) {
+    console = xSemaphoreCreateRecursiveMutex();
+    if (console == NULL) abort();
+    esp_log_set_vprintf(console_vprintf);
+}
+
+/* A frame starts after the console text printed before it, never inside a line, and holds the console to its end. */
+static void frame_begin(te_tx *tx, uint8_t type, uint32_t length) {
+    xSemaphoreTakeRecursive(console, portMAX_DELAY);
+    fflush(stdout);
+    te_tx_begin(tx, link_write, NULL, type, length);
+}
+
+static void frame_end(te_tx *tx) {
+    te_tx_end(tx);
+    xSemaphoreGiveRecursive(console);
+}
+
+static void send(uint8_t type, const void *payload, uint32_t length) {
+    te_tx tx;
+    frame_begin(&tx, type, length);
+    te_tx_data(&tx, payload, length);
+    frame_end(&tx);
 }
 
 static void send_error(const char *text) {
@@ -192,9 +226,8 @@ static void infer(te_shell *shell, uint32_t length) {
     memcpy(head, shell->payload, 4);   /* the sample index, as sent */
     te_put_u64(head + 4, cycles);
     te_put_u32(head + 12, layers);
-    fflush(stdout);
     te_tx tx;
-    te_tx_begin(&tx, link_write, NULL, TE_RESULT, 16 + 8 * layers + (uint32_t)TE_OUTPUT_BYTES);
+    frame_begin(&tx, TE_RESULT, 16 + 8 * layers + (uint32_t)TE_OUTPUT_BYTES);
     te_tx_data(&tx, head, sizeof head);
     for (uint32_t i = 0; i < layers; ++i) {
         uint8_t value[8];
@@ -202,7 +235,7 @@ static void infer(te_shell *shell, uint32_t length) {
         te_tx_data(&tx, value, sizeof value);
     }
     te_tx_data(&tx, te_model_output(), TE_OUTPUT_BYTES);
-    te_tx_end(&tx);
+    frame_end(&tx);
 }
 
 /* The frame as the camera driver holds it, before preprocessing: RGB565, high byte first. */
@@ -216,12 +249,11 @@ static void capture(const te_shell *shell) {
     te_put_u16(head, (uint16_t)frame->width);
     te_put_u16(head + 2, (uint16_t)frame->height);
     head[4] = 2;   /* rgb565 */
-    fflush(stdout);
     te_tx tx;
-    te_tx_begin(&tx, link_write, NULL, TE_FRAME, (uint32_t)(sizeof head + frame->len));
+    frame_begin(&tx, TE_FRAME, (uint32_t)(sizeof head + frame->len));
     te_tx_data(&tx, head, sizeof head);
     te_tx_data(&tx, frame->buf, frame->len);
-    te_tx_end(&tx);
+    frame_end(&tx);
     esp_camera_fb_return(frame);
 }
 
@@ -317,6 +349,7 @@ static void halt(const char *why) {
 
 void app_main(void) {
     static te_shell shell;
+    console_share();
     ESP_LOGI(TAG, "%s", TE_TITLE);
     link_open();
     shell.camera = camera_init();
