@@ -40,6 +40,8 @@ def test_every_backend_table_is_consistent(name):
     assert optional_owners <= set(names) | {command.name for command in commands.COMMANDS}   # validate/validate.json
     for command in commands.COMMANDS:
         assert set(command.needs) <= made, command.name
+    check, quantize = (next(row for row in rows if row.name == stage) for stage in ("check", "quantize"))
+    assert set(quantize.tools) <= set(check.tools), "the preflight quantizes as quantize does: its tool versions too"
 
 
 DIGEST = ("import sys; from tinyedge_tasks.engine.codedigest import code_digest; "

@@ -73,7 +73,11 @@ def build_row(doc: str, tools: tuple[str, ...], default: bool) -> Stage:
 def stages(backend) -> tuple[Stage, ...]:
     """The project's table: the common rows, the backend's rows, and the report when the backend writes the
     calibration record the report is drawn from (every firmware backend does; a toy need not)."""
-    check = replace(CHECK, hooks=(backend.preflight,)) if backend.preflight else CHECK  # calls the backend's
+    # The preflight quantizes as the backend's quantize row does: that row's tools are the check's too (esp-ppq's
+    # version for ESP-DL), so a new version reruns it.
+    quantize_tools = next((row.tools for row in backend.stages if row.name == "quantize"), ())
+    tools = CHECK.tools + tuple(tool for tool in quantize_tools if tool not in CHECK.tools)
+    check = replace(CHECK, hooks=(backend.preflight,), tools=tools) if backend.preflight else CHECK
     rows = (DATASET, check, TRAIN, PRUNE, *backend.stages)
     calibrates = any(row.name == Calibration.stage() and Calibration.file_name() in row.makes for row in rows)
     return rows + (REPORT,) if calibrates else rows
