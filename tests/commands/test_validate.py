@@ -279,3 +279,24 @@ def test_capture_needs_an_image_folder_data_set(copy):
     line = one_line_error(doit(copy, "capture", "--port", "socket://127.0.0.1:1", "--label", "3", check=False),
                            "capture")
     assert line.startswith("tinyedge.yaml: dataset.source is 'sklearn:digits'; capture saves into an image folder")
+
+
+def test_int16_outputs_are_read_as_int16():
+    """An int16x8 model's outputs (TFLM calibrate keeps them int16): two bytes per value, compared as int16, the
+    difference in int16 steps (no board: the record alone, from RESULTs as the link gives them)."""
+    from types import SimpleNamespace
+
+    from tinyedge_tasks.commands.validate import _record
+    from tinyedge_tasks.device.link import Result
+    reference = np.array([[-300, 2000, 7], [5, -6, 32767]], np.int16)
+    sent = reference.copy()
+    sent[1, 2] = -32768
+    results = [Result(i, 100, [], row.tobytes()) for i, row in enumerate(sent)]
+    info = {"model_xxh3": "0" * 16, "backend": "tflm", "board": "fake", "cycle_counter": "ccount", "clock_hz": 1,
+            "cycles_per_second": 1000, "input": {"bytes": 4}, "layers": [], "arena_bytes": 1, "arena_used": None}
+    record = _record(info, SimpleNamespace(board="fake"), "socket://x", results, 1.0, reference, np.array([1, 2]),
+                     SimpleNamespace(runtime=None))
+    assert record["comparison"] == "bit for bit" and record["identical_outputs"] == record["agreeing_outputs"] == 1
+    assert record["first_difference"] == {"sample": 1, "output": 2} and record["largest_difference"] == 65535
+    assert (record["accuracy"], record["calibrate_accuracy"]) == (0.5, 1.0)   # sample 1 lost its top class
+    assert record["link"]["bytes_from_device_per_sample"] == 12 + 16 + 6
