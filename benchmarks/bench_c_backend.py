@@ -44,7 +44,7 @@ ZOO = [f"{model}_{scheme}_{prune}" for model in ("tiny_cnn", "mobilenet") for sc
        for prune in ("none", "structured")]
 MLPERF = ("vww", "ic", "kws")
 OLD = "a1a0b70"   # the last commit with the generic kernels
-CONSTANTS = r"op\d+_(weights|bias|multipliers|shifts)"
+CONSTANTS = r"op\d+_(weights|bias|multipliers|shifts|channels)"
 OLD_GENERATE = """import sys
 from pathlib import Path
 from tinyedge_tasks.backends.c.generate import generate

@@ -17,7 +17,7 @@ import yaml
 from conftest import FIXTURES, REPO, doit, ran, tflm_outputs, write_manifest
 
 from tinyedge_tasks.backends.c.codegen import memory_plan
-from tinyedge_tasks.backends.c.generate import generate, lower_model, overlap, scratch_bytes
+from tinyedge_tasks.backends.c.generate import c_params, generate, lower_model, overlap, scratch_bytes
 from tinyedge_tasks.errors import TinyedgeError
 from tinyedge_tasks.lowering.lower import lower
 from tinyedge_tasks.preprocess import UNIT, input_table
@@ -134,7 +134,23 @@ for name, (shape, options, window) in pools.items():
     model = keras.Model(inputs, layers.Dense(5)(layers.Flatten()(x)))
     samples = np.random.default_rng(0).uniform(-1, 1, (32, *shape)).astype(np.float32)
     open(f"{sys.argv[1]}/{name}.tflite", "wb").write(convert(model, samples, "int8"))
+first = {"ch1_same": ((9, 7, 1), dict(filters=24, kernel_size=3, padding="same", activation="relu"), 0),
+         "ch1_s21_valid": ((10, 9, 1), dict(filters=5, kernel_size=3, strides=(2, 1), padding="valid"), 0),
+         "ch1_k53": ((8, 6, 1), dict(filters=6, kernel_size=(5, 3), padding="same"), 0),
+         "ch1_narrow": ((6, 3, 1), dict(filters=4, kernel_size=3, padding="same"), 0),
+         "ch1_s2": ((9, 9, 1), dict(filters=8, kernel_size=3, strides=2, padding="same"), 0),
+         "ch1_pool2": ((9, 11, 1), dict(filters=4, kernel_size=3, padding="same"), 2),
+         "ch1_pool3_valid": ((11, 10, 1), dict(filters=3, kernel_size=3, padding="valid", activation="relu"), 3)}
+for name, (shape, options, window) in first.items():
+    inputs = keras.Input(shape)
+    x = layers.Conv2D(**options)(inputs)
+    x = layers.MaxPooling2D(window)(x) if window else x
+    model = keras.Model(inputs, layers.Dense(5)(layers.Flatten()(x)))
+    samples = np.random.default_rng(0).uniform(0, 1, (32, *shape)).astype(np.float32)   # zero point -128
+    open(f"{sys.argv[1]}/{name}.tflite", "wb").write(convert(model, samples, "int8"))
 """
+ROW3 = {"ch1_same": True, "ch1_s21_valid": True, "ch1_k53": True, "ch1_narrow": True, "ch1_s2": False,
+        "ch1_pool2": True, "ch1_pool3_valid": True}   # whether te_conv_row3 runs the first convolution
 
 
 @pytest.mark.qemu
@@ -143,14 +159,20 @@ def test_depthwise_and_pooled_shapes_beyond_the_zoo_match_tflm(tmp_path):
     2 left over; depth multiplier 2: the plain path; 5x5 stride 2 unpadded with ReLU6), each output over its dying
     input. The zoo's max pools are 2x2 over even sizes and channels; these, taken into their convolutions, are not
     (a 3x3 window, odd channel counts, an unpadded pool leaving a row and a column of the convolution unread).
-    Converted in a child Python (TensorFlow beside the TFLM runtime aborts); the host build and the QEMU Cortex-M4
-    build give TFLM's outputs."""
+    First convolutions of one channel (te_conv_row3, the zoo's are 3x3 'same' with a 2x2 pool over even sizes):
+    inputs in [0, 1] (zero point -128, which the padding must read), odd widths (a last pair of one pixel),
+    'valid', vertical stride 2, a 5x3 kernel, an image 3 wide (edge words byte by byte), 24 output channels, pools over odd sizes and a 3-wide window (a pair and a half); stride 2
+    across takes the im2col kernel. Converted in a child Python (TensorFlow beside the TFLM runtime aborts); the
+    host build and the QEMU Cortex-M4 build give TFLM's outputs."""
     subprocess.run([sys.executable, "-c", ODD_SHAPES, str(tmp_path)], check=True, capture_output=True,
                    timeout=300)
-    for name in ("c6", "dm2_s2", "k5_s2_valid", "pool3", "pool2_valid"):
+    for name in ("c6", "dm2_s2", "k5_s2_valid", "pool3", "pool2_valid", *ROW3):
         tflite = (tmp_path / f"{name}.tflite").read_bytes()
         model = lower_model(tflite)
-        if name.startswith("pool"):
+        if name in ROW3:
+            assert ("channels" in c_params(model.ops[0])) == ROW3[name], name
+            assert model.ops[0].op == ("CONV_2D+MAX_POOL_2D" if "pool" in name else "CONV_2D"), name
+        elif name.startswith("pool"):
             assert [op.op for op in model.ops][0] == "CONV_2D+MAX_POOL_2D", name
         else:
             assert any(op.kernel == "depthwise_conv2d" for op in model.ops) and model.plan.deltas, name

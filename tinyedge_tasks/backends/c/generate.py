@@ -28,6 +28,7 @@ PARAMS_TYPE = {"conv2d": "te_conv_params", "depthwise_conv2d": "te_conv_params",
 C_TYPE = {np.dtype(np.int8): "int8_t", np.dtype(np.int32): "int32_t"}
 INLINE = ("conv2d", "depthwise_conv2d", "fully_connected")
 FAST_LIMIT = 1 << 30   # te_output's short path needs |accumulator| < 2^30
+ROW3_ROWS = 8          # te_conv2d.h's TE_ROW3_ROWS
 
 
 def _fast(params: dict) -> int:
@@ -37,6 +38,26 @@ def _fast(params: dict) -> int:
     sums = weights.reshape(-1, len(bias)).sum(axis=0) if params.get("depth_multiplier") else \
         weights.reshape(len(bias), -1).sum(axis=1)
     return int(bool((shifts < 0).all()) and int((np.abs(bias) + 128 * sums).max()) < FAST_LIMIT)
+
+
+def _row3(op: LoweredOp) -> bool:
+    """A convolution te_conv_row3 runs: one input channel, 3 taps wide at stride and dilation 1 across, its pass's
+    input rows (a pool window's, or one output row's) within ROW3_ROWS and a pool window at most 4 wide."""
+    if op.kernel != "conv2d":
+        return False
+    p, pool = op.params, op.params.get("then")
+    block_h, block_w = (pool["k_h"], pool["k_w"]) if pool else (1, 2)
+    return (p["in_c"], p["k_w"], p["stride_w"], p["dil_w"]) == (1, 3, 1, 1) and block_w <= 4 and \
+        (block_h - 1) * p["stride_h"] + (p["k_h"] - 1) * p["dil_h"] + 1 <= ROW3_ROWS
+
+
+def _channels(params: dict) -> np.ndarray:
+    """te_conv_row3's record per output channel: per kernel row (w0, w2) as the low and high int16 halves of a word
+    (SMLAD's pair) and w1 alone, then the bias, multiplier and shift (one of each repeated when per tensor)."""
+    w = params["weights"].values.reshape(params["out_c"], -1, 3).astype(np.int64)
+    taps = np.stack([(w[..., 0] & 0xFFFF) | (w[..., 2] << 16), w[..., 1]], axis=-1).reshape(len(w), -1)
+    quant = [np.broadcast_to(params[key].values, len(w)) for key in ("bias", "multipliers", "shifts")]
+    return np.column_stack([taps, *quant]).astype(np.int32)
 
 
 def _depth(op: LoweredOp) -> int:
@@ -71,7 +92,12 @@ def c_params(op: LoweredOp) -> dict:
         if params["fast"]:   # te_output's short path takes e - 1 = -shift - 1
             shifts = params["shifts"]
             params["shifts"] = ConstArray(shifts.name, (-shifts.values - 1).astype(np.int32))
-    if op.kernel == "conv2d":
+    if _row3(op):
+        name, record = params["bias"].name.replace("_bias", "_channels"), _channels(params)
+        for key in ("weights", "bias", "multipliers", "shifts"):
+            del params[key]
+        params["channels"] = ConstArray(name, record)
+    elif op.kernel == "conv2d":
         # its output over its own input (overlap()) and wider: te_conv2d runs the pixels last to first
         params["reverse"] = int(op.output == op.inputs[0] and params["out_c"] > params["in_c"])
         depth = _depth(op)
@@ -90,8 +116,9 @@ def _gathered(op: LoweredOp) -> int:
 
 
 def scratch_bytes(op: LoweredOp) -> int:
-    """A convolution's im2col scratch: depth int16 (a widened column) per pixel gathered in a pass."""
-    return 2 * _gathered(op) * _depth(op) if op.kernel == "conv2d" else 0
+    """A convolution's im2col scratch: depth int16 (a widened column) per pixel gathered in a pass (none for
+    te_conv_row3, which keeps its words in registers)."""
+    return 2 * _gathered(op) * _depth(op) if op.kernel == "conv2d" and not _row3(op) else 0
 
 
 def _direct(op: LoweredOp) -> bool:
@@ -123,17 +150,17 @@ def overlap(op: LoweredOp) -> int | None:
     """Where this backend's kernel may write an op's output over its dying input: the output's offset minus the
     input's. A direct 1x1 convolution widens a pair of pixels into its scratch before writing their outputs, so
     the same offset is safe (pixels first to last when the output is no wider, else last to first). Any other
-    convolution gathers its two pixels' windows first (pairs of the row-major pixels), a depthwise layer reads
-    all channels of a pass's two pixels of a row before the next pass: their outputs start _distance before."""
+    convolution gathers its two pixels' windows first (pairs of the row-major pixels), te_conv_row3 and a depthwise
+    layer read all a pass's two pixels of a row read before writing them: their outputs start _distance before."""
     p = op.params
     if "then" in p:   # a pooled pass reads a window's pixels, writes one: not offered
         return None
     if op.kernel == "conv2d" and _direct(op):
         return 0
     pixels = p["out_h"] * p["out_w"] if op.kernel in ("conv2d", "depthwise_conv2d") else 0
-    if op.kernel == "conv2d":
+    if op.kernel == "conv2d" and not _row3(op):
         return -_distance(p, [list(range(px, min(px + 2, pixels))) for px in range(0, pixels, 2)])
-    if op.kernel == "depthwise_conv2d":
+    if op.kernel in ("conv2d", "depthwise_conv2d"):   # pairs within each row
         return -_distance(p, [[row + ox for ox in range(x, min(x + 2, p["out_w"]))]
                               for row in range(0, pixels, p["out_w"]) for x in range(0, p["out_w"], 2)])
     return None
@@ -217,7 +244,7 @@ def _call(index: int, op: LoweredOp, params: dict) -> tuple[str, str]:
     block = f"/* {index}: {op.op} {op.layer} */\nstatic const {PARAMS_TYPE[op.kernel]} {name} = {{{fields}}};\n"
     args = [f"arena + {offset}" for offset in op.inputs] + [f"arena + {op.output}"]
     if op.kernel == "conv2d":
-        args.append(f"(int16_t *)(void *)(arena + {op.scratch})")
+        args.append("0" if op.scratch is None else f"(int16_t *)(void *)(arena + {op.scratch})")
     return block, f"    te_{op.kernel}(&{name}, {', '.join(args)});\n    TE_LAYER_DONE({index});\n"
 
 

@@ -288,6 +288,161 @@ TE_INLINE void te_conv_pooled(const te_conv_params *p, const int8_t *input, int8
     }
 }
 
+/* te_conv_row3: a convolution of one input channel, 3 taps wide at stride and dilation 1 across (the first layer of
+   an image model), without im2col. Gathering a pixel's taps would cost as much as its few channels' MACs, so each
+   pass takes a block of output pixels (two neighbours of a row, or a pool window of pairs), reads every input row
+   it spans once as one word of 4 bytes per pair (the pair's 4 columns), widened to (v0, v2) and (v1, v3), and keeps
+   those for every output channel: per kernel row, the left pixel is SMLAD((v0, v2), (w0, w2)) + SMLABB(v1, w1),
+   the right one SMLAD((v1, v3), (w0, w2)) + SMLATB(v2, w1), weights pre-widened by the generator. Each channel's
+   weights, bias, multiplier and shift are one record (p->channels), so that one pointer steps through them. The
+   plain C build does the same sums one product at a time. The generator (generate.py's _row3) keeps a block within
+   TE_ROW3_ROWS input rows and 2 pairs across. */
+#define TE_ROW3_ROWS 8
+
+/* The 4 input bytes of a row from column x0, the zero point outside the image (x + input_offset = 0 there). */
+typedef struct {
+#ifdef __ARM_FEATURE_DSP
+    uint32_t even, odd;   /* (v0, v2), (v1, v3) as int16 halves */
+#else
+    int32_t v[4];
+#endif
+} te_row4;
+
+#ifdef __ARM_FEATURE_DSP
+/* The word of a row's 4 bytes from column x0 where some are outside the row (zero: the zero point 4 times): the
+   row's first or last word shifted in line, the zero point shifted in (x0 - xc within a word), else byte by byte. */
+TE_INLINE uint32_t te_edge_word(const int8_t *row, int x0, int in_w, uint32_t zero) {
+    const int xc = x0 < 0 ? 0 : in_w - 4, d = x0 - xc;
+    if (in_w >= 4 && d < 0 && d > -4) {
+        return te_load32(row) << (-8 * d) | zero >> (32 + 8 * d);
+    }
+    if (in_w >= 4 && d > 0 && d < 4) {
+        return te_load32(row + xc) >> (8 * d) | zero << (32 - 8 * d);
+    }
+    uint32_t x = 0;
+    TE_UNROLL
+    for (int i = 0; i < 4; ++i) {
+        x |= (x0 + i >= 0 && x0 + i < in_w ? (uint8_t)row[x0 + i] : zero & 0xFFu) << (8 * i);
+    }
+    return x;
+}
+#endif
+
+/* inside: the 4 bytes are in the image, nothing is tested. */
+TE_INLINE te_row4 te_row4_load(const te_conv_params *p, const int8_t *input, int y, int x0, int inside) {
+    const int8_t zero = (int8_t)-p->input_offset;
+    const int row_in = inside || (y >= 0 && y < p->in_h);
+    const int cols_in = inside || (x0 >= 0 && x0 + 4 <= p->in_w);
+    const int8_t *row = input + (row_in ? (long)y * p->in_w : 0);
+    te_row4 r;
+#ifdef __ARM_FEATURE_DSP
+    const uint32_t zeros = (uint8_t)zero * 0x01010101u;
+    const uint32_t x = !row_in ? zeros : (cols_in ? te_load32(row + x0) : te_edge_word(row, x0, p->in_w, zeros));
+    r.even = (uint32_t)__sxtb16(x);
+    r.odd = (uint32_t)te_sxtb16_hi(x);
+#else
+    TE_UNROLL
+    for (int i = 0; i < 4; ++i) {
+        r.v[i] = row_in && (cols_in || (x0 + i >= 0 && x0 + i < p->in_w)) ? row[x0 + i] : zero;
+    }
+#endif
+    return r;
+}
+
+/* The rows' words of a block: rows[r * 2 + j] = input row y0 + r at pair j (columns x0 + 2j ..), r < span. */
+TE_INLINE void te_row3_rows(const te_conv_params *p, const int8_t *input, int y0, int x0, int span, int pairs,
+                            te_row4 *rows) {
+    if (y0 >= 0 && y0 + span <= p->in_h && x0 >= 0 && x0 + 2 * pairs + 2 <= p->in_w) {
+        TE_UNROLL
+        for (int r = 0; r < span; ++r) {
+            TE_UNROLL
+            for (int j = 0; j < pairs; ++j) {
+                rows[r * 2 + j] = te_row4_load(p, input, y0 + r, x0 + 2 * j, 1);
+            }
+        }
+        return;
+    }
+    TE_UNROLL
+    for (int r = 0; r < span; ++r) {
+        TE_UNROLL
+        for (int j = 0; j < pairs; ++j) {
+            rows[r * 2 + j] = te_row4_load(p, input, y0 + r, x0 + 2 * j, 0);
+        }
+    }
+}
+
+/* A channel's sums (its record c) for the pair at block row r0 (its first input row), column pair j. */
+TE_INLINE te_sums te_row3_pair(const te_conv_params *p, const te_row4 *rows, int r0, int j, const int32_t *c) {
+    te_sums s = {c[2 * p->k_h], c[2 * p->k_h], 0, 0};
+    TE_UNROLL
+    for (int ky = 0; ky < p->k_h; ++ky) {
+        const te_row4 x = rows[(r0 + ky * p->dil_h) * 2 + j];
+        const int32_t *w = c + 2 * ky;
+#ifdef __ARM_FEATURE_DSP
+        s.a0 = __smlabb((int16x2_t)x.odd, (int16x2_t)w[1], __smlad((int16x2_t)x.even, (int16x2_t)w[0], s.a0));
+        s.a1 = __smlatb((int16x2_t)x.even, (int16x2_t)w[1], __smlad((int16x2_t)x.odd, (int16x2_t)w[0], s.a1));
+#else
+        const int32_t w0 = (int16_t)(w[0] & 0xffff), w2 = w[0] >> 16, w1 = w[1];
+        s.a0 += w0 * x.v[0] + w1 * x.v[1] + w2 * x.v[2];
+        s.a1 += w0 * x.v[1] + w1 * x.v[2] + w2 * x.v[3];
+#endif
+    }
+    return s;
+}
+
+/* One pass: the block of output pixels from (oy, ox), block_h rows of block_w (1 x 2 without a pool; a pool window
+   with one), every channel. Without a pool both pixels are written (the right one when two); with one, the largest
+   sum over the window, requantized once and clamped to the pool's range. */
+TE_INLINE void te_row3_block(const te_conv_params *p, const int8_t *input, int8_t *out, int oy, int ox,
+                             int block_h, int block_w, int two) {
+    const int pairs = (block_w + 1) / 2, out_c = p->out_c;
+    te_row4 rows[TE_ROW3_ROWS * 2];
+    te_row3_rows(p, input, oy * p->stride_h - p->pad_h, ox - p->pad_w,
+                 (block_h - 1) * p->stride_h + (p->k_h - 1) * p->dil_h + 1, pairs, rows);
+    const int32_t *c = p->channels;
+    for (int oc = 0; oc < out_c; ++oc, c += 2 * p->k_h + 3) {
+        const int32_t multiplier = c[2 * p->k_h + 1], shift = c[2 * p->k_h + 2];
+        if (!p->pool_h) {
+            const te_sums s = te_row3_pair(p, rows, 0, 0, c);
+            out[oc] = te_output(s.a0, multiplier, shift, p->fast, p->output_offset, p->act_min, p->act_max);
+            if (two) {
+                out[out_c + oc] = te_output(s.a1, multiplier, shift, p->fast, p->output_offset, p->act_min,
+                                            p->act_max);
+            }
+            continue;
+        }
+        int32_t m = INT32_MIN;
+        TE_UNROLL
+        for (int i = 0; i < block_h; ++i) {
+            TE_UNROLL
+            for (int j = 0; j < pairs; ++j) {
+                const te_sums s = te_row3_pair(p, rows, i * p->stride_h, j, c);
+                m = te_max(m, 2 * j + 1 < block_w ? te_max(s.a0, s.a1) : s.a0);
+            }
+        }
+        out[oc] = (int8_t)te_clamp(te_output(m, multiplier, shift, p->fast, p->output_offset, p->act_min,
+                                             p->act_max), p->pool_min, p->pool_max);
+    }
+}
+
+TE_INLINE void te_conv_row3(const te_conv_params *p, const int8_t *input, int8_t *output) {
+    if (p->pool_h) {
+        for (int qy = 0; qy < p->pool_out_h; ++qy) {
+            for (int qx = 0; qx < p->pool_out_w; ++qx) {
+                te_row3_block(p, input, output + ((long)qy * p->pool_out_w + qx) * p->out_c, qy * p->pool_h,
+                              qx * p->pool_w, p->pool_h, p->pool_w, 0);
+            }
+        }
+        return;
+    }
+    for (int oy = 0; oy < p->out_h; ++oy) {
+        for (int ox = 0; ox < p->out_w; ox += 2) {
+            te_row3_block(p, input, output + ((long)oy * p->out_w + ox) * p->out_c, oy, ox, 1, 2,
+                          ox + 1 < p->out_w);
+        }
+    }
+}
+
 /* col: scratch of widened columns (depth int16 each), one per pixel gathered in a pass (generate.py's _gathered:
    two, or a pool window's). With a pool
    taken in (generate.py's fuse), each pass makes one pooled pixel. A direct 1x1 convolution may write over its own
@@ -295,6 +450,10 @@ TE_INLINE void te_conv_pooled(const te_conv_params *p, const int8_t *input, int8
    wider output) the pixels go last to first, so no pass overwrites a pixel still to be read. */
 TE_INLINE void te_conv2d(const te_conv_params *p, const int8_t *input, int8_t *output, int16_t *col) {
     const int pixels = p->out_h * p->out_w;
+    if (p->channels) {
+        te_conv_row3(p, input, output);
+        return;
+    }
     if (p->pool_h) {
         for (int q = 0; q < p->pool_out_h * p->pool_out_w; ++q) {
             te_conv_pooled(p, input, output, col, q);

@@ -21,6 +21,9 @@ typedef struct {
                                                      depthwise: [k_h][k_w][out_c] */
     const int32_t *bias;                          /* bias + input_offset * sum of the channel's weights */
     const int32_t *multipliers, *shifts;
+    const int32_t *channels;                      /* conv by te_conv_row3 (one input channel, 3 wide), else NULL:
+                                                     per output channel k_h pairs of words ((w0, w2) as int16
+                                                     halves, w1), its bias, multiplier and shift */
 } te_conv_params;
 
 typedef struct {
